@@ -1,0 +1,138 @@
+"""The one config: every hyper-parameter of the lab with the lab's defaults, plus ours.
+
+Profiles are named sets of overrides on top of the lab's defaults; a notebook's ``parameters`` cell
+mirrors these fields as flat literals and builds the config with :func:`make_config`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Lab4Error
+
+
+@dataclass
+class Config:
+    # experiment
+    name: str = "cyclical"
+    profile: str = "lab"               # lab | quick | full | tiny (see PROFILES)
+    data_root: str = ""                # "" = SynthDance generated under data/ for `synth_preset`
+    synth_preset: str = "small"
+    run_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    # model (the lab's F_dim, L_dim, N_dim, D_out_dim)
+    F_dim: int = 128
+    L_dim: int = 32
+    N_dim: int = 12
+    D_out_dim: int = 192
+    frame_H: int = 32
+    frame_W: int = 64
+    # optimisation (the lab's)
+    batch_size: int = 2
+    lr: float = 1e-3
+    milestones: tuple = (2, 5)
+    gamma: float = 0.1
+    clip_grad: float = 1.0
+    num_epoch: int = 70
+    per_save: int = 3
+    partial: float = 1.0
+    fast_train: bool = False
+    fast_partial: float = 0.4
+    fast_train_epoch: int = 5
+    train_vi_len: int = 16
+    # teacher forcing
+    tfr: float = 1.0
+    tfr_sde: int = 10
+    tfr_d_step: float = 0.1
+    tfr_per_epoch: bool = False        # the lab's template draws once per epoch; default per batch
+    # KL annealing
+    kl_anneal_type: str = "cyclical"   # cyclical | monotonic | none
+    kl_anneal_cycle: int = 10
+    kl_anneal_ratio: float = 1.0
+    # evaluation
+    val_every: int = 1                 # epochs between validation rollouts (0 = only at the end)
+    # speed options (no effect on the model's structure; each has a CPU correctness test)
+    amp: bool = False                  # bf16 autocast on CUDA; losses and KL stay fp32
+    channels_last: bool = False
+    compile: bool = False              # torch.compile of the per-frame step
+    fused_adam: bool = False
+    cuda_graphs: bool = False          # CUDA-graph the rollout step
+    data_on_device: bool = True        # uint8 dataset resident on the device; clips by indexing
+    progress: bool = True
+
+    def replace(self, **kw) -> "Config":
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def save(self, path) -> None:
+        from .checkpoint import atomic_write_text
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path) -> "Config":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise Lab4Error(f"{path}: cannot read config ({e})") from None
+        return make_config(**{k: v for k, v in d.items() if k in FIELDS})
+
+
+FIELDS = {f.name for f in dataclasses.fields(Config)}
+
+# Overrides on top of the lab's defaults. `quick` is sized for 2 CPU cores (a few minutes a run);
+# `full` is the lab's budget with the GPU fast path; `tiny` is for tests (seconds).
+PROFILES: dict[str, dict] = {
+    "lab": {},
+    "full": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
+                 fused_adam=True, cuda_graphs=True, val_every=5),
+    "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=48, batch_size=8, lr=2e-3,
+                  num_epoch=10, milestones=(6, 9), tfr_sde=3, tfr_d_step=0.2, kl_anneal_cycle=4,
+                  kl_anneal_ratio=0.5, per_save=1, val_every=1),
+    "tiny": dict(synth_preset="tiny", F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, batch_size=2, num_epoch=2,
+                 milestones=(1,), tfr_sde=1, per_save=1, val_every=1, kl_anneal_cycle=2, progress=False),
+}
+
+
+def make_config(profile: str = "lab", **overrides) -> Config:
+    """Lab defaults, then the profile's overrides, then the caller's (unknown keys are an error)."""
+    if profile not in PROFILES:
+        raise Lab4Error(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    unknown = set(overrides) - FIELDS
+    if unknown:
+        raise Lab4Error(f"unknown config field(s): {', '.join(sorted(unknown))}")
+    kw = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}, "profile": profile}
+    if "milestones" in kw:
+        kw["milestones"] = tuple(kw["milestones"])
+    cfg = Config(**kw)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Reject settings that would only fail later, deep inside training, with a one-line reason."""
+    checks = [
+        (cfg.batch_size >= 1, "batch_size must be >= 1"),
+        (cfg.lr > 0, "lr must be > 0"),
+        (cfg.num_epoch >= 1, "num_epoch must be >= 1"),
+        (0 < cfg.partial <= 1, "partial must be in (0, 1]"),
+        (0 < cfg.fast_partial <= 1, "fast_partial must be in (0, 1]"),
+        (cfg.train_vi_len >= 2, "train_vi_len must be >= 2"),
+        (0 <= cfg.tfr <= 1, "tfr must be in [0, 1]"),
+        (cfg.tfr_d_step >= 0, "tfr_d_step must be >= 0"),
+        (cfg.kl_anneal_type.lower() in ("cyclical", "monotonic", "none"),
+         "kl_anneal_type must be cyclical, monotonic or none"),
+        (cfg.kl_anneal_cycle >= 1, "kl_anneal_cycle must be >= 1"),
+        (0 < cfg.kl_anneal_ratio <= 1, "kl_anneal_ratio must be in (0, 1]"),
+        (cfg.per_save >= 1, "per_save must be >= 1"),
+        (cfg.frame_H % 4 == 0 and cfg.frame_W % 4 == 0 and cfg.frame_H > 0, "frame_H/frame_W must be multiples of 4"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise Lab4Error(f"bad config: {msg}")

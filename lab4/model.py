@@ -1,0 +1,223 @@
+"""The lab's conditional VAE, module for module (see the lab spec), written for speed-friendly use.
+
+The layer plan, channel plan and quirks (a LeakyReLU of slope 1.0, i.e. the identity, where the lab
+writes ``LeakyReLU(True)``) are the lab's; only the way frames are batched through them is ours.
+Shapes: B batch, T frames, H=32, W=64 at the lab's resolution.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as Fn
+
+
+class ResidualBlock(nn.Module):
+    """3x3 conv -> LeakyReLU -> 3x3 conv -> LeakyReLU, plus a (1x1-projected) skip."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.act = nn.LeakyReLU(0.01)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x):
+        return self.act(self.conv2(self.act(self.conv1(x)))) + self.skip(x)
+
+
+class DepthConv(nn.Module):
+    """1x1 conv -> LeakyReLU -> 3x3 depthwise conv -> 1x1 conv, plus a (1x1-projected) skip."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.pw1 = nn.Conv2d(cin, cin, 1)
+        self.act = nn.LeakyReLU(0.01)
+        self.dw = nn.Conv2d(cin, cin, 3, padding=1, groups=cin)
+        self.pw2 = nn.Conv2d(cin, cout, 1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x):
+        return self.pw2(self.dw(self.act(self.pw1(x)))) + self.skip(x)
+
+
+class ConvFFN(nn.Module):
+    """Gated 1x1 feed-forward: conv c->4c, a * LeakyReLU(0.1)(b), conv 2c->c, plus the input."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.expand = nn.Conv2d(c, 4 * c, 1)
+        self.act = nn.LeakyReLU(0.1)
+        self.project = nn.Conv2d(2 * c, c, 1)
+
+    def forward(self, x):
+        a, b = self.expand(x).chunk(2, dim=1)
+        return self.project(a * self.act(b)) + x
+
+
+class DepthConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int | None = None):
+        cout = cin if cout is None else cout
+        super().__init__(DepthConv(cin, cout), ConvFFN(cout))
+
+
+class RGBEncoder(nn.Sequential):
+    """Frame encoder 3 -> F at full resolution (the lab's RGB_Encoder)."""
+
+    def __init__(self, F: int):
+        super().__init__(
+            ResidualBlock(3, F // 8), DepthConvBlock(F // 8),
+            ResidualBlock(F // 8, F // 4), DepthConvBlock(F // 4),
+            ResidualBlock(F // 4, F // 2), DepthConvBlock(F // 2),
+            nn.Conv2d(F // 2, F, 3, padding=1),
+        )
+
+
+class LabelEncoder(nn.Sequential):
+    """Pose encoder 3 -> L (the lab's Label_Encoder; its LeakyReLU(True) has slope 1.0)."""
+
+    def __init__(self, L: int):
+        super().__init__(
+            nn.ReflectionPad2d(3), nn.Conv2d(3, L // 2, 7), nn.BatchNorm2d(L // 2),
+            nn.LeakyReLU(True), ResidualBlock(L // 2, L),
+        )
+
+
+class GaussianPredictor(nn.Module):
+    """Posterior q(z | x_t, P_t): (F+L) features -> mu, logvar, each (B, N, H, W)."""
+
+    def __init__(self, cin: int, N: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            ResidualBlock(cin, N // 4), DepthConvBlock(N // 4),
+            ResidualBlock(N // 4, N // 2), DepthConvBlock(N // 2),
+            ResidualBlock(N // 2, N), nn.LeakyReLU(True), nn.Conv2d(N, 2 * N, 1),
+        )
+
+    def forward(self, frame_feat, pose_feat):
+        mu, logvar = self.net(torch.cat([frame_feat, pose_feat], dim=1)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class DecoderFusion(nn.Sequential):
+    """Fuses (previous-frame features, pose features, z) -> D channels (the lab's Decoder_Fusion)."""
+
+    def __init__(self, C: int, D: int):
+        super().__init__(
+            DepthConvBlock(C), ResidualBlock(C, C // 4), DepthConvBlock(C // 4, C // 2),
+            ResidualBlock(C // 2, C // 2), DepthConvBlock(C // 2, D // 2), nn.Conv2d(D // 2, D, 1),
+        )
+
+
+class Generator(nn.Sequential):
+    """D channels -> RGB frame, no output activation (as in the lab)."""
+
+    def __init__(self, D: int):
+        super().__init__(
+            DepthConvBlock(D), ResidualBlock(D, D // 2), DepthConvBlock(D // 2),
+            ResidualBlock(D // 2, D // 4), DepthConvBlock(D // 4), ResidualBlock(D // 4, D // 8),
+            DepthConvBlock(D // 8), nn.Conv2d(D // 8, 3, 1),
+        )
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps keeps the sample differentiable in mu and logvar."""
+    return mu + torch.exp(logvar / 2) * torch.randn_like(mu)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(q || N(0, I)) summed over every latent element, divided by the batch size (the lab's)."""
+    mu, logvar = mu.float(), logvar.float()
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / mu.shape[0]
+
+
+class CVAE(nn.Module):
+    """The five lab modules plus the two things training and testing need: a clip loss and a rollout."""
+
+    def __init__(self, F: int = 128, L: int = 32, N: int = 12, D: int = 192):
+        super().__init__()
+        for name, v, m in (("F", F, 8), ("L", L, 2), ("N", N, 4), ("D", D, 8)):
+            if v <= 0 or v % m:
+                raise ValueError(f"model dim {name}={v} must be a positive multiple of {m}")
+        if (F + L + N) % 4:
+            raise ValueError(f"F+L+N={F + L + N} must be a multiple of 4")
+        self.dims = dict(F=F, L=L, N=N, D=D)
+        self.frame_transformation = RGBEncoder(F)
+        self.label_transformation = LabelEncoder(L)
+        self.Gaussian_Predictor = GaussianPredictor(F + L, N)
+        self.Decoder_Fusion = DecoderFusion(F + L + N, D)
+        self.Generator = Generator(D)
+
+    # -- one predicted frame ---------------------------------------------------------------
+    def decode(self, prev_feat, pose_feat, z):
+        """(B, F, H, W), (B, L, H, W), (B, N, H, W) -> predicted frame (B, 3, H, W)."""
+        return self.Generator(self.Decoder_Fusion(torch.cat([prev_feat, pose_feat, z], dim=1)))
+
+    def step(self, prev_feat, pose_feat, target_feat):
+        """One training step of the recurrence: posterior from the target, decode from the previous."""
+        mu, logvar = self.Gaussian_Predictor(target_feat, pose_feat)
+        z = reparameterize(mu, logvar)
+        return self.decode(prev_feat, pose_feat, z), mu, logvar
+
+    # -- a clip of frames --------------------------------------------------------------------
+    def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None):
+        """Loss of a clip batch: frames, poses (B, T, 3, H, W) in [0, 1]; frames 2..T are predicted.
+
+        Returns total (summed over the T-1 frames, as in the lab), MSE and KL (likewise summed) and
+        the per-frame terms (T-1,). With teacher forcing every step sees the true previous frame, so
+        all T-1 steps run as one batch; without it each step feeds the last prediction forward.
+        ``step_fn`` lets the fast path pass a compiled version of :meth:`step`.
+        """
+        B, T = frames.shape[:2]
+        step_fn = step_fn or self.step
+        flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
+        frame_feat = self.frame_transformation(flat).unflatten(0, (B, T))  # (B, T, F, H, W)
+        pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
+        if teacher_forcing:
+            pred, mu, logvar = step_fn(
+                frame_feat[:, :-1].flatten(0, 1), pose_feat[:, 1:].flatten(0, 1), frame_feat[:, 1:].flatten(0, 1)
+            )
+            pred = pred.unflatten(0, (B, T - 1)).transpose(0, 1)  # (T-1, B, 3, H, W)
+            mu = mu.unflatten(0, (B, T - 1)).transpose(0, 1)
+            logvar = logvar.unflatten(0, (B, T - 1)).transpose(0, 1)
+        else:
+            preds, mus, logvars = [], [], []
+            prev_feat = frame_feat[:, 0]
+            for t in range(1, T):
+                p, m, lv = step_fn(prev_feat, pose_feat[:, t], frame_feat[:, t])
+                preds.append(p), mus.append(m), logvars.append(lv)
+                if t < T - 1:
+                    prev_feat = self.frame_transformation(p)
+            pred, mu, logvar = torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, ...)
+        target = frames[:, 1:].transpose(0, 1).float()  # (T-1, B, 3, H, W)
+        mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
+        kl_t = -0.5 * torch.sum(1 + logvar.float() - mu.float().pow(2) - logvar.float().exp(), dim=(1, 2, 3, 4)) / B
+        mse, kl = mse_t.sum(), kl_t.sum()
+        return dict(loss=mse + beta * kl, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
+
+    # -- generation from the prior -----------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, first_frame, poses, generator: torch.Generator | None = None, step_fn=None):
+        """Autoregressive generation with z ~ N(0, I).
+
+        first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W) whose frame 0 is
+        the given one. Raw (unclamped) outputs are fed back, as in the lab; callers clamp for metrics.
+        """
+        B, T = poses.shape[:2]
+        N, (H, W) = self.dims["N"], poses.shape[-2:]
+        pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
+        step_fn = step_fn or self.rollout_step
+        out = [first_frame]
+        prev = first_frame
+        for t in range(1, T):
+            z = torch.randn((B, N, H, W), generator=generator, device=poses.device, dtype=pose_feat.dtype)
+            prev = step_fn(prev, pose_feat[:, t], z)
+            out.append(prev)
+        return torch.stack(out, dim=1)
+
+    def rollout_step(self, prev, pose_feat, z):
+        """One generation step from raw pixels; the unit that CUDA graphs / compile capture."""
+        return self.decode(self.frame_transformation(prev), pose_feat, z)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,95 @@
+"""One figure style for the README, the notebooks and the LaTeX report (sized for its text width)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "widget", "ipympl"):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+TEXT_WIDTH_IN = 6.3  # report/main.tex: A4 with 2.5 cm margins
+STRATEGY_COLORS = {"cyclical": "#1f77b4", "monotonic": "#d62728", "none": "#2ca02c"}
+BASELINE_STYLE = dict(color="0.45", ls="--", lw=1.0)
+
+
+def use_style() -> None:
+    plt.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "font.size": 9, "axes.titlesize": 9,
+        "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": True,
+        "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.3,
+        "pdf.fonttype": 42,
+    })
+
+
+def figure(rows: int = 1, cols: int = 1, height: float = 2.4, width: float = TEXT_WIDTH_IN, **kw):
+    use_style()
+    return plt.subplots(rows, cols, figsize=(width, height), **kw)
+
+
+def color_for(name: str, i: int = 0) -> str:
+    for key, c in STRATEGY_COLORS.items():
+        if name.lower().startswith(key):
+            return c
+    return f"C{(i + 3) % 10}"
+
+
+def save(fig, stem, formats=("pdf", "png")) -> list[Path]:
+    """Write ``stem.pdf`` (for LaTeX) and ``stem.png`` (for the README) and close the figure."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in formats:
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, metadata={"CreationDate": None} if ext == "pdf" else None)
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def plot_psnr_run(path, res: dict, title: str = "") -> None:
+    """PSNR per generated frame of one rollout, with the repeat-the-first-frame baseline."""
+    fig, ax = figure(height=2.4)
+    ax.plot(res["frame"], res["psnr"], color=color_for(title), label=f"{title or 'model'} "
+            f"(mean {res['mean_psnr']:.2f} dB)")
+    ax.plot(res["frame"], res["baseline_psnr"], **BASELINE_STYLE,
+            label=f"repeat first frame (mean {res['baseline_mean_psnr']:.2f} dB)")
+    ax.set(xlabel="frame index", ylabel="PSNR (dB)", title="Validation PSNR per frame")
+    ax.legend(loc="upper right")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def strip_image(gt: torch.Tensor, pred: torch.Tensor, n: int = 8) -> np.ndarray:
+    """Ground truth (uint8) above generated (float) at ``n`` evenly spaced frames -> (2H+gap, n*W, 3)."""
+    T = min(len(gt), len(pred))
+    idx = np.linspace(0, T - 1, n).round().astype(int)
+    g = gt[idx].permute(0, 2, 3, 1).numpy()                                     # (n, H, W, 3) uint8
+    p = (pred[idx].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (n, H, W, 3)
+    H, W = g.shape[1:3]
+    canvas = np.full((2 * H + 2, n * (W + 2) - 2, 3), 255, np.uint8)
+    for j in range(n):
+        canvas[:H, j * (W + 2):j * (W + 2) + W] = g[j]
+        canvas[H + 2:, j * (W + 2):j * (W + 2) + W] = p[j]
+    return canvas, idx
+
+
+def save_strip(path, gt: torch.Tensor, pred: torch.Tensor, n: int = 8, title: str = "") -> None:
+    img, idx = strip_image(gt, pred, n)
+    fig, ax = figure(height=TEXT_WIDTH_IN * img.shape[0] / img.shape[1] + 0.5)
+    ax.imshow(img, interpolation="nearest")
+    H = (img.shape[0] - 2) // 2
+    W = (img.shape[1] + 2) // n - 2
+    ax.set_xticks([j * (W + 2) + W / 2 for j in range(n)], [str(i) for i in idx])
+    ax.set_yticks([H / 2, H + 2 + H / 2], ["ground truth", "generated"])
+    ax.grid(False)
+    ax.set_xlabel("frame index")
+    if title:
+        ax.set_title(title)
+    for s in ax.spines.values():
+        s.set_visible(False)
+    fig.savefig(path)
+    plt.close(fig)

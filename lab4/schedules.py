@@ -1,0 +1,69 @@
+"""KL-annealing and teacher-forcing schedules, as pure functions of training progress.
+
+Progress is measured in fractional epochs (``epoch + iteration / iters_per_epoch``) so that beta
+moves smoothly within an epoch and the schedule is the same whatever the batch size.
+"""
+from __future__ import annotations
+
+import random
+
+KL_TYPES = ("cyclical", "monotonic", "none")
+
+
+def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, ratio: float = 1.0) -> float:
+    """beta at fractional epoch ``progress`` of a run of ``total_epochs`` (Fu et al. 2019).
+
+    cyclical: ``n_cycle`` cycles over the run; in each, beta climbs linearly from 0 to 1 over the
+    first ``ratio`` of the cycle and then holds 1. monotonic: one such ramp over the first ``ratio`` of
+    the whole run. none: beta = 1 throughout.
+    """
+    kind = kind.lower()
+    if kind not in KL_TYPES:
+        raise ValueError(f"kl_anneal_type must be one of {', '.join(KL_TYPES)}, got {kind!r}")
+    if kind == "none":
+        return 1.0
+    if not 0 < ratio <= 1:
+        raise ValueError(f"kl_anneal_ratio must be in (0, 1], got {ratio}")
+    cycles = 1 if kind == "monotonic" else n_cycle
+    if cycles < 1:
+        raise ValueError(f"kl_anneal_cycle must be >= 1, got {n_cycle}")
+    period = total_epochs / cycles
+    pos = (progress % period) / period if progress < total_epochs else 1.0  # position in the cycle
+    return min(1.0, pos / ratio)
+
+
+def teacher_forcing_ratio(epoch: int, tfr: float = 1.0, sde: int = 10, d_step: float = 0.1) -> float:
+    """Ratio at 0-based ``epoch``: ``tfr`` before epoch ``sde``, then ``d_step`` less each epoch, floor 0.
+
+    Matches the lab's template, which lowers the ratio after every epoch once ``current_epoch >= sde``.
+    """
+    if not 0 <= tfr <= 1:
+        raise ValueError(f"tfr must be in [0, 1], got {tfr}")
+    return max(0.0, tfr - d_step * max(0, epoch - sde + 1))
+
+
+class TeacherForcing:
+    """Draws whether a batch (or, with ``per_epoch``, a whole epoch) uses teacher forcing."""
+
+    def __init__(self, tfr: float, sde: int, d_step: float, per_epoch: bool = False, seed: int = 0):
+        self.tfr, self.sde, self.d_step, self.per_epoch = tfr, sde, d_step, per_epoch
+        self.rng = random.Random(seed)
+        self._epoch_draw: tuple[int, bool] | None = None
+
+    def ratio(self, epoch: int) -> float:
+        return teacher_forcing_ratio(epoch, self.tfr, self.sde, self.d_step)
+
+    def draw(self, epoch: int) -> bool:
+        if self.per_epoch:
+            if self._epoch_draw is None or self._epoch_draw[0] != epoch:
+                self._epoch_draw = (epoch, self.rng.random() < self.ratio(epoch))
+            return self._epoch_draw[1]
+        return self.rng.random() < self.ratio(epoch)
+
+    def state_dict(self):
+        return {"rng": self.rng.getstate(), "epoch_draw": self._epoch_draw}
+
+    def load_state_dict(self, state):
+        rng = state["rng"]
+        self.rng.setstate((rng[0], tuple(rng[1]), rng[2]))
+        self._epoch_draw = tuple(state["epoch_draw"]) if state["epoch_draw"] is not None else None
