@@ -5,6 +5,7 @@ moves smoothly within an epoch and the schedule is the same whatever the batch s
 """
 from __future__ import annotations
 
+import math
 import random
 
 KL_TYPES = ("cyclical", "monotonic", "none")
@@ -27,8 +28,12 @@ def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, 
     cycles = 1 if kind == "monotonic" else n_cycle
     if cycles < 1:
         raise ValueError(f"kl_anneal_cycle must be >= 1, got {n_cycle}")
-    period = total_epochs / cycles
-    pos = (progress % period) / period if progress < total_epochs else 1.0  # position in the cycle
+    if progress >= total_epochs:
+        return 1.0
+    # cycles elapsed, rounded so that float error never puts a cycle boundary just before 1.0
+    x = progress * cycles / total_epochs
+    x = round(x) if abs(x - round(x)) < 1e-9 else x
+    pos = x - math.floor(x)  # position in the cycle
     return min(1.0, pos / ratio)
 
 

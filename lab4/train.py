@@ -118,9 +118,10 @@ class Trainer:
                 self.train_epoch(self.epoch)
                 self.epoch += 1
                 self.scheduler.step()
+                # metrics first: a death between the two writes leaves extra rows (dropped on resume), never a gap
+                self.write_metrics()
                 if self.epoch % self.cfg.per_save == 0 or self.epoch == self.cfg.num_epoch:
                     self.save(self.run_dir / "last.pt")
-                self.write_metrics()
                 self._trigger("on_epoch_end", self.rows[-1])
         finally:
             lock.release()

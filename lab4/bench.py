@@ -1,0 +1,266 @@
+"""Training and rollout throughput: the lab's execution against this repository's fast path.
+
+    python -m lab4.bench [--device auto] [--seconds S] [--out bench.json] [--data-root DIR] [--dims F,L,N,D]
+
+Reference = the lab's way: eager fp32, batch 2, a DataLoader whose Dataset opens and decodes the 16
+PNGs of each clip (and their poses) with PIL per item, plain Adam, and the lab's training step, which
+walks the 15 predicted frames one at a time. Fast path = uint8 dataset resident on the device
+(ClipSampler.gather), bf16 autocast (CUDA only), channels_last, fused Adam (CUDA only), the 15
+teacher-forced frames batched through one torch.compile'd step, a larger batch.
+Both modes run with teacher forcing ON (the lab's first epochs; its template draws one coin per epoch).
+On CPU the run is scaled down (fewer seconds, smaller fast batch, shorter rollouts) to finish in ~3 min;
+rollout times for 630 frames are then extrapolated from the measured per-frame time and marked so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision import transforms
+
+from . import data as D
+from .config import make_config
+from .train import build_model, compiled_steps, pick_device
+
+EPOCH_FRAMES = 1463 * 15  # 23,410 training frames cut into 16-frame clips, 15 predicted per clip
+ROLLOUT_FRAMES = 630
+CLIP = 16
+
+
+class PNGClips(Dataset):
+    """The lab's loader: each item opens and decodes the PNGs of one non-overlapping 16-frame clip."""
+
+    def __init__(self, root, H=32, W=64):
+        self.pairs = D.scan_pairs(*D.split_dirs(root, "train"))
+        self.tf = transforms.Compose([transforms.Resize((H, W)), transforms.ToTensor()])
+
+    def __len__(self):
+        return len(self.pairs) // CLIP
+
+    def __getitem__(self, i):
+        pairs = self.pairs[i * CLIP:(i + 1) * CLIP]
+        frames = torch.stack([self.tf(Image.open(a).convert("RGB")) for a, _ in pairs])
+        poses = torch.stack([self.tf(Image.open(b).convert("RGB")) for _, b in pairs])
+        return frames, poses
+
+
+def lab_clip_loss(model, frames, poses, beta=1.0):
+    """The lab template's training step with teacher forcing: one frame at a time, 15 model calls."""
+    loss = 0.0
+    for t in range(1, frames.shape[1]):
+        prev = model.frame_transformation(frames[:, t - 1])
+        target = model.frame_transformation(frames[:, t])
+        pose = model.label_transformation(poses[:, t])
+        pred, mu, logvar = model.step(prev, pose, target)
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / frames.shape[0]
+        loss = loss + torch.nn.functional.mse_loss(pred, frames[:, t]) + beta * kl
+    return loss
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_loop(step, device, seconds, min_iters):
+    """Run ``step`` until ``seconds`` have passed and at least ``min_iters`` ran -> (iters, seconds)."""
+    sync(device)
+    t0, n = time.perf_counter(), 0
+    while n < min_iters or time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    sync(device)
+    return n, time.perf_counter() - t0
+
+
+def train_update(model, opt, loss):
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+def bench_reference(root, dims, device, seconds, min_iters, workers):
+    torch.manual_seed(0)
+    model = build_model(make_config(F_dim=dims[0], L_dim=dims[1], N_dim=dims[2], D_out_dim=dims[3]), device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(PNGClips(root), batch_size=2, shuffle=True, drop_last=True, num_workers=workers,
+                        persistent_workers=workers > 0)
+    it = iter(loader)
+
+    def step():
+        nonlocal it
+        try:
+            frames, poses = next(it)
+        except StopIteration:
+            it = iter(loader)
+            frames, poses = next(it)
+        frames, poses = frames.to(device), poses.to(device)
+        train_update(model, opt, lab_clip_loss(model, frames, poses))
+
+    step()  # warm-up (cuDNN autotune, worker start)
+    n, s = timed_loop(step, device, seconds, min_iters)
+    return dict(batch=2, iters=n, seconds=round(s, 3), frames_per_s=n * 2 * (CLIP - 1) / s, workers=workers)
+
+
+def bench_fast(split, dims, device, seconds, min_iters, batch):
+    cfg = make_config("full", F_dim=dims[0], L_dim=dims[1], N_dim=dims[2], D_out_dim=dims[3], batch_size=batch)
+    torch.manual_seed(0)
+    model = build_model(cfg, device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=(device.type == "cuda") or None)
+    train_step, rollout_step = compiled_steps(model, cfg, device)
+    amp = device.type == "cuda"
+    frames_all, poses_all = split.frames.to(device), split.poses.to(device)
+    sampler = D.ClipSampler(len(frames_all), CLIP, batch, seed=0)
+    pool = [b for b in sampler.batches() if len(b) == batch] * 1000
+    k = 0
+
+    def step():
+        nonlocal k
+        starts, k = pool[k % len(pool)], k + 1
+        frames = D.to_float(sampler.gather(frames_all, starts))
+        poses = D.to_float(sampler.gather(poses_all, starts))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            out = model.clip_loss(frames, poses, 1.0, True, step_fn=train_step)
+        train_update(model, opt, out["loss"])
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(3):  # compile, then the steady state (CUDA graphs need a couple of calls)
+        step()
+    sync(device)
+    warm = time.perf_counter() - t0
+    n, s = timed_loop(step, device, seconds, min_iters)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    res = dict(batch=batch, iters=n, seconds=round(s, 3), frames_per_s=n * batch * (CLIP - 1) / s,
+               warmup_compile_s=round(warm, 2), peak_gpu_mem_gib=None if peak is None else round(peak, 3))
+    return res, model, rollout_step, (frames_all, poses_all, sampler, pool[0], amp)
+
+
+def count_gflop(model, batch_data):
+    """GFLOP per predicted training frame (fwd+bwd of the fast path's loss) and per generated frame."""
+    frames_all, poses_all, sampler, starts, amp = batch_data
+    frames = D.to_float(sampler.gather(frames_all, starts))
+    poses = D.to_float(sampler.gather(poses_all, starts))
+    with FlopCounterMode(display=False) as fc:
+        out = model.clip_loss(frames, poses, 1.0, True)
+        out["loss"].backward()
+    model.zero_grad(set_to_none=True)
+    train = fc.get_total_flops() / (len(starts) * (CLIP - 1)) / 1e9
+    dims = model.dims
+    first = frames[:1, 0]
+    pose_feat = model.label_transformation(poses[:1, 1])
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model.rollout_step(first, pose_feat, torch.zeros(1, dims["N"], *first.shape[-2:], device=first.device))
+    return train, fc.get_total_flops() / 1e9
+
+
+def time_rollout(model, first, poses, step_fn, device):
+    model.eval()
+    gen = torch.Generator(device=device).manual_seed(0)
+    model.rollout(first, poses[:, :4], generator=gen, step_fn=step_fn)  # warm-up / compile / graph capture
+    sync(device)
+    t0 = time.perf_counter()
+    model.rollout(first, poses, generator=gen, step_fn=step_fn)
+    sync(device)
+    s = time.perf_counter() - t0
+    model.train()
+    T = poses.shape[1]
+    return dict(frames=T, seconds=round(s, 3), seconds_630=round(s * (ROLLOUT_FRAMES - 1) / (T - 1), 3),
+                extrapolated=T != ROLLOUT_FRAMES)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lab4.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seconds", type=float, default=None, help="timed seconds per training mode (CPU 8, GPU 30)")
+    ap.add_argument("--out", default="bench.json")
+    ap.add_argument("--data-root", default="")
+    ap.add_argument("--dims", default="128,32,12,192", help="F,L,N,D (the lab's defaults)")
+    ap.add_argument("--batch", type=int, default=None, help="fast-path batch (CPU 4, GPU 16)")
+    ap.add_argument("--rollout-frames", type=int, default=None, help="frames rolled out (CPU 16, GPU 630)")
+    ap.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (CPU 0, GPU 4)")
+    a = ap.parse_args(argv)
+    device = pick_device(a.device)
+    cpu = device.type == "cpu"
+    dims = tuple(int(v) for v in a.dims.split(","))
+    seconds = a.seconds if a.seconds is not None else (8.0 if cpu else 30.0)
+    batch = a.batch or (4 if cpu else 16)
+    T = a.rollout_frames or (16 if cpu else ROLLOUT_FRAMES)
+    workers = a.workers if a.workers is not None else (0 if cpu else min(4, os.cpu_count() or 1))
+    min_iters = 2 if cpu else 10
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    root = D.resolve_data_root(a.data_root, "small")
+    train, val = D.load_split(root, "train"), D.load_split(root, "val")
+    print(f"device {device} | torch {torch.__version__} | dims F,L,N,D={dims} | data {root}", flush=True)
+
+    ref = bench_reference(root, dims, device, seconds, min_iters, workers)
+    print(f"reference: {ref['frames_per_s']:.2f} frames/s", flush=True)
+    fast, model, rollout_step, batch_data = bench_fast(train, dims, device, seconds, min_iters, batch)
+    print(f"fast path: {fast['frames_per_s']:.2f} frames/s (warm-up incl. compile {fast['warmup_compile_s']} s)",
+          flush=True)
+    gflop_train, gflop_infer = count_gflop(model, batch_data)
+
+    # Rollouts: fp32, batch 1 for validation; CUDA-graphed outputs are overwritten by the next replay,
+    # so the compiled step's output is cloned before the rollout keeps it.
+    compiled = None if rollout_step is None else (lambda p, f, z: rollout_step(p, f, z).clone())
+    first = D.to_float(val.frames[:1]).to(device)
+    vposes = D.to_float(val.poses[None, :T]).to(device)
+    roll_eager = time_rollout(model, first, vposes, None, device)
+    roll_comp = time_rollout(model, first, vposes, compiled, device)
+    seqs = D.load_test(root)
+    firsts = D.to_float(torch.stack([f for f, _ in seqs])).to(device)
+    tposes = D.to_float(torch.stack([p[:T] for _, p in seqs])).to(device)
+    # On CPU a batch of 5 would mean a second inductor compile (dynamic=False): there it runs eager.
+    roll_test = time_rollout(model, firsts, tposes, None if cpu else compiled, device)
+    roll_test["step"] = "eager" if cpu else "compiled"
+
+    ratio = fast["frames_per_s"] / ref["frames_per_s"]
+    result = dict(
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        torch=torch.__version__, dims=dict(zip("FLND", dims)), data_root=str(root), teacher_forcing=True,
+        reference=ref, fast=fast, speedup=round(ratio, 2),
+        epoch_s=dict(reference=round(EPOCH_FRAMES / ref["frames_per_s"], 1),
+                     fast=round(EPOCH_FRAMES / fast["frames_per_s"], 1)),
+        gflop_per_train_frame=round(gflop_train, 2), gflop_per_generated_frame=round(gflop_infer, 2),
+        tflops=dict(reference=round(gflop_train * ref["frames_per_s"] / 1e3, 4),
+                    fast=round(gflop_train * fast["frames_per_s"] / 1e3, 4)),
+        val_rollout_eager=roll_eager, val_rollout_compiled=roll_comp, test_rollout_5_batched=roll_test,
+        peak_gpu_mem_gib=fast["peak_gpu_mem_gib"],
+        notes="teacher forcing on in both modes; reference steps frame by frame as the lab's template does; "
+              "rollouts in fp32; 'compiled' rollout = reduce-overhead (CUDA graphs) on CUDA, inductor on CPU",
+    )
+    rows = [
+        ("device", result["device"]), ("torch", result["torch"]),
+        ("reference train (batch 2, PIL DataLoader, eager fp32)", f"{ref['frames_per_s']:.2f} frames/s"),
+        (f"fast path train (batch {batch}, compiled{', bf16' if not cpu else ''})", f"{fast['frames_per_s']:.2f} frames/s"),
+        ("speed-up fast / reference", f"{ratio:.2f}x"),
+        ("epoch of 23,410 frames: reference / fast", f"{result['epoch_s']['reference']:.0f} s / {result['epoch_s']['fast']:.0f} s"),
+        ("GFLOP per training frame / per generated frame", f"{gflop_train:.2f} / {gflop_infer:.2f}"),
+        ("achieved TFLOP/s: reference / fast", f"{result['tflops']['reference']:.4f} / {result['tflops']['fast']:.4f}"),
+        ("630-frame val rollout, eager" + (" (extrap.)" if roll_eager["extrapolated"] else ""), f"{roll_eager['seconds_630']:.2f} s"),
+        ("630-frame val rollout, compiled" + (" (extrap.)" if roll_comp["extrapolated"] else ""), f"{roll_comp['seconds_630']:.2f} s"),
+        (f"5 test sequences as one batch, {roll_test['step']}" + (" (extrap.)" if roll_test["extrapolated"] else ""), f"{roll_test['seconds_630']:.2f} s"),
+        ("peak GPU memory (fast train)", "n/a (CPU)" if result["peak_gpu_mem_gib"] is None else f"{result['peak_gpu_mem_gib']:.2f} GiB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {a.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

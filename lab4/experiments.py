@@ -1,0 +1,347 @@
+"""The experiment driver: every run of the report is ``notebooks/02_train.ipynb`` executed by papermill.
+
+    python -m lab4.experiments --grid experiments.yaml --profile quick --runs runs/quick [--only NAME ...] [--jobs N]
+    python -m lab4.experiments --figures --runs runs/quick     # notebooks/03_compare.ipynb -> report/build/
+    python -m lab4.experiments --html --runs runs/quick        # executed notebooks -> report/build/html/
+
+Each run lands in ``<runs>/<name>/`` next to its executed notebook. A run whose ``summary.json`` says it
+trained the configured number of epochs is skipped; any other run is (re)started, and the notebook's
+Trainer resumes from ``last.pt``. One failing run never stops the others.
+
+Exit status: 0 all runs done; 1 at least one run failed (each failure is listed with its notebook and
+the cell's error); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing failed but some runs
+were skipped because another driver holds their lock (the grid is incomplete: run again later).
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from .config import FIELDS, PROFILES, make_config
+from .errors import Lab4Error
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
+COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
+KERNEL = "lab4"
+# Config fields that 02_train.ipynb has as flat parameters; any other override travels in its `extra` dict.
+NOTEBOOK_PARAMS = ("name", "profile", "data_root", "synth_preset", "run_dir", "seed", "device", "kl_anneal_type",
+                   "kl_anneal_cycle", "kl_anneal_ratio", "tfr", "tfr_sde", "tfr_d_step", "num_epoch", "batch_size",
+                   "lr")
+DRIVER_SET = {"name", "profile", "run_dir"}  # the driver sets these; a grid may not override them
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
+
+
+@dataclass
+class Run:
+    name: str
+    overrides: dict
+    run_dir: Path
+    profile: str
+
+    @property
+    def notebook(self) -> Path:
+        return self.run_dir / "02_train.ipynb"
+
+
+@dataclass
+class Result:
+    name: str
+    status: str                # done | complete | locked | failed
+    seconds: float = 0.0
+    notebook: str = ""
+    error: str = ""
+    summary: dict = field(default_factory=dict)
+
+
+# -- the grid ----------------------------------------------------------------------------------
+def load_grid(path, profile: str) -> list[tuple[str, dict]]:
+    """(name, overrides) per run of the grid for ``profile``, seeds expanded; Lab4Error on any fault."""
+    import yaml
+    path = Path(path)
+    if profile not in PROFILES:
+        raise Lab4Error(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if not path.is_file():
+        raise Lab4Error(f"{path}: no such grid file")
+    try:
+        grid = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise Lab4Error(f"{path}: bad YAML{line} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+    if not isinstance(grid, dict) or not isinstance(grid.get("experiments"), list):
+        raise Lab4Error(f"{path}: expected a mapping with an 'experiments' list")
+    unknown_top = set(grid) - {"experiments", "seeds"}
+    if unknown_top:
+        raise Lab4Error(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown_top))}")
+    seeds = grid.get("seeds") or {}
+    if not isinstance(seeds, dict) or not all(isinstance(v, list) for v in seeds.values()):
+        raise Lab4Error(f"{path}: 'seeds' must map a profile to a list of seeds")
+    runs = []
+    for i, entry in enumerate(grid["experiments"]):
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise Lab4Error(f"{path}: experiment #{i + 1} needs a 'name'")
+        name = str(entry["name"])
+        if not NAME_RE.match(name):
+            raise Lab4Error(f"{path}: experiment name {name!r} must be letters, digits, '_', '.', '-'")
+        bad = set(entry) - {"name", "overrides", "seeded"}
+        if bad:
+            raise Lab4Error(f"{path}: experiment {name!r}: unknown key(s) {', '.join(sorted(bad))} "
+                            f"(use name, overrides, seeded)")
+        overrides = entry.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise Lab4Error(f"{path}: experiment {name!r}: overrides must be a mapping")
+        unknown = set(overrides) - FIELDS
+        if unknown:
+            raise Lab4Error(f"{path}: experiment {name!r}: unknown config field(s) {', '.join(sorted(unknown))}")
+        fixed = set(overrides) & DRIVER_SET
+        if fixed:
+            raise Lab4Error(f"{path}: experiment {name!r}: {', '.join(sorted(fixed))} is set by the driver")
+        for seed in (seeds.get(profile, [0]) if entry.get("seeded") else [None]):
+            if seed in (None, 0):
+                runs.append((name, dict(overrides)))
+            else:
+                runs.append((f"{name}-s{seed}", {**overrides, "seed": int(seed)}))
+    names = [n for n, _ in runs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise Lab4Error(f"{path}: duplicate run name(s): {', '.join(dup)}")
+    for name, overrides in runs:  # bad values fail here, in one line, not minutes later in a notebook
+        try:
+            make_config(profile, name=name, **overrides)
+        except (Lab4Error, TypeError, ValueError) as e:
+            raise Lab4Error(f"{path}: experiment {name!r}: {e}") from None
+    return runs
+
+
+def notebook_parameters(run: Run) -> dict:
+    """Papermill parameters for 02_train: flat ones where the notebook has them, the rest in `extra`."""
+    params = dict(name=run.name, profile=run.profile, run_dir=str(run.run_dir), resume=True)
+    if os.environ.get("LAB4_DATA"):
+        params["data_root"] = os.environ["LAB4_DATA"]
+    extra = {}
+    for k, v in run.overrides.items():
+        if k in NOTEBOOK_PARAMS:
+            params[k] = v
+        else:
+            extra[k] = list(v) if isinstance(v, tuple) else v
+    params["extra"] = extra
+    return params
+
+
+def is_complete(run: Run) -> bool:
+    """summary.json is written last by the notebook, so its epoch count says the run is finished."""
+    try:
+        summary = json.loads((run.run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return False
+    want = make_config(run.profile, name=run.name, **run.overrides).num_epoch
+    return summary.get("epochs") == want
+
+
+# -- one run -------------------------------------------------------------------------------------
+def execute(run: Run) -> Result:
+    """Execute 02_train for one run under its driver lock; never raises for a failing notebook."""
+    from filelock import FileLock, Timeout
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run.run_dir / ".driver.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return Result(run.name, "locked")
+    t0 = time.perf_counter()
+    try:
+        if is_complete(run):
+            return Result(run.name, "complete", notebook=str(run.notebook))
+        import papermill as pm
+        try:
+            pm.execute_notebook(str(TRAIN_NB), str(run.notebook), parameters=notebook_parameters(run),
+                                kernel_name=KERNEL, cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as e:
+            return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook), f"{e.ename}: {e.evalue}")
+        except Exception as e:  # a dead kernel, a missing kernel spec: still only this run's problem
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook), f"{type(e).__name__}: {msg}")
+        try:
+            summary = json.loads((run.run_dir / "summary.json").read_text())
+        except (OSError, ValueError):
+            summary = {}
+        return Result(run.name, "done", time.perf_counter() - t0, str(run.notebook), summary=summary)
+    finally:
+        lock.release()
+
+
+def describe(i: int, n: int, r: Result) -> str:
+    head = f"[{i}/{n}] {r.name}:"
+    if r.status == "done":
+        psnr = r.summary.get("mean_psnr")
+        extra = f", val PSNR {psnr:.2f} dB" if isinstance(psnr, (int, float)) else ""
+        return f"{head} done in {r.seconds:.1f}s{extra} -> {r.notebook}"
+    if r.status == "complete":
+        return f"{head} skipped (already complete) -> {r.notebook}"
+    if r.status == "locked":
+        return f"{head} skipped: {r.name} is being run by another process"
+    return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {r.notebook}"
+
+
+def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
+    if not TRAIN_NB.is_file():
+        raise Lab4Error(f"{TRAIN_NB}: the training notebook is missing")
+    entries = load_grid(grid, profile)
+    if only:
+        for pat in only:
+            if not any(fnmatch.fnmatchcase(n, pat) for n, _ in entries):
+                raise Lab4Error(f"--only {pat}: no such run in {grid} (runs: {', '.join(n for n, _ in entries)})")
+        entries = [(n, o) for n, o in entries if any(fnmatch.fnmatchcase(n, p) for p in only)]
+    runs_dir = Path(runs_dir).resolve()
+    runs = [Run(n, o, runs_dir / n, profile) for n, o in entries]
+    n = len(runs)
+    print(f"{n} run(s), profile {profile}, into {runs_dir}" + (f", {jobs} at a time" if jobs > 1 else ""), flush=True)
+    results = []
+    if jobs <= 1:
+        for i, run in enumerate(runs, 1):
+            print(f"[{i}/{n}] {run.name}: running ...", flush=True)
+            results.append(execute(run))
+            print(describe(i, n, results[-1]), flush=True)
+    else:
+        # processes, not threads: each papermill client gets its own main thread and event loop;
+        # the kernels share the CPU cores instead of each spinning up a thread per core
+        old_threads = os.environ.get("OMP_NUM_THREADS")
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+        try:
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = [pool.submit(execute, run) for run in runs]
+                for i, fut in enumerate(as_completed(futures), 1):
+                    results.append(fut.result())
+                    print(describe(i, n, results[-1]), flush=True)
+        finally:
+            if old_threads is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+    failed = [r for r in results if r.status == "failed"]
+    locked = [r for r in results if r.status == "locked"]
+    done = sum(r.status in ("done", "complete") for r in results)
+    print(f"{done}/{n} run(s) complete, {len(failed)} failed, {len(locked)} skipped (locked)", flush=True)
+    if failed:
+        print("failed runs (the executed notebooks are kept):", file=sys.stderr)
+        for r in failed:
+            print(f"  {r.name}: {r.notebook}: {r.error}", file=sys.stderr)
+        return EXIT_FAILED
+    if locked:
+        print(f"not finished: {', '.join(r.name for r in locked)} held by another driver; run again when it is done",
+              file=sys.stderr)
+        return EXIT_LOCKED
+    return 0
+
+
+# -- figures and HTML --------------------------------------------------------------------------
+def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> int:
+    if not COMPARE_NB.is_file():
+        raise Lab4Error(f"{COMPARE_NB}: the comparison notebook is missing")
+    runs_dir = Path(runs_dir).resolve()
+    if not runs_dir.is_dir():
+        raise Lab4Error(f"{runs_dir}: no such runs folder (run the experiments first)")
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    params = dict(runs_dir=str(runs_dir))
+    if figures_dir:
+        params["figures_dir"] = str(Path(figures_dir).resolve())
+    if generated_dir:
+        params["generated_dir"] = str(Path(generated_dir).resolve())
+    out = build_dir / COMPARE_NB.name
+    import papermill as pm
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(COMPARE_NB), str(out), parameters=params, kernel_name=KERNEL, cwd=str(NOTEBOOKS),
+                            progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as e:
+        print(f"figures: FAILED ({e.ename}: {e.evalue}) -> {out}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"figures: done in {time.perf_counter() - t0:.1f}s -> {out}")
+    return 0
+
+
+def html_name(nb: Path, runs_dir: Path) -> str:
+    """runs/quick/cyclical/02_train.ipynb -> cyclical__02_train.html (nested runs keep their path)."""
+    rel = nb.relative_to(runs_dir)
+    return "__".join(rel.parent.parts + (rel.stem,)) + ".html"
+
+
+def run_html(runs_dir, build_dir) -> int:
+    import nbformat
+    from nbconvert import HTMLExporter
+    runs_dir, build_dir = Path(runs_dir).resolve(), Path(build_dir).resolve()
+    if not runs_dir.is_dir():
+        raise Lab4Error(f"{runs_dir}: no such runs folder (run the experiments first)")
+    notebooks = [(nb, html_name(nb, runs_dir)) for nb in sorted(runs_dir.glob("**/*.ipynb"))
+                 if ".ipynb_checkpoints" not in nb.parts]
+    compare = build_dir / COMPARE_NB.name
+    if compare.is_file():
+        notebooks.append((compare, compare.stem + ".html"))
+    if not notebooks:
+        raise Lab4Error(f"{runs_dir}: no executed notebooks to export")
+    out_dir = build_dir / "html"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter()
+    failed = 0
+    for nb_path, name in notebooks:
+        try:
+            body, _ = exporter.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+        except Exception as e:
+            print(f"html: FAILED {nb_path} ({type(e).__name__}: {e})", file=sys.stderr)
+            failed += 1
+            continue
+        (out_dir / name).write_text(body, encoding="utf-8")
+        print(f"html: {nb_path} -> {out_dir / name}")
+    return EXIT_FAILED if failed else 0
+
+
+# -- command line ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab4.experiments", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--figures", action="store_true", help="execute notebooks/03_compare.ipynb over --runs")
+    what.add_argument("--html", action="store_true", help="export the executed notebooks to HTML")
+    p.add_argument("--grid", default="experiments.yaml", help="the experiment grid (default experiments.yaml)")
+    p.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
+    p.add_argument("--runs", default="", help="runs folder (default runs/<profile>)")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="run only these runs (shell-style patterns allowed)")
+    p.add_argument("--jobs", type=int, default=1, help="runs executed at the same time (default 1)")
+    p.add_argument("--build", default=str(PROJECT_ROOT / "report" / "build"), help="where figures/html builds go")
+    p.add_argument("--figures-dir", default=None, help="03_compare's figures_dir (default: the notebook's)")
+    p.add_argument("--generated-dir", default=None, help="03_compare's generated_dir (default: the notebook's)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    runs = args.runs or f"runs/{args.profile}"
+    try:
+        if args.jobs < 1:
+            raise Lab4Error("--jobs must be >= 1")
+        if args.figures:
+            return run_figures(runs, args.build, args.figures_dir, args.generated_dir)
+        if args.html:
+            return run_html(runs, args.build)
+        return run_grid(args.grid, args.profile, runs, args.only, args.jobs)
+    except Lab4Error as e:
+        print(f"lab4.experiments: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lab4.experiments: interrupted (re-run to continue; finished runs are kept)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

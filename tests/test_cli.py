@@ -1,0 +1,134 @@
+"""``python -m lab4``: help for every subcommand, train -> evaluate -> predict -> score end to end,
+and exit 2 with one line on stderr (no traceback) for bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lab4.cli import main
+
+torch.set_num_threads(1)
+SUBCOMMANDS = ["make-data", "train", "evaluate", "predict", "score"]
+SMALL = ["--F_dim", "8", "--L_dim", "4", "--N_dim", "4", "--D_out_dim", "8", "--device", "cpu"]
+
+
+def _env(tmp_path):
+    env = dict(os.environ, LAB4_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    env.pop("LAB4_DATA", None)
+    return env
+
+
+def _run(args, tmp_path, cwd):
+    return subprocess.run([sys.executable, "-m", "lab4", *args], cwd=cwd, env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(stderr):
+    # what a terminal shows: tqdm bars (leave=False) are overwritten with '\r', so keep each line's last segment
+    lines = [l.split("\r")[-1] for l in stderr.split("\n")]
+    lines = [l for l in lines if l.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert lines[0].startswith("lab4: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("cmd", SUBCOMMANDS)
+def test_help_exits_zero(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in SUBCOMMANDS)
+
+
+def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    r = _run(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run), "--num_epoch", "1",
+              *SMALL], tmp_path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "trained" in r.stdout
+    assert {"config.json", "metrics.csv", "last.pt"} <= {p.name for p in run.iterdir()}
+    assert json.loads((run / "config.json").read_text())["data_root"] == str(tiny_root)
+
+    r = _run(["evaluate", "--run-dir", str(run), "--device", "cpu"], tmp_path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "validation PSNR" in r.stdout
+    summary = json.loads((run / "val_summary.json").read_text())
+    assert summary["frames"] == 24 and summary["mean_psnr"] > 0
+    assert len((run / "psnr_per_frame.csv").read_text().strip().splitlines()) == 1 + 23
+
+    r = _run(["predict", "--run-dir", str(run), "--device", "cpu"], tmp_path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    sub = run / "submission.csv"
+    lines = sub.read_text().splitlines()
+    assert len(lines) == 1 + 5 * 24 and lines[0].startswith("id,0,1,")
+    assert len(lines[0].split(",")) == 1 + 3 * 32 * 64
+    assert (run / "pred_seq0.gif").is_file()
+
+    out_json = tmp_path / "score.json"
+    r = _run(["score", str(sub), "--gt", str(tiny_root / "test_gt"), "--json", str(out_json)], tmp_path, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "public" in r.stdout and "private" in r.stdout
+    res = json.loads(out_json.read_text())
+    assert 0 < res["public"] < 100 and 0 < res["private"] < 100 and len(res["per_sequence"]) == 5
+
+    # a corrupt checkpoint: exit 2, one line naming the file, no traceback (through a real process)
+    bad = tmp_path / "bad_run"
+    shutil.copytree(run, bad)
+    (bad / "last.pt").write_bytes(b"this is not a checkpoint")
+    r = _run(["evaluate", "--run-dir", str(bad), "--device", "cpu"], tmp_path, tmp_path)
+    assert r.returncode == 2
+    assert str(bad / "last.pt") in _one_line_error(r.stderr)
+
+
+def _main_error(args, capsys):
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert rc == 2
+    return _one_line_error(err)
+
+
+def test_missing_data_root(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LAB4_CACHE", str(tmp_path / "cache"))
+    line = _main_error(["train", "--profile", "tiny", "--data_root", str(tmp_path / "nowhere"),
+                        "--run-dir", str(tmp_path / "r")], capsys)
+    assert str(tmp_path / "nowhere") in line
+
+
+def test_bad_kl_anneal_type(tiny_root, tmp_path, capsys):
+    line = _main_error(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(tmp_path / "r"),
+                        "--kl_anneal_type", "linear"], capsys)
+    assert "kl_anneal_type" in line
+
+
+def test_corrupt_checkpoint_in_process(tiny_run, tmp_path, capsys):
+    bad = tmp_path / "run"
+    shutil.copytree(tiny_run, bad)
+    (bad / "last.pt").write_bytes((tiny_run / "last.pt").read_bytes()[:1000])  # truncated
+    line = _main_error(["evaluate", "--run-dir", str(bad), "--device", "cpu"], capsys)
+    assert str(bad / "last.pt") in line
+
+
+@pytest.mark.parametrize("content", ["", "id,0,1\n0,1,2\n", "garbage\n"])
+def test_malformed_submission_for_score(tiny_root, tmp_path, capsys, content):
+    p = tmp_path / "sub.csv"
+    p.write_text(content)
+    line = _main_error(["score", str(p), "--gt", str(tiny_root / "test_gt")], capsys)
+    assert str(p) in line
+
+
+def test_missing_submission_for_score(tiny_root, tmp_path, capsys):
+    line = _main_error(["score", str(tmp_path / "none.csv"), "--gt", str(tiny_root / "test_gt")], capsys)
+    assert "none.csv" in line

@@ -1,0 +1,154 @@
+"""The Trainer: the loss goes down, metrics.csv and config.json, determinism and exact resume."""
+import math
+
+import pytest
+import torch
+
+from lab4 import data as D
+from lab4.config import Config, make_config
+from lab4.train import METRIC_FIELDS, Trainer, read_metrics
+
+torch.set_num_threads(1)  # 2 shared cores: one thread per process is far faster under contention
+
+# smaller than `tiny` so that several runs fit in seconds; short clips give more steps per epoch
+SMALL = dict(F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, device="cpu", train_vi_len=4, batch_size=4)
+TIMING = {"seconds", "frames_per_s"}
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_root):
+    val = D.load_split(tiny_root, "val", progress=False)
+    return D.load_split(tiny_root, "train", progress=False), D.Split(val.frames[:8], val.poses[:8], val.root)
+
+
+def _cfg(tiny_root, run_dir, **kw):
+    return make_config("tiny", data_root=str(tiny_root), run_dir=str(run_dir), **{**SMALL, **kw})
+
+
+def _train(cfg, splits, resume=False):
+    return Trainer(cfg, *splits).fit(resume=resume)
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_root, splits, tmp_path_factory):
+    """2 epochs in one go (tiny's schedule: tfr falls at epoch 1, lr drops at epoch 1, cyclical beta)."""
+    return _train(_cfg(tiny_root, tmp_path_factory.mktemp("straight")), splits)
+
+
+def _weights_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def _strip(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_training_lowers_the_loss(tiny_root, splits, tmp_path):
+    cfg = _cfg(tiny_root, tmp_path / "run", num_epoch=4, kl_anneal_type="none", milestones=(100,), lr=2e-3,
+               tfr_sde=100, val_every=0)
+    tr = _train(cfg, splits)
+    losses = [r["loss"] for r in tr.rows if r["kind"] == "epoch"]
+    assert len(losses) == 4 and all(math.isfinite(l) for l in losses)
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_metrics_csv_and_config_json(straight, tiny_root):
+    run = straight.run_dir
+    rows = read_metrics(run / "metrics.csv")
+    with open(run / "metrics.csv") as f:
+        assert f.readline().strip().split(",") == METRIC_FIELDS
+    iters = [r for r in rows if r["kind"] == "iter"]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    n_iter = straight.iters_per_epoch(0)
+    assert n_iter == (64 // 4) // 4
+    assert [int(r["epoch"]) for r in epochs] == [0, 1]
+    assert len(iters) == 2 * n_iter
+    assert [int(r["iter"]) for r in iters] == list(range(n_iter)) * 2
+    for r in epochs:
+        for k in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_ssim", "baseline_psnr", "seconds"):
+            assert r[k] != "" and math.isfinite(float(r[k])), k
+        mine = [float(i["loss"]) for i in iters if i["epoch"] == r["epoch"]]
+        assert float(r["loss"]) == pytest.approx(sum(mine) / len(mine), rel=1e-5)
+        assert int(r["iter"]) == n_iter and float(r["progress"]) == int(r["epoch"]) + 1
+    for r in iters:
+        assert float(r["loss"]) == pytest.approx(float(r["mse"]) + float(r["beta"]) * float(r["kl"]), rel=1e-4)
+        assert r["teacher_forcing"] in ("0", "1")
+        assert r["val_psnr"] == ""
+    # tiny schedule: tfr 1.0 in epoch 0, 0.9 in epoch 1; lr 1e-3 then 1e-4 (milestone 1)
+    assert [float(r["tfr"]) for r in epochs] == pytest.approx([1.0, 0.9])
+    assert [float(r["lr"]) for r in iters if r["epoch"] == "0"] == pytest.approx([1e-3] * n_iter)
+    assert float(iters[0]["beta"]) == 0.0  # cyclical starts at 0
+    assert all(r["teacher_forcing"] == "1" for r in iters if r["epoch"] == "0")
+    # config.json round-trips
+    cfg = Config.load(run / "config.json")
+    assert cfg == straight.cfg
+    assert cfg.milestones == (1,) and cfg.F_dim == 8 and cfg.data_root == str(tiny_root)
+    assert (run / "last.pt").is_file()
+
+
+def test_determinism_two_identical_runs(straight, tiny_root, splits, tmp_path):
+    again = _train(_cfg(tiny_root, tmp_path / "again"), splits)
+    assert _weights_equal(straight.model, again.model)
+    assert _strip(straight.rows) == _strip(again.rows)
+
+
+def test_resume_equality_new_trainer(straight, tiny_root, splits, tmp_path):
+    """1 epoch, then a new Trainer with num_epoch=2 and resume: the same weights and epoch-0 rows."""
+    run = tmp_path / "resumed"
+    # kl 'none': a 1-epoch config has another cyclical schedule, so compare against a 'none' straight run
+    ref = _train(_cfg(tiny_root, tmp_path / "ref", kl_anneal_type="none"), splits)
+    first = _train(_cfg(tiny_root, run, num_epoch=1, kl_anneal_type="none"), splits)
+    assert first.epoch == 1
+    resumed = _train(_cfg(tiny_root, run, num_epoch=2, kl_anneal_type="none"), splits, resume=True)
+    assert resumed.epoch == 2
+    assert _weights_equal(ref.model, resumed.model)
+    ref_opt, res_opt = ref.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(ref_opt[k]["exp_avg"], res_opt[k]["exp_avg"]) for k in ref_opt)
+    ref0 = [r for r in _strip(ref.rows) if r["epoch"] == 0]
+    file_rows = read_metrics(run / "metrics.csv")
+    res0 = [r for r in file_rows if r["epoch"] == "0"]
+    assert len(ref0) == len(res0) > 1
+    for a, b in zip(ref0, res0):
+        for k, v in a.items():
+            if v is None or v == "":
+                continue
+            if isinstance(v, float):
+                assert float(b[k]) == pytest.approx(v, rel=1e-6), k
+            else:
+                assert str(v) == b[k], k
+    # the resumed run's epoch-1 rows match too, and nothing is duplicated
+    assert [r["kind"] + r["epoch"] for r in file_rows].count("epoch0") == 1
+    ref1 = [r["loss"] for r in ref.rows if r["epoch"] == 1]
+    res1 = [float(r["loss"]) for r in file_rows if r["epoch"] == "1"]
+    assert res1 == pytest.approx(ref1, rel=1e-6)
+
+
+def test_resume_after_interruption_cyclical(straight, tiny_root, splits, tmp_path):
+    """Killed after epoch 1 of a 2-epoch cyclical run, then resumed: identical to the straight run."""
+    run = tmp_path / "interrupted"
+
+    class Stop(Exception):
+        pass
+
+    def stop(trainer, info):
+        raise Stop
+
+    tr = Trainer(_cfg(tiny_root, run), *splits)
+    tr.add_callback("on_epoch_end", stop)
+    with pytest.raises(Stop):
+        tr.fit()
+    resumed = _train(_cfg(tiny_root, run), splits, resume=True)
+    assert _weights_equal(straight.model, resumed.model)
+    rows = read_metrics(run / "metrics.csv")
+    want = read_metrics(straight.run_dir / "metrics.csv")
+    assert len(rows) == len(want)
+    for a, b in zip(want, rows):
+        for k in METRIC_FIELDS:
+            if k in TIMING or a[k] == "":
+                continue
+            if k == "kind":
+                assert a[k] == b[k]
+            else:
+                assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-6), k
