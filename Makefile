@@ -5,6 +5,7 @@ PROFILE ?= quick
 DATA ?=
 RUNS ?= runs/$(PROFILE)
 GRID ?= experiments.yaml
+JOBS ?= 2
 export LAB4_DATA := $(DATA)
 
 .PHONY: setup tex test demo experiments figures html pdf report lab bench clean
@@ -32,7 +33,7 @@ demo: setup
 	@echo "demo: runs/demo/psnr_per_frame.png"
 
 experiments: setup
-	$(PY) -m lab4.experiments --grid $(GRID) --profile $(PROFILE) --runs $(RUNS)
+	$(PY) -m lab4.experiments --grid $(GRID) --profile $(PROFILE) --runs $(RUNS) --jobs $(JOBS)
 
 figures: setup
 	$(PY) -m lab4.experiments --figures --runs $(RUNS)

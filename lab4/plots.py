@@ -93,3 +93,21 @@ def save_strip(path, gt: torch.Tensor, pred: torch.Tensor, n: int = 8, title: st
         s.set_visible(False)
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_dataset_preview(path, split, n: int = 6, step: int = 12) -> None:
+    """Frames above their pose images, ``step`` frames apart: what the model sees and is asked for."""
+    idx = np.arange(n) * step
+    frames = split.frames[idx].permute(0, 2, 3, 1).numpy()  # (n, H, W, 3) uint8
+    poses = split.poses[idx].permute(0, 2, 3, 1).numpy()
+    fig, axes = figure(2, n, height=TEXT_WIDTH_IN * 2 * frames.shape[1] / (n * frames.shape[2]) + 0.4)
+    for j in range(n):
+        for row, imgs in enumerate((frames, poses)):
+            ax = axes[row, j]
+            ax.imshow(imgs[j], interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([]), ax.grid(False)
+        axes[0, j].set_title(f"frame {idx[j]}")
+    axes[0, 0].set_ylabel("frame")
+    axes[1, 0].set_ylabel("pose")
+    fig.savefig(path)
+    plt.close(fig)

@@ -180,7 +180,7 @@ class Trainer:
                                 cfg.kl_anneal_ratio),
                    tfr=tfr, teacher_forcing=sum(int(l[3]) for l in logs) / n_iter, lr=lr, seconds=round(seconds, 3),
                    frames_per_s=round(n_iter * cfg.batch_size * (cfg.train_vi_len - 1) / seconds, 2))
-        if cfg.val_every and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.num_epoch):
+        if (cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.num_epoch:
             res = self.validate()
             row.update(val_psnr=res["mean_psnr"], val_ssim=res["mean_ssim"], baseline_psnr=res["baseline_mean_psnr"])
         self.rows.append(row)
