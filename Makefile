@@ -7,6 +7,8 @@ RUNS ?= runs/$(PROFILE)
 GRID ?= experiments.yaml
 JOBS ?= 2
 export LAB4_DATA := $(DATA)
+# the venv's own `lab4` kernel first, whatever other checkouts registered per user
+export JUPYTER_PATH := $(CURDIR)/.venv/share/jupyter
 
 .PHONY: setup tex test demo experiments figures html pdf report lab bench clean
 
@@ -16,7 +18,7 @@ setup: .venv/.installed
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m ipykernel install --user --name lab4 --display-name "Python (lab4)" >/dev/null
+	$(PY) -m ipykernel install --sys-prefix --name lab4 --display-name "Python (lab4)" >/dev/null
 	touch $@
 
 # XeLaTeX, latexmk, CJK fonts and pdftotext from Debian, when we may install them.

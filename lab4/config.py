@@ -94,8 +94,8 @@ PROFILES: dict[str, dict] = {
                  fused_adam=True, cuda_graphs=True, val_every=5),
     # Short clips (train_vi_len 4) buy many more optimiser steps per CPU second than the lab's 16; the
     # model learns the task in a few hundred steps. Validation still rolls out the whole 630 frames.
-    "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=4, lr=2e-3,
-                  train_vi_len=4, partial=0.75, num_epoch=3, milestones=(2,), tfr_sde=2, tfr_d_step=0.4,
+    "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=2, lr=3e-3,
+                  train_vi_len=4, partial=0.5, num_epoch=3, milestones=(2,), tfr_sde=2, tfr_d_step=0.4,
                   kl_anneal_cycle=3, kl_anneal_ratio=0.5, per_save=1, val_every=1, channels_last=True),
     "tiny": dict(synth_preset="tiny", F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, batch_size=2, num_epoch=2,
                  milestones=(1,), tfr_sde=1, per_save=1, val_every=1, kl_anneal_cycle=2, progress=False),

@@ -34,6 +34,19 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
 COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
 KERNEL = "lab4"
+
+
+def use_venv_kernel() -> None:
+    """Make the ``lab4`` kernel resolve to this interpreter's own kernelspec (``make setup`` installs it
+    with --sys-prefix): JUPYTER_PATH is searched before the per-user folder, where another checkout's
+    ``lab4`` kernel may be registered."""
+    mine = str(Path(sys.prefix) / "share" / "jupyter")
+    paths = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
+    if mine not in paths:
+        os.environ["JUPYTER_PATH"] = os.pathsep.join([mine, *paths])
+
+
+use_venv_kernel()
 # Config fields that 02_train.ipynb has as flat parameters; any other override travels in its `extra` dict.
 NOTEBOOK_PARAMS = ("name", "profile", "data_root", "synth_preset", "run_dir", "seed", "device", "kl_anneal_type",
                    "kl_anneal_cycle", "kl_anneal_ratio", "tfr", "tfr_sde", "tfr_d_step", "num_epoch", "batch_size",

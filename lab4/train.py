@@ -56,7 +56,11 @@ def compiled_steps(model: CVAE, cfg: Config, device: torch.device):
     train_step = torch.compile(model.step, dynamic=False) if cfg.compile else None
     rollout_step = None
     if cfg.cuda_graphs and device.type == "cuda":
-        rollout_step = torch.compile(model.rollout_step, mode="reduce-overhead", dynamic=False)
+        graphed = torch.compile(model.rollout_step, mode="reduce-overhead", dynamic=False)
+
+        def rollout_step(prev, pose_feat, z):
+            torch.compiler.cudagraph_mark_step_begin()
+            return graphed(prev, pose_feat, z).clone()  # the next replay overwrites the graph's output
     elif cfg.compile:
         rollout_step = torch.compile(model.rollout_step, dynamic=False)
     return train_step, rollout_step
@@ -176,8 +180,7 @@ class Trainer:
                                   kl=kl, beta=beta, tfr=tfr, teacher_forcing=int(use_tf), lr=lr))
         mean = values.mean(0).tolist()
         row = dict(kind="epoch", epoch=epoch, iter=n_iter, progress=epoch + 1, loss=mean[0], mse=mean[1], kl=mean[2],
-                   beta=kl_beta(cfg.kl_anneal_type, epoch + 1 - 1e-9, cfg.num_epoch, cfg.kl_anneal_cycle,
-                                cfg.kl_anneal_ratio),
+                   beta=logs[-1][2],  # beta at the epoch's last iteration
                    tfr=tfr, teacher_forcing=sum(int(l[3]) for l in logs) / n_iter, lr=lr, seconds=round(seconds, 3),
                    frames_per_s=round(n_iter * cfg.batch_size * (cfg.train_vi_len - 1) / seconds, 2))
         if (cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.num_epoch:
