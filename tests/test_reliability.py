@@ -665,3 +665,84 @@ def test_second_trainer_on_same_run_is_refused(fast_run, tiny_root, tmp_path, ca
         holder.communicate("", timeout=30)
     tr = Trainer(fast_cfg(tiny_root, run, num_epoch=3)).fit(resume=True)
     assert tr.epoch == 3 and [r["epoch"] for r in epoch_rows(run)] == ["0", "1", "2"]
+
+
+# == papermill driver ==============================================================================
+def _papermill_missing() -> bool:
+    try:
+        import papermill  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+@pytest.mark.skipif(_papermill_missing(), reason="papermill is not installed")
+def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
+    """SIGKILL of `python -m lab4.experiments` (driver, papermill and its kernel) mid-run: last.pt stays loadable,
+    no summary.json; re-running the driver resumes from last.pt and ends bit-identical to an uninterrupted run."""
+    import json
+
+    import psutil
+    import yaml
+    name = "killed"
+    overrides = {**FAST, "num_epoch": 6, "per_save": 1, "partial": 0.5}
+    grid, runs = tmp_path / "grid.yaml", tmp_path / "runs"
+    grid.write_text(yaml.safe_dump({"experiments": [
+        {"name": name, "overrides": {**overrides, "data_root": str(tiny_root)}}]}))
+    run = runs / name
+    cmd = [sys.executable, "-m", "lab4.experiments", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs)]
+    env = {k: v for k, v in os.environ.items() if k != "LAB4_DATA"}  # os.environ now has conftest's LAB4_CACHE
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+    driver = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and driver.poll() is None:
+            if (run / "last.pt").exists() and (run / "metrics.csv").exists() and len(epoch_rows(run)) >= 2:
+                break
+            time.sleep(0.005)
+        assert driver.poll() is None, f"driver ended before it could be killed: {driver.stdout.read()[-2000:]}"
+        # jupyter_client starts the kernel in a session of its own: kill its group along with the driver's
+        kernels = psutil.Process(driver.pid).children(recursive=True)
+        groups = {os.getpgid(driver.pid)} | {os.getpgid(p.pid) for p in kernels}
+        for pgid in groups:
+            os.killpg(pgid, signal.SIGKILL)
+        driver.wait(timeout=30)
+        assert driver.returncode == -signal.SIGKILL
+        _, alive = psutil.wait_procs(kernels, timeout=30)
+        assert not alive, alive
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+        driver.stdout.close()
+
+    state = load_checkpoint(run / "last.pt")  # intact and loadable
+    assert 1 <= state["epoch"] < 6
+    assert not (run / "summary.json").exists()
+
+    # re-run the driver (it resumes from last.pt) while the uninterrupted reference trains in this process
+    rerun = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        ref = tmp_path / "ref"
+        # 02_train.ipynb: make_config(profile, **{**extra, **flat}), flat = name, data_root, run_dir (+ unset Nones)
+        Trainer(make_config("tiny", name=name, data_root=str(tiny_root), run_dir=str(ref), **overrides)).fit()
+        out, _ = rerun.communicate(timeout=240)
+    finally:
+        if rerun.poll() is None:
+            rerun.kill()
+            rerun.communicate()
+    assert rerun.returncode == 0, out[-3000:]
+    assert "[1/1] killed: done in" in out, out[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 6 and summary["name"] == name
+
+    got, want = json.loads((run / "config.json").read_text()), json.loads((ref / "config.json").read_text())
+    assert got.pop("run_dir") != want.pop("run_dir") and got == want  # same config but for the folder
+    a, b = load_checkpoint(run / "last.pt"), load_checkpoint(ref / "last.pt")
+    assert a["epoch"] == b["epoch"] == 6
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert [r["epoch"] for r in epoch_rows(run)] == [str(e) for e in range(6)]
