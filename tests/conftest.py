@@ -14,6 +14,8 @@ def _isolated_cache(tmp_path_factory):
     """Decoded-data cache in a temp folder, so tests never read or write the user's data/cache."""
     os.environ["LAB4_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     os.environ.pop("LAB4_DATA", None)
+    # kernels and subprocesses inherit this: tiny models gain nothing from threads, and busy cores lose a lot
+    os.environ["OMP_NUM_THREADS"] = "1"
     from lab4.experiments import use_venv_kernel
     use_venv_kernel()  # papermill in the tests runs this venv's `lab4` kernel
     yield

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -17,18 +16,6 @@ from lab4.experiments import main
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(num_epoch=1, train_vi_len=4, partial=0.5)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Kernels inherit this: a tiny model gains nothing from threads, and 2 busy cores lose a lot."""
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = old
 
 
 def write_grid(path: Path, entries) -> Path:

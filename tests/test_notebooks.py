@@ -3,7 +3,6 @@ committed clean (no outputs, a tagged parameters cell)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -20,18 +19,6 @@ RUN_FILES = ["metrics.csv", "psnr_per_frame.csv", "psnr_per_frame.png", "config.
              "pred_seq0.gif", "submission.csv", "summary.json", "02_train.ipynb"]
 SUMMARY_KEYS = {"name", "profile", "kl_anneal_type", "tfr", "tfr_sde", "tfr_d_step", "seed", "mean_psnr", "mean_ssim",
                 "baseline_mean_psnr", "public", "private", "wall_seconds", "device", "epochs"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Kernels inherit this: a tiny model gains nothing from threads, and 2 busy cores lose a lot."""
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("OMP_NUM_THREADS", None)
-    else:
-        os.environ["OMP_NUM_THREADS"] = old
 
 
 def execute(notebook: str, out: Path, **params) -> nbformat.NotebookNode:
