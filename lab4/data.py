@@ -70,10 +70,10 @@ def scan_pairs(img_dir: Path, label_dir: Path) -> list[tuple[Path, Path]]:
     imgs, labels = _numbered_pngs(img_dir), _numbered_pngs(label_dir)
     if not imgs:
         raise Lab4Error(f"{img_dir}: no frame<N>.png files")
-    for n in sorted(imgs.keys() - labels.keys()):
-        raise Lab4Error(f"{imgs[n]}: frame has no pose image {label_dir / imgs[n].name}")
-    for n in sorted(labels.keys() - imgs.keys()):
-        raise Lab4Error(f"{labels[n]}: pose image has no frame {img_dir / labels[n].name}")
+    if no_label := sorted(imgs.keys() - labels.keys()):
+        raise Lab4Error(f"{imgs[no_label[0]]}: frame has no pose image {label_dir / imgs[no_label[0]].name}")
+    if no_frame := sorted(labels.keys() - imgs.keys()):
+        raise Lab4Error(f"{labels[no_frame[0]]}: pose image has no frame {img_dir / labels[no_frame[0]].name}")
     return [(imgs[n], labels[n]) for n in sorted(imgs)]
 
 
@@ -229,6 +229,10 @@ class ClipSampler:
             raise Lab4Error(f"{source}: {n_frames} frames, fewer than one clip of {clip_len}")
         self.clip_len, self.batch_size = clip_len, batch_size
         self.generator = torch.Generator().manual_seed(seed)
+
+    def n_batches(self, fraction: float = 1.0) -> int:
+        """Batches a trainer uses: full ones only, as the lab's drop_last (compile then sees one shape); at least one."""
+        return max(1, max(1, int(self.n_clips * fraction)) // self.batch_size)
 
     def batches(self, fraction: float = 1.0) -> list[torch.Tensor]:
         """Clip start indices per batch: the first ``fraction`` of clips (the lab's `partial`), shuffled."""

@@ -131,24 +131,18 @@ class Trainer:
             lock.release()
         return self
 
-    def iters_per_epoch(self, epoch: int) -> int:
-        return len(self._batches(epoch, dry=True))
-
-    def _batches(self, epoch: int, dry: bool = False):
+    def _fraction(self, epoch: int) -> float:
+        """The lab's `fast_train`: its first epochs see only `fast_partial` of the clips."""
         cfg = self.cfg
-        fraction = cfg.fast_partial if cfg.fast_train and epoch < cfg.fast_train_epoch else cfg.partial
-        if dry:
-            n = max(1, int(self.sampler.n_clips * fraction))
-            return range(max(1, n // cfg.batch_size))
-        batches = self.sampler.batches(fraction)
-        if len(batches) > 1 and len(batches[-1]) < cfg.batch_size:
-            batches = batches[:-1]  # the lab drops the last partial batch (and compile sees one shape)
-        return batches
+        return cfg.fast_partial if cfg.fast_train and epoch < cfg.fast_train_epoch else cfg.partial
+
+    def iters_per_epoch(self, epoch: int) -> int:
+        return self.sampler.n_batches(self._fraction(epoch))
 
     def train_epoch(self, epoch: int) -> dict:
         cfg, model = self.cfg, self.model
         model.train()
-        batches = self._batches(epoch)
+        batches = self.sampler.batches(self._fraction(epoch))[:self.iters_per_epoch(epoch)]
         n_iter = len(batches)
         tfr = self.tf.ratio(epoch)
         logs, t0 = [], time.perf_counter()
