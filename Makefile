@@ -5,7 +5,7 @@ PROFILE ?= quick
 DATA ?=
 RUNS ?= runs/$(PROFILE)
 GRID ?= experiments.yaml
-JOBS ?= 2
+JOBS ?= 3
 export LAB4_DATA := $(DATA)
 # the venv's own `lab4` kernel first, whatever other checkouts registered per user
 export JUPYTER_PATH := $(CURDIR)/.venv/share/jupyter

@@ -30,12 +30,13 @@ class Config:
     D_out_dim: int = 192
     frame_H: int = 32
     frame_W: int = 64
+    clamp_feedback: bool = True        # clamp generated frames to [0, 1] before feeding them back
     # optimisation (the lab's)
     batch_size: int = 2
     lr: float = 1e-3
     milestones: tuple = (2, 5)
     gamma: float = 0.1
-    clip_grad: float = 1.0
+    clip_grad: float = 1.0              # gradient-norm clip; 0 = no clipping (the norm is still logged)
     num_epoch: int = 70
     per_save: int = 3
     partial: float = 1.0
@@ -92,11 +93,14 @@ PROFILES: dict[str, dict] = {
     "lab": {},
     "full": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
                  fused_adam=True, cuda_graphs=True, val_every=5),
-    # Short clips (train_vi_len 4) buy many more optimiser steps per CPU second than the lab's 16; the
-    # model learns the task in a few hundred steps. Validation still rolls out the whole 630 frames.
+    # Sized for 2 CPU cores: a narrow model, 8-frame clips (long enough for the free-running epochs to
+    # see a rollout drift and correct it), half the clips, 5 epochs, teacher forcing gone by epoch 3 and
+    # no gradient clipping: the lab's clip at norm 1 is set almost entirely by the KL term's gradient
+    # while beta anneals, which starves the reconstruction of updates in a budget this short.
     "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=2, lr=3e-3,
-                  train_vi_len=4, partial=0.5, num_epoch=3, milestones=(2,), tfr_sde=2, tfr_d_step=0.4,
-                  kl_anneal_cycle=3, kl_anneal_ratio=0.5, per_save=1, val_every=1, channels_last=True),
+                  train_vi_len=8, partial=0.5, num_epoch=5, milestones=(4,), clip_grad=0.0, tfr_sde=1,
+                  tfr_d_step=0.5, kl_anneal_cycle=3, kl_anneal_ratio=0.5, per_save=1, val_every=1,
+                  channels_last=True),
     "tiny": dict(synth_preset="tiny", F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, batch_size=2, num_epoch=2,
                  milestones=(1,), tfr_sde=1, per_save=1, val_every=1, kl_anneal_cycle=2, progress=False),
 }
@@ -133,6 +137,7 @@ def validate(cfg: Config) -> None:
         (cfg.kl_anneal_cycle >= 1, "kl_anneal_cycle must be >= 1"),
         (0 < cfg.kl_anneal_ratio <= 1, "kl_anneal_ratio must be in (0, 1]"),
         (cfg.per_save >= 1, "per_save must be >= 1"),
+        (cfg.clip_grad >= 0, "clip_grad must be >= 0 (0 = no clipping)"),
         (cfg.frame_H % 4 == 0 and cfg.frame_W % 4 == 0 and cfg.frame_H > 0, "frame_H/frame_W must be multiples of 4"),
     ]
     for ok, msg in checks:

@@ -104,9 +104,16 @@ def write_submission(path, preds: list[torch.Tensor]) -> None:
 
 
 def write_gif(path, frames: torch.Tensor, scale: int = 2, fps: int = 25) -> None:
-    """float (T, 3, H, W) -> an animated GIF, upscaled so that it can be seen."""
-    imgs = [Image.fromarray(f.transpose(1, 2, 0)).resize((f.shape[2] * scale, f.shape[1] * scale), Image.NEAREST)
-            for f in to_uint8(frames)]
+    """float (T, 3, H, W) -> an animated GIF, upscaled so that it can be seen.
+
+    One palette for the whole clip, taken from a mosaic of evenly spaced frames: a palette per
+    frame (PIL's default) costs most of the time and makes colours flicker between frames.
+    """
+    arr = to_uint8(frames).transpose(0, 2, 3, 1)  # (T, H, W, 3)
+    arr = arr.repeat(scale, axis=1).repeat(scale, axis=2)
+    mosaic = Image.fromarray(np.concatenate(arr[:: max(1, len(arr) // 16)], axis=0))
+    palette = mosaic.quantize(256, method=Image.Quantize.MEDIANCUT)
+    imgs = [Image.fromarray(a).quantize(palette=palette, dither=Image.Dither.NONE) for a in arr]
     imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0, optimize=False)
 
 

@@ -133,7 +133,7 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class CVAE(nn.Module):
     """The five lab modules plus the two things training and testing need: a clip loss and a rollout."""
 
-    def __init__(self, F: int = 128, L: int = 32, N: int = 12, D: int = 192):
+    def __init__(self, F: int = 128, L: int = 32, N: int = 12, D: int = 192, clamp_feedback: bool = True):
         super().__init__()
         for name, v, m in (("F", F, 8), ("L", L, 2), ("N", N, 4), ("D", D, 8)):
             if v <= 0 or v % m:
@@ -141,6 +141,10 @@ class CVAE(nn.Module):
         if (F + L + N) % 4:
             raise ValueError(f"F+L+N={F + L + N} must be a multiple of 4")
         self.dims = dict(F=F, L=L, N=N, D=D)
+        # A generated frame is clamped to [0, 1] before it is encoded as the next step's previous frame.
+        # The lab feeds raw outputs back; over 630 steps values outside the image range drift further
+        # out of what the encoder was trained on. A no-op on real frames, so teacher forcing is unchanged.
+        self.clamp_feedback = clamp_feedback
         self.frame_transformation = RGBEncoder(F)
         self.label_transformation = LabelEncoder(L)
         self.Gaussian_Predictor = GaussianPredictor(F + L, N)
@@ -186,7 +190,7 @@ class CVAE(nn.Module):
                 p, m, lv = step_fn(prev_feat, pose_feat[:, t], frame_feat[:, t])
                 preds.append(p), mus.append(m), logvars.append(lv)
                 if t < T - 1:
-                    prev_feat = self.frame_transformation(p)
+                    prev_feat = self.frame_transformation(self.feedback(p))
             pred, mu, logvar = torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, ...)
         target = frames[:, 1:].transpose(0, 1).float()  # (T-1, B, 3, H, W)
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
@@ -216,7 +220,11 @@ class CVAE(nn.Module):
 
     def rollout_step(self, prev, pose_feat, z):
         """One generation step from raw pixels; the unit that CUDA graphs / compile capture."""
-        return self.decode(self.frame_transformation(prev), pose_feat, z)
+        return self.decode(self.frame_transformation(self.feedback(prev)), pose_feat, z)
+
+    def feedback(self, frame):
+        """A generated frame as the next step's input: clamped to the image range unless disabled."""
+        return frame.clamp(0, 1) if self.clamp_feedback else frame
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -152,19 +152,27 @@ def _positive(ax, values) -> None:
 
 # -- the figures --------------------------------------------------------------------------------
 def loss_curves(runs, figures_dir) -> list[Path]:
-    """Total loss, MSE and KL per epoch for Monotonic, Cyclical and None."""
-    fig, axes = plots.figure(1, 3, height=2.3)
+    """Total loss, MSE, KL and the pre-clip gradient norm per epoch for Monotonic, Cyclical and None."""
+    fig, axes = plots.figure(2, 2, height=3.9, sharex=True)
+    axes = axes.ravel()
     groups = _kl_groups(runs)
-    for ax, col, title in zip(axes, ("loss", "mse", "kl"), ("total loss", "MSE", "KL")):
+    panels = (("loss", "total loss"), ("mse", "MSE"), ("kl", "KL"), ("grad_norm", "gradient norm before clipping"))
+    for ax, (col, title) in zip(axes, panels):
         vals = []
         for i, (s, rs) in enumerate(groups.items()):
-            ser = [r.epochs.set_index("epoch")[col].rename(r.name) for r in rs]
+            ser = [r.epochs.set_index("epoch")[col].rename(r.name) for r in rs if col in r.metrics]
             ser = [x.set_axis(x.index + 1) for x in ser]
-            _band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
+            if ser:
+                _band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
             vals += [v for x in ser for v in x.tolist()]
+        if not vals:
+            _empty(ax, f"no {col} in these runs")
         _positive(ax, vals)
-        ax.set(xlabel="epoch", title=title)
+        ax.set(title=title)
+    for ax in axes[2:]:
+        ax.set(xlabel="epoch")
     axes[0].set_ylabel("mean over the epoch")
+    axes[2].set_ylabel("mean over the epoch")
     axes[0].legend(loc="best")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "loss_curves")
@@ -189,7 +197,13 @@ def beta_curves(runs, figures_dir) -> list[Path]:
 def tfr_vs_loss(runs, figures_dir) -> list[Path]:
     """Per-epoch loss (left, log) with the teacher-forcing ratio on a twin axis (right)."""
     g = group(runs)
-    tf = {s: rs for s, rs in g.items() if s.startswith("tf")} or g
+    tf = {s: rs for s, rs in g.items() if s.startswith("tf")}
+    # the teacher-forcing variants share one KL schedule; the KL run with that schedule is their
+    # decaying-ratio reference, so it is drawn with them
+    kl_of_tf = {str(r.config.get("kl_anneal_type", "")).lower() for rs in tf.values() for r in rs}
+    if len(kl_of_tf) == 1 and (ref := kl_of_tf.pop()) in g:
+        tf = {ref: g[ref], **tf}
+    tf = tf or g
     fig, ax = plots.figure(height=2.5)
     ax2 = ax.twinx()
     vals = []
@@ -458,7 +472,8 @@ def macros(runs) -> dict[str, str]:
     m["SeedsPerStrategy"] = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}--{seeds[-1]}"
     walls = [r.value("wall_seconds") for r in runs if np.isfinite(r.value("wall_seconds"))]
     m["TotalWallMinutes"] = _fmt(sum(walls) / 60, 1) if walls else "n/a"
-    ref = best or (runs[0] if runs else None)
+    # the settings the report describes are the KL runs' (the teacher-forcing variants override tfr)
+    ref = next((r for s in KL_STRATEGIES for r in runs if r.strategy == s), None) or best or (runs[0] if runs else None)
     cfg = ref.config if ref else {}
     m["DataName"] = tex_escape(_data_name(ref)) if ref else "n/a"
     m["ProfileName"] = tex_escape(ref.summary.get("profile") or cfg.get("profile", "n/a")) if ref else "n/a"
@@ -481,6 +496,10 @@ def macros(runs) -> dict[str, str]:
         v = cfg.get(field_)
         m[key] = tex_escape(f"{v:g}" if isinstance(v, float) else v) if v is not None else "n/a"
     m["TFDrawUnit"] = "epoch" if cfg.get("tfr_per_epoch") else "batch"
+    clip = cfg.get("clip_grad")
+    m["GradClipText"] = ("n/a" if clip is None else "the gradient norm is not clipped" if float(clip) == 0
+                         else f"the gradient norm is clipped to {float(clip):g}")
+    m.update(grad_norm_macros(runs))
     ms = cfg.get("milestones")
     m["Milestones"] = ", ".join(str(x) for x in ms) if ms else "n/a"
     # source-line spans for \lstinputlisting, so that the listings cannot drift from the package
@@ -491,6 +510,20 @@ def macros(runs) -> dict[str, str]:
         first, last = _line_span(PROJECT_ROOT / rel, marker)
         m[f"{key}FirstLine"], m[f"{key}LastLine"] = str(first), str(last)
     return m
+
+
+def grad_norm_macros(runs) -> dict[str, str]:
+    """How often the lab's clip at norm 1 would have scaled a step, from the logged pre-clip norms."""
+    norms = np.concatenate([pd.to_numeric(r.iters["grad_norm"], errors="coerce").to_numpy(float)
+                            for r in runs if "grad_norm" in r.metrics]) if runs else np.array([])
+    norms = norms[np.isfinite(norms)]
+    if not len(norms):
+        return {"GradNormMedian": "n/a", "GradNormAboveOnePct": "n/a", "GradNormMedianScale": "n/a"}
+    above = norms[norms > 1]
+    return {"GradNormMedian": _fmt(float(np.median(norms))),
+            "GradNormAboveOnePct": _fmt(100 * len(above) / len(norms), 0),
+            # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
+            "GradNormMedianScale": _fmt(float(np.median(1 / above)), 3) if len(above) else "n/a"}
 
 
 def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:

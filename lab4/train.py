@@ -25,7 +25,7 @@ from .evaluate import validate
 from .model import CVAE
 from .schedules import TeacherForcing, kl_beta
 
-METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "beta", "tfr", "teacher_forcing", "lr",
+METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
                  "val_psnr", "val_ssim", "baseline_psnr", "seconds", "frames_per_s"]
 
 
@@ -43,7 +43,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: Config, device=None) -> CVAE:
-    model = CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim)
+    model = CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback)
     if device is not None:
         model = model.to(device)
     if cfg.channels_last:
@@ -159,21 +159,24 @@ class Trainer:
                 out = model.clip_loss(frames, poses, beta, use_tf, step_fn=self.train_step)
             self.optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            # the norm before clipping: how much of each step the clip takes away
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad or math.inf)
             self.optimizer.step()
-            logs.append((it, progress, beta, use_tf, torch.stack([out["loss"], out["mse"], out["kl"]]).detach()))
+            logs.append((it, progress, beta, use_tf,
+                         torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()))
             if (it + 1) % sync_every == 0 or it == n_iter - 1:
                 self._check_finite(logs, epoch)
                 bar.set_postfix(loss=f"{logs[-1][4][0].item():.4g}", beta=f"{beta:.2f}", tfr=f"{tfr:.2f}")
                 self._trigger("on_iter_end", dict(epoch=epoch, iter=it, loss=logs[-1][4][0].item()))
         seconds = time.perf_counter() - t0
-        values = torch.stack([v for *_, v in logs]).cpu()  # (n_iter, 3): one sync per epoch
+        values = torch.stack([v for *_, v in logs]).cpu()  # (n_iter, 4): one sync per epoch
         lr = self.optimizer.param_groups[0]["lr"]
-        for (it, progress, beta, use_tf, _), (loss, mse, kl) in zip(logs, values.tolist()):
+        for (it, progress, beta, use_tf, _), (loss, mse, kl, gn) in zip(logs, values.tolist()):
             self.rows.append(dict(kind="iter", epoch=epoch, iter=it, progress=round(progress, 5), loss=loss, mse=mse,
-                                  kl=kl, beta=beta, tfr=tfr, teacher_forcing=int(use_tf), lr=lr))
+                                  kl=kl, grad_norm=gn, beta=beta, tfr=tfr, teacher_forcing=int(use_tf), lr=lr))
         mean = values.mean(0).tolist()
         row = dict(kind="epoch", epoch=epoch, iter=n_iter, progress=epoch + 1, loss=mean[0], mse=mean[1], kl=mean[2],
+                   grad_norm=mean[3],
                    beta=logs[-1][2],  # beta at the epoch's last iteration
                    tfr=tfr, teacher_forcing=sum(int(l[3]) for l in logs) / n_iter, lr=lr, seconds=round(seconds, 3),
                    frames_per_s=round(n_iter * cfg.batch_size * (cfg.train_vi_len - 1) / seconds, 2))

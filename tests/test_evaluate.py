@@ -223,3 +223,17 @@ def test_validate_on_tiny_run(tiny_run, tiny_root):
     # max_frames limits the rollout
     short = E.validate(model, val, seed=0, max_frames=5)
     assert short["psnr"].shape == (4,)
+
+
+def test_write_gif_keeps_every_frame_and_its_colours(tmp_path):
+    torch.manual_seed(0)
+    base = torch.rand(1, 3, 8, 16).expand(12, -1, -1, -1).clone()  # (T, 3, H, W)
+    base[:, :, 2:5, 3:7] = torch.linspace(0, 1, 12)[:, None, None, None]  # a patch that brightens over time
+    E.write_gif(tmp_path / "a.gif", base, scale=2)
+    from PIL import Image, ImageSequence
+    im = Image.open(tmp_path / "a.gif")
+    frames = [np.asarray(f.convert("RGB"), dtype=np.float64) / 255 for f in ImageSequence.Iterator(im)]
+    assert len(frames) == 12 and frames[0].shape == (16, 32, 3)
+    want = base.permute(0, 2, 3, 1).repeat_interleave(2, 1).repeat_interleave(2, 2).numpy()
+    err = np.abs(np.stack(frames) - want).mean()
+    assert err < 0.03, err

@@ -79,9 +79,9 @@ def test_parameters_split_into_flat_and_extra(tmp_path):
 
 def test_committed_grid_is_valid():
     names = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "quick")]
-    assert names == ["cyclical", "monotonic", "none", "tf-off", "tf-half", "tf-decay"]
+    assert names == ["cyclical", "monotonic", "none", "tf-off", "tf-half"]
     full = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "full")]
-    assert {"cyclical-s1", "monotonic-s2", "none-s1"} <= set(full) and len(full) == 12
+    assert {"cyclical-s1", "monotonic-s2", "none-s1"} <= set(full) and len(full) == 11
 
 
 @pytest.mark.parametrize("text, message", [

@@ -67,7 +67,7 @@ def test_metrics_csv_and_config_json(straight, tiny_root):
     assert len(iters) == 2 * n_iter
     assert [int(r["iter"]) for r in iters] == list(range(n_iter)) * 2
     for r in epochs:
-        for k in ("loss", "mse", "kl", "beta", "tfr", "lr", "val_psnr", "val_ssim", "baseline_psnr", "seconds"):
+        for k in ("loss", "mse", "kl", "grad_norm", "beta", "tfr", "lr", "val_psnr", "val_ssim", "baseline_psnr", "seconds"):
             assert r[k] != "" and math.isfinite(float(r[k])), k
         mine = [float(i["loss"]) for i in iters if i["epoch"] == r["epoch"]]
         assert float(r["loss"]) == pytest.approx(sum(mine) / len(mine), rel=1e-5)
@@ -76,6 +76,7 @@ def test_metrics_csv_and_config_json(straight, tiny_root):
         assert float(r["loss"]) == pytest.approx(float(r["mse"]) + float(r["beta"]) * float(r["kl"]), rel=1e-4)
         assert r["teacher_forcing"] in ("0", "1")
         assert r["val_psnr"] == ""
+        assert float(r["grad_norm"]) > 0  # logged before clipping, so it can exceed clip_grad
     # tiny schedule: tfr 1.0 in epoch 0, 0.9 in epoch 1; lr 1e-3 then 1e-4 (milestone 1)
     assert [float(r["tfr"]) for r in epochs] == pytest.approx([1.0, 0.9])
     assert [float(r["lr"]) for r in iters if r["epoch"] == "0"] == pytest.approx([1e-3] * n_iter)
@@ -152,3 +153,17 @@ def test_resume_after_interruption_cyclical(straight, tiny_root, splits, tmp_pat
                 assert a[k] == b[k]
             else:
                 assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-6), k
+
+
+def test_clip_grad_zero_trains_unclipped_and_logs_the_norm(tiny_root, splits, tmp_path):
+    """clip_grad=0 switches clipping off: same first step as a clip too large to bite; norms logged."""
+    kw = dict(num_epoch=1, val_every=0, kl_anneal_type="none")
+    off = _train(_cfg(tiny_root, tmp_path / "off", clip_grad=0.0, **kw), splits)
+    huge = _train(_cfg(tiny_root, tmp_path / "huge", clip_grad=1e12, **kw), splits)
+    tight = _train(_cfg(tiny_root, tmp_path / "tight", clip_grad=1e-3, **kw), splits)
+    assert _weights_equal(off.model, huge.model)
+    assert not _weights_equal(off.model, tight.model)
+    norms = [r["grad_norm"] for r in off.rows if r["kind"] == "iter"]
+    assert norms and all(math.isfinite(n) and n > 1e-3 for n in norms)
+    with pytest.raises(Exception, match="clip_grad must be >= 0"):
+        make_config("tiny", clip_grad=-1.0)
