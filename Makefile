@@ -30,7 +30,7 @@ test: setup tex
 
 demo: setup
 	$(PY) -m lab4 make-data --preset small
-	$(PY) -m lab4 train --profile quick --name demo --num_epoch 4 --run-dir runs/demo
+	$(PY) -m lab4 train --profile quick --name demo --run-dir runs/demo
 	$(PY) -m lab4 evaluate --run-dir runs/demo
 	@echo "demo: runs/demo/psnr_per_frame.png"
 

@@ -208,6 +208,33 @@ def describe(i: int, n: int, r: Result) -> str:
     return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {r.notebook}"
 
 
+def prepare_data(runs: list[Run]) -> None:
+    """Generate and decode each dataset the runs need once, here, before the runs start side by side.
+
+    Otherwise every kernel would render SynthDance and fill the decode cache at the same moment (safe,
+    the writes are atomic, but the work is done once per kernel).
+    A dataset that cannot be prepared is left alone here: the runs that need it fail in their own
+    notebooks, with the error in the cell, and the other runs go on.
+    """
+    from . import data as D
+    seen = set()
+    for run in runs:
+        cfg = make_config(run.profile, name=run.name, **run.overrides)
+        key = (cfg.data_root, cfg.synth_preset, cfg.frame_H, cfg.frame_W)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            root = D.resolve_data_root(cfg.data_root, cfg.synth_preset, progress=cfg.progress)
+            for split in ("train", "val"):
+                D.load_split(root, split, cfg.frame_H, cfg.frame_W, cfg.progress)
+            D.load_test(root, cfg.frame_H, cfg.frame_W, cfg.progress)
+            if (root / "test_gt").is_dir():
+                D.load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, cfg.progress)
+        except Lab4Error:
+            continue
+
+
 def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
     if not TRAIN_NB.is_file():
         raise Lab4Error(f"{TRAIN_NB}: the training notebook is missing")
@@ -221,6 +248,7 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
     runs = [Run(n, o, runs_dir / n, profile) for n, o in entries]
     n = len(runs)
     print(f"{n} run(s), profile {profile}, into {runs_dir}" + (f", {jobs} at a time" if jobs > 1 else ""), flush=True)
+    prepare_data([r for r in runs if not is_complete(r)])
     results = []
     if jobs <= 1:
         for i, run in enumerate(runs, 1):

@@ -459,6 +459,12 @@ def macros(runs) -> dict[str, str]:
         for k in ("BestStrategyValPSNR", "StrategyGap", "MaxSeedStd"):
             m[k] = "n/a"
         m["SeedSpreadVerdict"] = "cannot be computed, because no run has a validation score"
+    m.update(teacher_forcing_macros(by))
+    margins = [r.value("mean_psnr") - r.value("baseline_mean_psnr") for r in runs]
+    margins = [x for x in margins if np.isfinite(x)]
+    m["NumAboveBaseline"] = str(sum(x > 0 for x in margins))
+    m["MinBaselineMargin"] = _fmt(min(margins)) if margins else "n/a"
+    m["MaxBaselineMargin"] = _fmt(max(margins)) if margins else "n/a"
     m["BestRun"] = tex_escape(best.name) if best else "n/a"
     m["BestValPSNR"] = _fmt(best.value("mean_psnr")) if best else "n/a"
     m["BestValSSIM"] = _fmt(best.value("mean_ssim"), 3) if best else "n/a"
@@ -509,6 +515,22 @@ def macros(runs) -> dict[str, str]:
                              ("TFRatio", "lab4/schedules.py", "def teacher_forcing_ratio")):
         first, last = _line_span(PROJECT_ROOT / rel, marker)
         m[f"{key}FirstLine"], m[f"{key}LastLine"] = str(first), str(last)
+    return m
+
+
+TF_VARIANTS = {"tf-off": ("TFOff", "no teacher forcing"), "tf-half": ("TFHalf", "a fixed ratio of 0.5"),
+               "cyclical": ("TFDecay", "the decaying ratio")}
+
+
+def teacher_forcing_macros(by: dict) -> dict[str, str]:
+    """Validation PSNR of the teacher-forcing variants (the cyclical run is the decaying one), and the best."""
+    m, scored = {}, {}
+    for s, (key, words) in TF_VARIANTS.items():
+        v = by[s].mean_psnr if s in by else math.nan
+        m[f"{key}ValPSNR"] = _fmt(v)
+        if np.isfinite(v):
+            scored[words] = v
+    m["TFBest"] = max(scored, key=scored.get) if scored else "n/a"
     return m
 
 

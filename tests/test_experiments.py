@@ -116,3 +116,15 @@ def test_figures_and_html_need_a_runs_folder(tmp_path, capsys):
     if experiments.COMPARE_NB.is_file():
         assert main(["--figures", "--runs", missing, "--build", str(tmp_path / "build")]) == 2
         assert "no such runs folder" in capsys.readouterr().err
+
+
+def test_prepare_data_decodes_each_dataset_once_and_skips_bad_ones(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB4_CACHE", str(tmp_path / "cache"))
+    good = {**FAST, "data_root": str(tiny_root)}
+    runs = [experiments.Run("a", good, tmp_path / "a", "tiny"),
+            experiments.Run("b", {**good, "kl_anneal_type": "none"}, tmp_path / "b", "tiny"),
+            experiments.Run("bad", {**FAST, "data_root": str(tmp_path / "missing")}, tmp_path / "bad", "tiny")]
+    experiments.prepare_data(runs)  # the missing dataset is left for its run's notebook to report
+    cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").glob("*.pt"))
+    tag = tiny_root.resolve().name
+    assert cached == [f"{tag}-test", f"{tag}-test_gt", f"{tag}-train", f"{tag}-val"]
