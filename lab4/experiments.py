@@ -177,6 +177,7 @@ def execute(run: Run) -> Result:
     try:
         if is_complete(run):
             return Result(run.name, "complete", notebook=str(run.notebook))
+        print(f"{run.name}: running -> {run.notebook} (progress in {run.run_dir / 'metrics.csv'})", flush=True)
         import papermill as pm
         try:
             pm.execute_notebook(str(TRAIN_NB), str(run.notebook), parameters=notebook_parameters(run),
@@ -252,7 +253,6 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
     results = []
     if jobs <= 1:
         for i, run in enumerate(runs, 1):
-            print(f"[{i}/{n}] {run.name}: running ...", flush=True)
             results.append(execute(run))
             print(describe(i, n, results[-1]), flush=True)
     else:
