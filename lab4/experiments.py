@@ -47,6 +47,20 @@ def use_venv_kernel() -> None:
 
 
 use_venv_kernel()
+
+
+# ipykernel >= 7.3 warns on every start that its TCP sockets are unencrypted, once per run, burying the
+# driver's own lines. The kernel binds to 127.0.0.1 and signs every message with the connection key.
+# (Asking jupyter_client for CurveZMQ keys instead silences it too, but one suite run hung with them.)
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
+def execute_notebook(notebook, out, parameters: dict):
+    """papermill with the lab4 kernel, run from notebooks/ (so relative paths resolve as in JupyterLab)."""
+    import papermill as pm
+    return pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name=KERNEL,
+                               cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS)
+
 # Config fields that 02_train.ipynb has as flat parameters; any other override travels in its `extra` dict.
 NOTEBOOK_PARAMS = ("name", "profile", "data_root", "synth_preset", "run_dir", "seed", "device", "kl_anneal_type",
                    "kl_anneal_cycle", "kl_anneal_ratio", "tfr", "tfr_sde", "tfr_d_step", "num_epoch", "batch_size",
@@ -180,8 +194,7 @@ def execute(run: Run) -> Result:
         print(f"{run.name}: running -> {run.notebook} (progress in {run.run_dir / 'metrics.csv'})", flush=True)
         import papermill as pm
         try:
-            pm.execute_notebook(str(TRAIN_NB), str(run.notebook), parameters=notebook_parameters(run),
-                                kernel_name=KERNEL, cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+            execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run))
         except pm.PapermillExecutionError as e:
             return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook), f"{e.ename}: {e.evalue}")
         except Exception as e:  # a dead kernel, a missing kernel spec: still only this run's problem
@@ -303,8 +316,7 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> in
     import papermill as pm
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(COMPARE_NB), str(out), parameters=params, kernel_name=KERNEL, cwd=str(NOTEBOOKS),
-                            progress_bar=False, log_output=False)
+        execute_notebook(COMPARE_NB, out, params)
     except pm.PapermillExecutionError as e:
         print(f"figures: FAILED ({e.ename}: {e.evalue}) -> {out}", file=sys.stderr)
         return EXIT_FAILED

@@ -20,9 +20,14 @@ if [ ! -f "$REPORT_DIR/generated/macros.tex" ]; then
   exit 1
 fi
 cd "$REPORT_DIR"
-if ! latexmk -xelatex -interaction=nonstopmode -halt-on-error -outdir=build main.tex >build.log 2>&1; then
-  echo "build_pdf: LaTeX failed; the end of the log:" >&2
-  grep -n -A3 '^!' build/main.log 2>/dev/null | head -40 >&2 || tail -40 build.log >&2
+mkdir -p build
+if ! latexmk -xelatex -interaction=nonstopmode -halt-on-error -outdir=build main.tex >build/latexmk.log 2>&1; then
+  echo "build_pdf: LaTeX failed; the end of the log ($REPORT_DIR/build/latexmk.log):" >&2
+  if grep -q '^!' build/main.log 2>/dev/null; then
+    grep -n -A3 '^!' build/main.log | head -40 >&2
+  else
+    tail -40 build/latexmk.log >&2
+  fi
   exit 1
 fi
 echo "build_pdf: $REPORT_DIR/build/main.pdf"

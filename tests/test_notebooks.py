@@ -22,8 +22,7 @@ SUMMARY_KEYS = {"name", "profile", "kl_anneal_type", "tfr", "tfr_sde", "tfr_d_st
 
 
 def execute(notebook: str, out: Path, **params) -> nbformat.NotebookNode:
-    pm.execute_notebook(str(NOTEBOOKS / notebook), str(out), parameters=params, kernel_name="lab4",
-                        cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+    experiments.execute_notebook(NOTEBOOKS / notebook, out, params)
     return nbformat.read(str(out), as_version=4)
 
 

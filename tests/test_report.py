@@ -81,19 +81,41 @@ def test_figures_and_macros(built):
     assert m["LabParamCount"] == "1{,}585{,}620"
     assert m["NumRuns"] == "4" and m["SeedsPerStrategy"] == "1--2"
     assert "larger than" in m["SeedSpreadVerdict"] or "within" in m["SeedSpreadVerdict"]
+    assert m["DriftWindow"].isdigit() and "n/a" not in (m["MinDrift"], m["MaxDrift"], m["BaselineDrift"])
     src = (ROOT / "lab4" / "model.py").read_text().splitlines()
     assert src[int(m["ReparamFirstLine"]) - 1].startswith("def reparameterize")
     table = (built["base"] / "report" / "generated" / "results_table.tex").read_text()
     assert r"\toprule" in table and r"$\pm$" in table and "Cyclical & 2" in table
 
 
+def test_drift_verdict_follows_the_curves(tmp_path):
+    """The report's sentence about PSNR along the video is chosen from the measured change."""
+    import numpy as np
+    import pandas as pd
+    from lab4 import report
+
+    def run(name, psnr):
+        frames = np.arange(1, len(psnr) + 1)
+        df = pd.DataFrame(dict(frame=frames, psnr=psnr, baseline_psnr=np.linspace(20, 16, len(psnr))))
+        return report.Run(name=name, path=tmp_path, config={}, summary={}, metrics=pd.DataFrame(), psnr=df)
+
+    flat = report.drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(24, 24.5, 100))])
+    assert flat["DriftWindow"] == "10" and "do not visibly accumulate" in flat["DriftVerdict"]
+    def num(v):
+        return float(v.replace("$-$", "-"))
+    assert flat["MinDrift"] == "0.00" and num(flat["BaselineDrift"]) < -3 and flat["BaselineDrift"].startswith("$-$")
+    falling = report.drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(30, 20, 100))])
+    assert "1 of the 2 runs" in falling["DriftVerdict"] and num(falling["MinDrift"]) < -8
+    assert report.drift_macros([])["DriftWindow"] == "n/a"
+
+
 def test_compare_notebook_runs(built, tmp_path):
     pm = pytest.importorskip("papermill")
     base = built["base"]
-    pm.execute_notebook(str(ROOT / "notebooks" / "03_compare.ipynb"), str(tmp_path / "out.ipynb"),
-                        parameters=dict(runs_dir=str(base / "runs"), figures_dir=str(tmp_path / "figures"),
-                                        generated_dir=str(tmp_path / "generated"), fresh_rollout=False),
-                        kernel_name="lab4", cwd=str(ROOT / "notebooks"), progress_bar=False)
+    from lab4.experiments import execute_notebook
+    execute_notebook(ROOT / "notebooks" / "03_compare.ipynb", tmp_path / "out.ipynb",
+                     dict(runs_dir=str(base / "runs"), figures_dir=str(tmp_path / "figures"),
+                          generated_dir=str(tmp_path / "generated"), fresh_rollout=False))
     assert (tmp_path / "generated" / "macros.tex").is_file()
     assert (tmp_path / "figures" / "strip.png").is_file()
 
