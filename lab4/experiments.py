@@ -51,7 +51,7 @@ use_venv_kernel()
 
 # ipykernel >= 7.3 warns on every start that its TCP sockets are unencrypted, once per run, burying the
 # driver's own lines. The kernel binds to 127.0.0.1 and signs every message with the connection key.
-# (Asking jupyter_client for CurveZMQ keys instead silences it too, but one suite run hung with them.)
+# (CurveZMQ keys from jupyter_client silence it too; a test-suite run hung once with them, cause unknown.)
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 
@@ -60,6 +60,7 @@ def execute_notebook(notebook, out, parameters: dict):
     import papermill as pm
     return pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name=KERNEL,
                                cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS)
+
 
 # Config fields that 02_train.ipynb has as flat parameters; any other override travels in its `extra` dict.
 NOTEBOOK_PARAMS = ("name", "profile", "data_root", "synth_preset", "run_dir", "seed", "device", "kl_anneal_type",

@@ -81,3 +81,19 @@ def test_committed_notebooks_are_clean(path):
 def test_driver_knows_the_train_notebook_parameters():
     params = pm.inspect_notebook(str(NOTEBOOKS / "02_train.ipynb"))
     assert set(experiments.NOTEBOOK_PARAMS) | {"resume", "extra"} == set(params)
+
+
+def test_driver_kernels_start_quietly(tmp_path):
+    """A notebook run by the driver leaves the terminal to the driver: no kernel log lines on stderr."""
+    import subprocess
+    import sys
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7")]
+    nbformat.write(nb, str(tmp_path / "in.ipynb"))
+    code = ("import sys; from lab4 import experiments; "
+            "experiments.execute_notebook(sys.argv[1], sys.argv[2], {})")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "IPKernelApp" not in r.stderr, r.stderr
+    assert nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].execution_count == 1

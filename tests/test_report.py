@@ -110,7 +110,7 @@ def test_drift_verdict_follows_the_curves(tmp_path):
 
 
 def test_compare_notebook_runs(built, tmp_path):
-    pm = pytest.importorskip("papermill")
+    pytest.importorskip("papermill")
     base = built["base"]
     from lab4.experiments import execute_notebook
     execute_notebook(ROOT / "notebooks" / "03_compare.ipynb", tmp_path / "out.ipynb",
