@@ -555,13 +555,11 @@ def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> d
     The report says what the PSNR-per-frame figure shows rather than what autoregressive models
     usually do, so the sentence itself is chosen from the measured change.
     """
+    curves = [r.psnr.sort_values("frame") for r in runs if r.psnr is not None and len(r.psnr) >= 2]
+    # one window for all runs, so that "the last n frames" means the same frames in every run
+    n = max(1, int(round(window_frac * min(map(len, curves))))) if curves else 0
     changes, base = [], None
-    n = 0
-    for r in runs:
-        if r.psnr is None or len(r.psnr) < 2:
-            continue
-        p = r.psnr.sort_values("frame")
-        n = max(1, int(round(window_frac * len(p))))
+    for p in curves:
         changes.append(float(p["psnr"].tail(n).mean() - p["psnr"].head(n).mean()))
         if base is None and "baseline_psnr" in p:
             base = float(p["baseline_psnr"].tail(n).mean() - p["baseline_psnr"].head(n).mean())
