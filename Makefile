@@ -5,14 +5,23 @@ PROFILE ?= quick
 DATA ?=
 RUNS ?= runs/$(PROFILE)
 GRID ?= experiments.yaml
-JOBS ?= 3
-export LAB4_DATA := $(DATA)
+# runs at once (empty: the driver's default, one per GPU or else 3); DASK_SCHEDULER=tcp://host:8786 uses that cluster
+JOBS ?=
+DASK_SCHEDULER ?=
+# DATA=path (or an exported LAB4_DATA when DATA is not given): made absolute here, against the folder make
+# runs in, because the notebooks run in notebooks/
+ifneq ($(strip $(DATA)),)
+export LAB4_DATA := $(abspath $(DATA))
+else ifneq ($(strip $(LAB4_DATA)),)
+export LAB4_DATA := $(abspath $(LAB4_DATA))
+endif
 # the venv's own `lab4` kernel first, whatever other checkouts registered per user
 export JUPYTER_PATH := $(CURDIR)/.venv/share/jupyter
 
-.PHONY: setup tex test demo experiments figures html pdf report lab bench clean
+.PHONY: setup tex browser test demo experiments figures html pdf report lab bench gpu-wheels clean
 
 setup: .venv/.installed
+	@bash scripts/install_git_filters.sh $(CURDIR)/.venv/bin/python
 
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
@@ -25,7 +34,11 @@ setup: .venv/.installed
 tex:
 	@bash scripts/install_tex.sh
 
-test: setup tex
+# Chromium and ChromeDriver from Debian for tests/test_browser.py, when we may install them.
+browser:
+	@bash scripts/install_browser.sh
+
+test: setup tex browser
 	$(PY) -m pytest -q
 
 demo: setup
@@ -35,7 +48,8 @@ demo: setup
 	@echo "demo: runs/demo/psnr_per_frame.png"
 
 experiments: setup
-	$(PY) -m lab4.experiments --grid $(GRID) --profile $(PROFILE) --runs $(RUNS) --jobs $(JOBS)
+	$(PY) -m lab4.experiments --grid $(GRID) --profile $(PROFILE) --runs $(RUNS) $(if $(JOBS),--jobs $(JOBS)) \
+		$(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER))
 
 figures: setup
 	$(PY) -m lab4.experiments --figures --runs $(RUNS)
@@ -48,11 +62,19 @@ pdf: setup tex
 
 report: experiments figures html pdf
 
+# JupyterLab on the repository with the `lab4` kernel as default; it opens the explorer when there are runs,
+# else the training notebook. Outputs never reach git (the nbstripout filter from `make setup`).
+LAB_NB = $(if $(wildcard runs/*/last.pt runs/*/*/last.pt runs/*/*/*/last.pt),04_explore,02_train)
 lab: setup
-	.venv/bin/jupyter lab notebooks/
+	.venv/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/$(LAB_NB).ipynb \
+		--MappingKernelManager.default_kernel_name=lab4 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) -m lab4.bench
+
+# Wheels the GPU device machine lacks (papermill, ipykernel, Dask, ...) into .whl/, for scripts/gpu_session.sh
+gpu-wheels: setup
+	PY=$(PY) bash scripts/build_wheels.sh
 
 clean:
 	rm -rf runs report/build report/generated

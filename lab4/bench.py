@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 
 import torch
@@ -25,8 +26,10 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
-from . import data as D
+from . import data
+from .cliutil import KebabHelpFormatter, add_flag
 from .config import make_config
+from .errors import Lab4Error
 from .train import build_model, compiled_steps, pick_device
 
 EPOCH_FRAMES = 1463 * 15  # 23,410 training frames cut into 16-frame clips, 15 predicted per clip
@@ -38,7 +41,7 @@ class PNGClips(Dataset):
     """The lab's loader: each item opens and decodes the PNGs of one non-overlapping 16-frame clip."""
 
     def __init__(self, root, H=32, W=64):
-        self.pairs = D.scan_pairs(*D.split_dirs(root, "train"))
+        self.pairs = data.scan_pairs(*data.split_dirs(root, "train"))
         self.tf = transforms.Compose([transforms.Resize((H, W)), transforms.ToTensor()])
 
     def __len__(self):
@@ -110,25 +113,31 @@ def bench_reference(root, dims, device, seconds, min_iters, workers):
     return dict(batch=2, iters=n, seconds=round(s, 3), frames_per_s=n * 2 * (CLIP - 1) / s, workers=workers)
 
 
-def bench_fast(split, dims, device, seconds, min_iters, batch):
-    cfg = make_config("full", F_dim=dims[0], L_dim=dims[1], N_dim=dims[2], D_out_dim=dims[3], batch_size=batch)
+def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0, **fast):
+    """The fast path; ``fast`` overrides the `full` profile's speed options (compile=False for a CPU rehearsal).
+
+    ``free_seconds`` > 0 also times steps without teacher forcing (15 sequential per-frame steps, the
+    later epochs of a run), which compiles the per-frame step for that shape too.
+    """
+    cfg = make_config("full", F_dim=dims[0], L_dim=dims[1], N_dim=dims[2], D_out_dim=dims[3], batch_size=batch,
+                      **fast)
     torch.manual_seed(0)
     model = build_model(cfg, device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=(device.type == "cuda") or None)
     train_step, rollout_step = compiled_steps(model, cfg, device)
     amp = device.type == "cuda"
     frames_all, poses_all = split.frames.to(device), split.poses.to(device)
-    sampler = D.ClipSampler(len(frames_all), CLIP, batch, seed=0)
+    sampler = data.ClipSampler(len(frames_all), CLIP, batch, seed=0)
     pool = [b for b in sampler.batches() if len(b) == batch] * 1000
     k = 0
 
-    def step():
+    def step(teacher_forcing=True):
         nonlocal k
         starts, k = pool[k % len(pool)], k + 1
-        frames = D.to_float(sampler.gather(frames_all, starts))
-        poses = D.to_float(sampler.gather(poses_all, starts))
+        frames = data.to_float(sampler.gather(frames_all, starts))
+        poses = data.to_float(sampler.gather(poses_all, starts))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model.clip_loss(frames, poses, 1.0, True, step_fn=train_step)
+            out = model.clip_loss(frames, poses, 1.0, teacher_forcing, step_fn=train_step)
         train_update(model, opt, out["loss"])
 
     if device.type == "cuda":
@@ -142,15 +151,21 @@ def bench_fast(split, dims, device, seconds, min_iters, batch):
     n, s = timed_loop(step, device, seconds, min_iters)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     res = dict(batch=batch, iters=n, seconds=round(s, 3), frames_per_s=n * batch * (CLIP - 1) / s,
-               warmup_compile_s=round(warm, 2), peak_gpu_mem_gib=None if peak is None else round(peak, 3))
-    return res, model, rollout_step, (frames_all, poses_all, sampler, pool[0], amp)
+               warmup_compile_s=round(warm, 2), peak_gpu_mem_gib=None if peak is None else round(peak, 3),
+               compile=cfg.compile, amp=amp, fused_adam=bool(opt.defaults.get("fused")))
+    if free_seconds > 0:
+        free = lambda: step(teacher_forcing=False)  # noqa: E731
+        free(), free()
+        n, s = timed_loop(free, device, free_seconds, 2)
+        res["frames_per_s_no_teacher_forcing"] = n * batch * (CLIP - 1) / s
+    return res, model, rollout_step, (frames_all, poses_all, sampler, pool[0], amp), step
 
 
 def count_gflop(model, batch_data):
     """GFLOP per predicted training frame (fwd+bwd of the fast path's loss) and per generated frame."""
     frames_all, poses_all, sampler, starts, amp = batch_data
-    frames = D.to_float(sampler.gather(frames_all, starts))
-    poses = D.to_float(sampler.gather(poses_all, starts))
+    frames = data.to_float(sampler.gather(frames_all, starts))
+    poses = data.to_float(sampler.gather(poses_all, starts))
     with FlopCounterMode(display=False) as fc:
         out = model.clip_loss(frames, poses, 1.0, True)
         out["loss"].backward()
@@ -181,52 +196,45 @@ def time_rollout(model, first, poses, step_fn, device):
                 extrapolated=T != ROLLOUT_FRAMES)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m lab4.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seconds", type=float, default=None, help="timed seconds per training mode (CPU 8, GPU 30)")
-    ap.add_argument("--out", default="bench.json")
-    ap.add_argument("--data-root", default="")
-    ap.add_argument("--dims", default="128,32,12,192", help="F,L,N,D (the lab's defaults)")
-    ap.add_argument("--batch", type=int, default=None, help="fast-path batch (CPU 4, GPU 16)")
-    ap.add_argument("--rollout-frames", type=int, default=None, help="frames rolled out (CPU 16, GPU 630)")
-    ap.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (CPU 0, GPU 4)")
-    a = ap.parse_args(argv)
-    device = pick_device(a.device)
+def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=None, rollout_frames=None,
+            workers=None, log=print, free_seconds=0.0, **fast):
+    """Both modes side by side in this process -> (the result record, the fast path's training step).
+
+    ``fast`` overrides the fast path's speed options (see :func:`bench_fast`); the step is returned so a
+    caller can profile it. Defaults are sized per device (CPU: 8 s, batch 4, 16-frame rollouts).
+    """
+    device = pick_device(device) if isinstance(device, str) else device
     cpu = device.type == "cpu"
-    dims = tuple(int(v) for v in a.dims.split(","))
-    seconds = a.seconds if a.seconds is not None else (8.0 if cpu else 30.0)
-    batch = a.batch or (4 if cpu else 16)
-    T = a.rollout_frames or (16 if cpu else ROLLOUT_FRAMES)
-    workers = a.workers if a.workers is not None else (0 if cpu else min(4, os.cpu_count() or 1))
+    seconds = seconds if seconds is not None else (8.0 if cpu else 30.0)
+    batch = batch or (4 if cpu else 16)
+    T = rollout_frames or (16 if cpu else ROLLOUT_FRAMES)
+    workers = workers if workers is not None else (0 if cpu else min(4, os.cpu_count() or 1))
     min_iters = 2 if cpu else 10
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-    root = D.resolve_data_root(a.data_root, "small")
-    train, val = D.load_split(root, "train"), D.load_split(root, "val")
-    print(f"device {device} | torch {torch.__version__} | dims F,L,N,D={dims} | data {root}", flush=True)
+    train, val = data.load_split(root, "train", progress=False), data.load_split(root, "val", progress=False)
+    log(f"device {device} | torch {torch.__version__} | dims F,L,N,D={dims} | data {root}")
 
     ref = bench_reference(root, dims, device, seconds, min_iters, workers)
-    print(f"reference: {ref['frames_per_s']:.2f} frames/s", flush=True)
-    fast, model, rollout_step, batch_data = bench_fast(train, dims, device, seconds, min_iters, batch)
-    print(f"fast path: {fast['frames_per_s']:.2f} frames/s (warm-up incl. compile {fast['warmup_compile_s']} s)",
-          flush=True)
+    log(f"reference: {ref['frames_per_s']:.2f} frames/s")
+    fast, model, rollout_step, batch_data, fast_step = bench_fast(train, dims, device, seconds, min_iters, batch,
+                                                                  free_seconds, **fast)
+    log(f"fast path: {fast['frames_per_s']:.2f} frames/s (warm-up incl. compile {fast['warmup_compile_s']} s)")
     gflop_train, gflop_infer = count_gflop(model, batch_data)
 
     # Rollouts: fp32, batch 1 for validation; CUDA-graphed outputs are overwritten by the next replay,
     # so the compiled step's output is cloned before the rollout keeps it.
     compiled = None if rollout_step is None else (lambda p, f, z: rollout_step(p, f, z).clone())
-    first = D.to_float(val.frames[:1]).to(device)
-    vposes = D.to_float(val.poses[None, :T]).to(device)
+    first = data.to_float(val.frames[:1]).to(device)
+    vposes = data.to_float(val.poses[None, :T]).to(device)
     roll_eager = time_rollout(model, first, vposes, None, device)
     roll_comp = time_rollout(model, first, vposes, compiled, device)
-    seqs = D.load_test(root)
-    firsts = D.to_float(torch.stack([f for f, _ in seqs])).to(device)
-    tposes = D.to_float(torch.stack([p[:T] for _, p in seqs])).to(device)
+    seqs = data.load_test(root, progress=False)
+    firsts = data.to_float(torch.stack([f for f, _ in seqs])).to(device)
+    tposes = data.to_float(torch.stack([p[:T] for _, p in seqs])).to(device)
     # On CPU a batch of 5 would mean a second inductor compile (dynamic=False): there it runs eager.
     roll_test = time_rollout(model, firsts, tposes, None if cpu else compiled, device)
-    roll_test["step"] = "eager" if cpu else "compiled"
+    roll_test["step"] = "eager" if cpu or compiled is None else "compiled"
 
     ratio = fast["frames_per_s"] / ref["frames_per_s"]
     result = dict(
@@ -243,21 +251,62 @@ def main(argv=None):
         notes="teacher forcing on in both modes; reference steps frame by frame as the lab's template does; "
               "rollouts in fp32; 'compiled' rollout = reduce-overhead (CUDA graphs) on CUDA, inductor on CPU",
     )
+    return result, fast_step
+
+
+def table(result) -> str:
+    """The record as the aligned two-column table the command prints."""
+    ref, fast = result["reference"], result["fast"]
+    roll_eager, roll_comp, roll_test = (result[k] for k in ("val_rollout_eager", "val_rollout_compiled",
+                                                              "test_rollout_5_batched"))
+    extrap = lambda r: " (extrap.)" if r["extrapolated"] else ""  # noqa: E731
     rows = [
         ("device", result["device"]), ("torch", result["torch"]),
         ("reference train (batch 2, PIL DataLoader, eager fp32)", f"{ref['frames_per_s']:.2f} frames/s"),
-        (f"fast path train (batch {batch}, compiled{', bf16' if not cpu else ''})", f"{fast['frames_per_s']:.2f} frames/s"),
-        ("speed-up fast / reference", f"{ratio:.2f}x"),
+        (f"fast path train (batch {fast['batch']}{', compiled' if fast['compile'] else ''}"
+         f"{', bf16' if fast['amp'] else ''})", f"{fast['frames_per_s']:.2f} frames/s"),
+        ("speed-up fast / reference", f"{result['speedup']:.2f}x"),
         ("epoch of 23,410 frames: reference / fast", f"{result['epoch_s']['reference']:.0f} s / {result['epoch_s']['fast']:.0f} s"),
-        ("GFLOP per training frame / per generated frame", f"{gflop_train:.2f} / {gflop_infer:.2f}"),
+        ("GFLOP per training frame / per generated frame",
+         f"{result['gflop_per_train_frame']:.2f} / {result['gflop_per_generated_frame']:.2f}"),
         ("achieved TFLOP/s: reference / fast", f"{result['tflops']['reference']:.4f} / {result['tflops']['fast']:.4f}"),
-        ("630-frame val rollout, eager" + (" (extrap.)" if roll_eager["extrapolated"] else ""), f"{roll_eager['seconds_630']:.2f} s"),
-        ("630-frame val rollout, compiled" + (" (extrap.)" if roll_comp["extrapolated"] else ""), f"{roll_comp['seconds_630']:.2f} s"),
-        (f"5 test sequences as one batch, {roll_test['step']}" + (" (extrap.)" if roll_test["extrapolated"] else ""), f"{roll_test['seconds_630']:.2f} s"),
-        ("peak GPU memory (fast train)", "n/a (CPU)" if result["peak_gpu_mem_gib"] is None else f"{result['peak_gpu_mem_gib']:.2f} GiB"),
+        ("630-frame val rollout, eager" + extrap(roll_eager), f"{roll_eager['seconds_630']:.2f} s"),
+        ("630-frame val rollout, compiled" + extrap(roll_comp), f"{roll_comp['seconds_630']:.2f} s"),
+        (f"5 test sequences as one batch, {roll_test['step']}" + extrap(roll_test), f"{roll_test['seconds_630']:.2f} s"),
+        ("peak GPU memory (fast train)",
+         "n/a (CPU)" if result["peak_gpu_mem_gib"] is None else f"{result['peak_gpu_mem_gib']:.2f} GiB"),
     ]
     width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m lab4.bench", description=__doc__.splitlines()[0],
+                                 formatter_class=KebabHelpFormatter)
+    add_flag(ap, "device", default="auto")
+    add_flag(ap, "seconds", type=float, default=None, help="timed seconds per training mode (CPU 8, GPU 30)")
+    add_flag(ap, "out", default="bench.json")
+    add_flag(ap, "data-root", default="", help="dataset (default: $LAB4_DATA, else SynthDance small)")
+    add_flag(ap, "dims", default="128,32,12,192", help="F,L,N,D (the lab's defaults)")
+    add_flag(ap, "batch", type=int, default=None, help="fast-path batch (CPU 4, GPU 16)")
+    add_flag(ap, "rollout-frames", type=int, default=None, help="frames rolled out (CPU 16, GPU 630)")
+    add_flag(ap, "workers", type=int, default=None, help="reference DataLoader workers (CPU 0, GPU 4)")
+    a = ap.parse_args(argv)
+    try:
+        dims = tuple(int(v) for v in a.dims.split(","))
+        if len(dims) != 4:
+            raise ValueError
+    except ValueError:
+        ap.error(f"--dims {a.dims!r}: expected four integers F,L,N,D")
+    try:
+        device = pick_device(a.device)  # before making data: a missing GPU is a one-line error at once
+        root = data.resolve_data_root(a.data_root, "small")
+        result, _ = measure(root, dims, device, a.seconds, a.batch, a.rollout_frames, a.workers,
+                            log=lambda m: print(m, flush=True))
+    except Lab4Error as e:
+        print(f"lab4.bench: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(table(result))
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {a.out}")

@@ -1,50 +1,30 @@
-"""Files that must never be seen half-written: checkpoints, metrics, configs (write, fsync, rename)."""
+"""Checkpoints: written atomically, read without unpickling code, in our layout or the course template's."""
 from __future__ import annotations
 
 import io
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .errors import Lab4Error
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def _atomic_write_bytes(path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise Lab4Error(f"{path}: cannot write ({e.strerror or e})") from None
-        raise
-
-
-def atomic_write_text(path, text: str) -> None:
-    _atomic_write_bytes(path, text.encode())
+from .io import atomic_write_bytes, atomic_write_text  # noqa: F401  (atomic_write_text: re-exported)
+from .template import from_template, is_template
 
 
 def save_checkpoint(path, state: dict) -> None:
     """Serialise to memory first so a full disk or a kill never truncates the previous checkpoint."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
-    """Load without unpickling arbitrary objects; any damage becomes a one-line error naming the file."""
+    """Load without unpickling arbitrary objects; any damage becomes a one-line error naming the file.
+
+    A checkpoint in the course template's layout (``state_dict``, ``lr``, ``tfr``, ``last_epoch``) comes
+    back in ours, with the weights under ``model`` and our names.
+    """
     path = Path(path)
     if not path.is_file():
         raise Lab4Error(f"{path}: no such checkpoint")
@@ -53,8 +33,10 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     except Exception as e:  # truncated zip, bad pickle, foreign object: all the same to the user
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise Lab4Error(f"{path}: not a readable lab4 checkpoint ({msg[:160]})") from None
+    if is_template(state):
+        return from_template(state)
     if not isinstance(state, dict) or "model" not in state:
-        raise Lab4Error(f"{path}: not a lab4 checkpoint (no model weights inside)")
+        raise Lab4Error(f"{path}: not a lab4 or course-template checkpoint (no model weights inside)")
     return state
 
 

@@ -1,4 +1,6 @@
-"""``python -m lab4 {make-data,train,evaluate,predict,score}``: exit 0 on success, 2 with one line on bad input."""
+"""``python -m lab4 {make-data,train,evaluate,predict,score,export}``: exit 0 on success, 2 with one line on bad input.
+
+Flags are kebab-case (``--num-epoch``); the config fields' snake_case (``--num_epoch``) is accepted too."""
 from __future__ import annotations
 
 import argparse
@@ -7,23 +9,24 @@ import json
 import sys
 from pathlib import Path
 
+from .cliutil import KebabHelpFormatter, add_flag
 from .config import Config, PROFILES, make_config
 from .errors import Lab4Error
+from .paths import absolute, home
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    """Every config field as ``--field`` (same name as in the notebooks' parameters cells)."""
+    """Every config field as ``--field-name`` (``--field_name``, as in the notebooks' parameters cells, works too)."""
     g = p.add_argument_group("config fields (default: the lab's, then the profile's)")
     for f in dataclasses.fields(Config):
         if f.name in ("profile", "run_dir"):
             continue
-        flag = f"--{f.name}"
         if isinstance(f.default, bool):
-            g.add_argument(flag, type=_bool, default=None, metavar="{true,false}")
+            add_flag(g, f.name, type=_bool, default=None, metavar="{true,false}")
         elif isinstance(f.default, tuple):
-            g.add_argument(flag, type=int, nargs="+", default=None)
+            add_flag(g, f.name, type=int, nargs="+", default=None)
         else:
-            g.add_argument(flag, type=type(f.default), default=None)
+            add_flag(g, f.name, type=type(f.default), default=None)
 
 
 def _bool(s: str) -> bool:
@@ -42,7 +45,7 @@ def _overrides(args) -> dict:
 def cmd_make_data(args) -> None:
     from .data import default_synth_root
     from .synth import generate
-    out = Path(args.out) if args.out else default_synth_root(args.preset)
+    out = absolute(args.out) if args.out else default_synth_root(args.preset)
     try:
         root = generate(out, preset=args.preset, seed=args.seed, height=args.height, width=args.width)
     except (ValueError, FileExistsError) as e:
@@ -53,8 +56,8 @@ def cmd_make_data(args) -> None:
 def cmd_train(args) -> None:
     from .train import Trainer
     kw = _overrides(args)
-    run_dir = args.run_dir or f"runs/{args.profile}/{kw.get('name', 'cyclical')}"
-    cfg = make_config(args.profile, run_dir=run_dir, **kw)
+    run_dir = absolute(args.run_dir) if args.run_dir else home() / "runs" / args.profile / kw.get("name", "cyclical")
+    cfg = make_config(args.profile, run_dir=str(run_dir), **kw)
     trainer = Trainer(cfg).fit(resume=args.resume)
     last = next((r for r in reversed(trainer.rows) if r["kind"] == "epoch"), {})
     msg = f"trained {cfg.name} for {trainer.epoch} epochs -> {cfg.run_dir}"
@@ -63,42 +66,23 @@ def cmd_train(args) -> None:
     print(msg)
 
 
-def _data_root(args, cfg):
-    from .data import resolve_data_root
-    return resolve_data_root(args.data_root or cfg.data_root, cfg.synth_preset)
-
-
 def cmd_evaluate(args) -> None:
-    from .data import load_split
-    from .evaluate import validate, write_psnr_csv
-    from .plots import plot_psnr_run, save_strip
-    from .train import load_trained
-    model, cfg = load_trained(args.run_dir, args.checkpoint, args.device)
-    val = load_split(_data_root(args, cfg), "val", cfg.frame_H, cfg.frame_W)
-    res = validate(model, val, seed=args.seed)
-    run = Path(args.run_dir)
-    write_psnr_csv(run / "psnr_per_frame.csv", res)
-    plot_psnr_run(run / "psnr_per_frame.png", res, title=cfg.name)
-    save_strip(run / "samples.png", val.frames, res["pred"])
-    (run / "val_summary.json").write_text(json.dumps(dict(
-        mean_psnr=res["mean_psnr"], mean_ssim=res["mean_ssim"], baseline_mean_psnr=res["baseline_mean_psnr"],
-        frames=len(val)), indent=2) + "\n")
-    print(f"{cfg.name}: validation PSNR {res['mean_psnr']:.2f} dB, SSIM {res['mean_ssim']:.3f} over {len(val) - 1} "
-          f"generated frames (repeat-first-frame {res['baseline_mean_psnr']:.2f} dB) -> {run / 'psnr_per_frame.csv'}")
+    """On --data-root if given, else on the dataset the run trained on (gone or changed is an error)."""
+    from .runs import evaluate_run
+    ev = evaluate_run(args.run_dir, args.data_root, seed=args.seed, checkpoint=args.checkpoint, device=args.device,
+                      progress=True)
+    print(f"{ev['name']}: validation PSNR {ev['mean_psnr']:.2f} dB, SSIM {ev['mean_ssim']:.3f} over {ev['frames'] - 1} "
+          f"generated frames (repeat-first-frame {ev['baseline_mean_psnr']:.2f} dB) -> "
+          f"{Path(args.run_dir) / 'psnr_per_frame.csv'}")
 
 
 def cmd_predict(args) -> None:
-    from .data import load_test
-    from .evaluate import predict_test, write_gif, write_submission
-    from .train import load_trained
-    model, cfg = load_trained(args.run_dir, args.checkpoint, args.device)
-    seqs = load_test(_data_root(args, cfg), cfg.frame_H, cfg.frame_W)
-    preds = predict_test(model, seqs, seed=args.seed)
-    out = Path(args.out or Path(args.run_dir) / "submission.csv")
-    write_submission(out, preds)
-    for k, p in enumerate(preds):
-        write_gif(out.parent / f"pred_seq{k}.gif", p)
-    print(f"{len(preds)} test sequences -> {out} and pred_seq0..{len(preds) - 1}.gif")
+    from .runs import predict_run
+    pred = predict_run(args.run_dir, args.data_root, out=args.out, seed=args.seed, checkpoint=args.checkpoint,
+                       device=args.device, progress=True)
+    n = pred["sequences"]
+    print(f"{n} test sequences -> {pred['submission']} and pred_seq0..{n - 1}.gif" + ("" if pred["public"] is None else
+          f" (local score: public {pred['public']:.3f} dB, private {pred['private']:.3f} dB)"))
 
 
 def cmd_score(args) -> None:
@@ -115,44 +99,63 @@ def cmd_score(args) -> None:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
 
+def cmd_export(args) -> None:
+    from .checkpoint import load_checkpoint
+    from .template import save_template
+    src = absolute(args.run_dir) / args.checkpoint
+    state = load_checkpoint(src)
+    if "config" not in state:  # a template checkpoint: its dims and schedule come from the run's config.json
+        state["config"] = Config.load(absolute(args.run_dir) / "config.json").to_dict()
+    out = absolute(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_template(out, state)
+    print(f"{src} -> {out} (the course template's layout: state_dict, optimizer, lr, tfr, last_epoch)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab4", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m lab4", description=__doc__, formatter_class=KebabHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("make-data", help="generate SynthDance in the official layout")
-    s.add_argument("--preset", default="small", choices=["tiny", "small", "full"])
-    s.add_argument("--out", default="", help="folder (default data/synthdance-<preset>)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--height", type=int, default=64)
-    s.add_argument("--width", type=int, default=128)
-    s.set_defaults(fn=cmd_make_data)
+    def command(name, fn, text):
+        s = sub.add_parser(name, help=text, description=text, formatter_class=KebabHelpFormatter)
+        s.set_defaults(fn=fn)
+        return s
 
-    s = sub.add_parser("train", help="train one experiment into a run folder")
-    s.add_argument("--profile", default="quick", choices=list(PROFILES))
-    s.add_argument("--run-dir", default="", help="default runs/<profile>/<name>")
-    s.add_argument("--resume", action="store_true", help="continue from <run-dir>/last.pt")
+    s = command("make-data", cmd_make_data, "generate SynthDance in the official layout")
+    add_flag(s, "preset", default="small", choices=["tiny", "small", "full"])
+    add_flag(s, "out", default="", help="folder (default data/synthdance-<preset> under $LAB4_HOME, else the checkout, else here)")
+    add_flag(s, "seed", type=int, default=0)
+    add_flag(s, "height", type=int, default=64)
+    add_flag(s, "width", type=int, default=128)
+
+    s = command("train", cmd_train, "train one experiment into a run folder")
+    add_flag(s, "profile", default="quick", choices=list(PROFILES))
+    add_flag(s, "run_dir", default="", help="default runs/<profile>/<name> under $LAB4_HOME, else the checkout, else here")
+    add_flag(s, "resume", action="store_true", help="continue from <run-dir>/last.pt")
     _config_args(s)
-    s.set_defaults(fn=cmd_train)
 
     for name, fn, text in (("evaluate", cmd_evaluate, "validation rollout: PSNR/SSIM per frame, figure, samples"),
                            ("predict", cmd_predict, "test rollout: submission.csv and pred_seq<k>.gif")):
-        s = sub.add_parser(name, help=text)
-        s.add_argument("--run-dir", required=True)
-        s.add_argument("--checkpoint", default="last.pt")
-        s.add_argument("--data-root", default="", help="dataset (default: the run's, else SynthDance)")
-        s.add_argument("--device", default="auto")
-        s.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
+        s = command(name, fn, text)
+        add_flag(s, "run_dir", required=True)
+        add_flag(s, "checkpoint", default="last.pt", help="in <run-dir>, or a path; ours or the course template's")
+        add_flag(s, "data_root", default="", help="dataset (default: the one the run trained on)")
+        add_flag(s, "device", default="auto")
+        add_flag(s, "seed", type=int, default=0, help="seed of the prior samples")
         if name == "predict":
-            s.add_argument("--out", default="", help="default <run-dir>/submission.csv")
-        s.set_defaults(fn=fn)
+            add_flag(s, "out", default="", help="default <run-dir>/submission.csv")
 
-    s = sub.add_parser("score", help="score a submission as the course does (public/private PSNR)")
+    s = command("score", cmd_score, "score a submission as the course does (public/private PSNR)")
     s.add_argument("submission")
-    s.add_argument("--gt", default="", help="folder of test ground truth <gt>/<k>/frame<N>.png")
-    s.add_argument("--data-root", default="", help="dataset whose test_gt/ to use (default SynthDance)")
-    s.add_argument("--synth-preset", default="small")
-    s.add_argument("--json", default="", help="also write the scores here")
-    s.set_defaults(fn=cmd_score)
+    add_flag(s, "gt", default="", help="folder of test ground truth <gt>/<k>/frame<N>.png")
+    add_flag(s, "data_root", default="", help="dataset whose test_gt/ to use (default SynthDance)")
+    add_flag(s, "synth_preset", default="small")
+    add_flag(s, "json", default="", help="also write the scores here")
+
+    s = command("export", cmd_export, "write a run's checkpoint in the course template's layout")
+    add_flag(s, "run_dir", required=True)
+    add_flag(s, "checkpoint", default="last.pt", help="in <run-dir>, or a path")
+    add_flag(s, "out", required=True, help="the file to write, e.g. model.ckpt")
     return p
 
 

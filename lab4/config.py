@@ -17,8 +17,8 @@ from .errors import Lab4Error
 class Config:
     # experiment
     name: str = "cyclical"
-    profile: str = "lab"               # lab | quick | full | tiny (see PROFILES)
-    data_root: str = ""                # "" = SynthDance generated under data/ for `synth_preset`
+    profile: str = "lab"               # lab | quick | full | gpu | tiny (see PROFILES)
+    data_root: str = ""                # "" = $LAB4_DATA, else SynthDance under data/; made absolute where typed
     synth_preset: str = "small"
     run_dir: str = "runs/default"
     seed: int = 0
@@ -72,9 +72,10 @@ class Config:
         d["milestones"] = list(self.milestones)
         return d
 
-    def save(self, path) -> None:
-        from .checkpoint import atomic_write_text
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+    def save(self, path, **extra) -> None:
+        """config.json; ``extra`` adds records beside the fields (e.g. ``dataset``), which :meth:`load` skips."""
+        from .io import atomic_write_text
+        atomic_write_text(path, json.dumps({**self.to_dict(), **extra}, indent=2) + "\n")
 
     @classmethod
     def load(cls, path) -> "Config":
@@ -93,6 +94,12 @@ PROFILES: dict[str, dict] = {
     "lab": {},
     "full": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
                  fused_adam=True, cuda_graphs=True, val_every=5),
+    # `full` cut to what one device session holds (python -m lab4.gpucheck): the lab's dims on SynthDance
+    # full, 4 epochs (gpucheck stretches the schedule to the minutes left: lab4.gpuplan.gpu_schedule),
+    # teacher forcing for the first half, and no gradient clipping, for the reason given for `quick`.
+    "gpu": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
+                fused_adam=True, cuda_graphs=True, num_epoch=4, milestones=(3,), clip_grad=0.0, tfr_sde=2,
+                tfr_d_step=0.5, kl_anneal_cycle=2, kl_anneal_ratio=0.5, per_save=1, val_every=1, progress=False),
     # Sized for 2 CPU cores: a narrow model, 8-frame clips (long enough for the free-running epochs to
     # see a rollout drift and correct it), half the clips, 5 epochs, teacher forcing gone by epoch 3 and
     # no gradient clipping: the lab's clip at norm 1 is set almost entirely by the KL term's gradient
@@ -116,6 +123,9 @@ def make_config(profile: str = "lab", **overrides) -> Config:
     kw = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}, "profile": profile}
     if "milestones" in kw:
         kw["milestones"] = tuple(kw["milestones"])
+    if kw.get("data_root"):  # relative to the folder it was typed in, before a notebook runs elsewhere
+        from .paths import absolute
+        kw["data_root"] = str(absolute(kw["data_root"]))
     cfg = Config(**kw)
     validate(cfg)
     return cfg

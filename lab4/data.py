@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -18,28 +19,32 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from .checkpoint import _atomic_write_bytes
 from .errors import Lab4Error
+from .io import atomic_write_bytes
+from .paths import absolute, checkout, home
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = checkout() or home()  # where the notebooks resolve relative run folders (see lab4.paths)
 FRAME_RE = re.compile(r"^frame(\d+)\.png$")
 CACHE_VERSION = 1
 LAYOUT = "train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/<k>, test/test_label/<k>"
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("LAB4_CACHE", PROJECT_ROOT / "data" / "cache"))
+    return absolute(os.environ["LAB4_CACHE"]) if os.environ.get("LAB4_CACHE") else home() / "data" / "cache"
 
 
 def default_synth_root(preset: str) -> Path:
-    return PROJECT_ROOT / "data" / f"synthdance-{preset}"
+    return home() / "data" / f"synthdance-{preset}"
 
 
 def resolve_data_root(data_root: str = "", synth_preset: str = "small", progress: bool = True) -> Path:
-    """The user's dataset if one is named (argument, else $LAB4_DATA), else SynthDance, made on demand."""
-    data_root = data_root or os.environ.get("LAB4_DATA", "")
+    """The user's dataset if one is named (argument, else $LAB4_DATA), else SynthDance, made on demand.
+
+    Always absolute: a relative path is taken from the current folder, where the user typed it.
+    """
+    data_root = str(data_root or os.environ.get("LAB4_DATA", ""))
     if data_root:
-        root = Path(data_root).expanduser()
+        root = absolute(data_root)
         if not root.is_dir():
             raise Lab4Error(f"{root}: dataset folder does not exist (expected the layout {LAYOUT})")
         return root
@@ -147,10 +152,10 @@ def _fingerprint(paths: list[Path], H: int, W: int) -> str:
     return h.hexdigest()[:24]
 
 
-def load_tensors(paths: dict[str, list[Path]], H: int, W: int, tag: str, progress: bool = True) -> dict[str, torch.Tensor]:
+def load_tensors(paths: dict[str, list[Path]], H: int, W: int, tag: str, progress: bool = True,
+                 key: str = "") -> dict[str, torch.Tensor]:
     """Decode groups of PNGs to uint8 tensors, or reuse the cached decode if no file changed."""
-    flat = [p for group in paths.values() for p in group]
-    key = _fingerprint(flat, H, W)
+    key = key or _fingerprint([p for group in paths.values() for p in group], H, W)
     cache = cache_dir() / f"{tag}-{key}.pt"
     if cache.is_file():
         try:
@@ -164,7 +169,7 @@ def load_tensors(paths: dict[str, list[Path]], H: int, W: int, tag: str, progres
         cache.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         torch.save(out, buf)
-        _atomic_write_bytes(cache, buf.getvalue())
+        atomic_write_bytes(cache, buf.getvalue())
     except (OSError, Lab4Error):
         pass  # caching is an optimisation; an unwritable cache folder only costs time
     return out
@@ -176,6 +181,7 @@ class Split:
     frames: torch.Tensor  # (N, 3, H, W) uint8
     poses: torch.Tensor   # (N, 3, H, W) uint8
     root: Path
+    key: str = ""         # the cache key: changes when any file of the split does
 
     def __len__(self):
         return len(self.frames)
@@ -185,11 +191,17 @@ def _tag(root: Path, split: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]', '_', root.resolve().name)[:40]}-{split}"
 
 
-def load_split(root, split: str, H: int = 32, W: int = 64, progress: bool = True) -> Split:
-    root = Path(root)
+def _split_paths(root: Path, split: str) -> dict[str, list[Path]]:
     pairs = scan_pairs(*split_dirs(root, split))
-    t = load_tensors({"frames": [a for a, _ in pairs], "poses": [b for _, b in pairs]}, H, W, _tag(root, split), progress)
-    return Split(t["frames"], t["poses"], root)
+    return {"frames": [a for a, _ in pairs], "poses": [b for _, b in pairs]}
+
+
+def load_split(root, split: str, H: int = 32, W: int = 64, progress: bool = True) -> Split:
+    root = absolute(root)
+    paths = _split_paths(root, split)
+    key = _fingerprint(paths["frames"] + paths["poses"], H, W)
+    t = load_tensors(paths, H, W, _tag(root, split), progress, key=key)
+    return Split(t["frames"], t["poses"], root, key)
 
 
 def load_test(root, H: int = 32, W: int = 64, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -213,6 +225,52 @@ def load_test_gt(gt_root, H: int = 32, W: int = 64, progress: bool = True) -> li
     groups = {f"gt{k}": [v for _, v in sorted(_numbered_pngs(s).items())] for k, s in enumerate(seqs)}
     t = load_tensors(groups, H, W, _tag(gt_root.parent, "test_gt"), progress)
     return [t[f"gt{k}"] for k in range(len(seqs))]
+
+
+# -- the dataset a run trained on -----------------------------------------------------------------
+def dataset_record(train: Split, val: Split) -> dict:
+    """What config.json keeps of a run's data: its absolute path and, per split, frame count and cache key."""
+    return dict(root=str(absolute(train.root)), train=dict(frames=len(train), key=train.key),
+                val=dict(frames=len(val), key=val.key))
+
+
+def _differences(root: Path, record: dict, H: int, W: int) -> list[str]:
+    """How the dataset at ``root`` differs from what the run recorded (empty: it matches)."""
+    out = []
+    for split in ("train", "val"):
+        want = record.get(split) or {}
+        try:
+            paths = _split_paths(root, split)
+        except Lab4Error as e:
+            return [str(e)]
+        if want.get("frames") not in (None, len(paths["frames"])):
+            out.append(f"{split} has {len(paths['frames'])} frames, the run trained with {want['frames']}")
+        elif want.get("key") and want["key"] != _fingerprint(paths["frames"] + paths["poses"], H, W):
+            out.append(f"{split} files were changed since")
+    return out
+
+
+def run_dataset(run_dir, override: str = "", progress: bool = False) -> Path:
+    """The dataset to evaluate a run on: ``override`` if given (a user's --data-root), else the one the run
+    trained on, checked against the record in its config.json. Gone or changed: one line naming both paths."""
+    run_dir = absolute(run_dir)
+    if override:
+        return resolve_data_root(override, progress=progress)
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):  # a bare checkpoint (e.g. the course template's): $LAB4_DATA, else SynthDance
+        return resolve_data_root("", progress=progress)
+    record = cfg.get("dataset")
+    if not isinstance(record, dict) or not record.get("root"):  # a run from before lab4 kept the record
+        return resolve_data_root(cfg.get("data_root") or "", cfg.get("synth_preset", "small"), progress)
+    root = Path(record["root"])
+    again = " (pass --data-root, or data_root in a notebook, to use another dataset)"
+    if not root.is_dir():
+        raise Lab4Error(f"{run_dir}: the dataset it trained on, {root}, is gone{again}")
+    diff = _differences(root, record, cfg.get("frame_H", 32), cfg.get("frame_W", 64))
+    if diff:
+        raise Lab4Error(f"{run_dir}: the dataset it trained on, {root}, no longer matches ({'; '.join(diff)}){again}")
+    return root
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

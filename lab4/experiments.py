@@ -1,12 +1,17 @@
 """The experiment driver: every run of the report is ``notebooks/02_train.ipynb`` executed by papermill.
 
     python -m lab4.experiments --grid experiments.yaml --profile quick --runs runs/quick [--only NAME ...] [--jobs N]
+    python -m lab4.experiments ... --scheduler tcp://host:8786    # or DASK_SCHEDULER: an existing Dask cluster
     python -m lab4.experiments --figures --runs runs/quick     # notebooks/03_compare.ipynb -> report/build/
     python -m lab4.experiments --html --runs runs/quick        # executed notebooks -> report/build/html/
 
 Each run lands in ``<runs>/<name>/`` next to its executed notebook. A run whose ``summary.json`` says it
 trained the configured number of epochs is skipped; any other run is (re)started, and the notebook's
 Trainer resumes from ``last.pt``. One failing run never stops the others.
+
+Each run is one Dask task (lab4/grid_dask.py): on a LocalCluster of --jobs workers (default: one per GPU,
+else 3), or on the cluster at --scheduler / $DASK_SCHEDULER, whose workers need this repository and the
+same runs folder at the same path. lab4/grid_progress.py shows the whole grid's progress.
 
 Exit status: 0 all runs done; 1 at least one run failed (each failure is listed with its notebook and
 the cell's error); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing failed but some runs
@@ -21,15 +26,15 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
+from .cliutil import KebabRawHelpFormatter, add_flag
 from .config import FIELDS, PROFILES, make_config
 from .errors import Lab4Error
+from .paths import absolute, checkout, home, require_checkout
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = checkout() or home()  # the driver needs the checkout's notebooks; see require_checkout()
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
 COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
@@ -46,9 +51,6 @@ def use_venv_kernel() -> None:
         os.environ["JUPYTER_PATH"] = os.pathsep.join([mine, *paths])
 
 
-use_venv_kernel()
-
-
 # ipykernel >= 7.3 warns on every start that its TCP sockets are unencrypted, once per run, burying the
 # driver's own lines. The kernel binds to 127.0.0.1 and signs every message with the connection key.
 # (CurveZMQ keys from jupyter_client silence it too; a test-suite run hung once with them, cause unknown.)
@@ -58,14 +60,18 @@ KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 def execute_notebook(notebook, out, parameters: dict):
     """papermill with the lab4 kernel, run from notebooks/ (so relative paths resolve as in JupyterLab)."""
     import papermill as pm
+    use_venv_kernel()  # here, not at import: on a Dask worker too, this interpreter's kernel is the one
     return pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name=KERNEL,
                                cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS)
 
 
-# Config fields that 02_train.ipynb has as flat parameters; any other override travels in its `extra` dict.
-NOTEBOOK_PARAMS = ("name", "profile", "data_root", "synth_preset", "run_dir", "seed", "device", "kl_anneal_type",
-                   "kl_anneal_cycle", "kl_anneal_ratio", "tfr", "tfr_sde", "tfr_d_step", "num_epoch", "batch_size",
-                   "lr")
+def notebook_flat_params() -> frozenset[str]:
+    """The Config fields that 02_train.ipynb has as flat parameters, read from its `parameters` cell, the one
+    list of them; any other override travels in the notebook's `extra` dict."""
+    import papermill as pm
+    return frozenset(pm.inspect_notebook(str(TRAIN_NB))) & FIELDS
+
+
 DRIVER_SET = {"name", "profile", "run_dir"}  # the driver sets these; a grid may not override them
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
@@ -155,15 +161,17 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
 
 def notebook_parameters(run: Run) -> dict:
     """Papermill parameters for 02_train: flat ones where the notebook has them, the rest in `extra`."""
-    params = dict(name=run.name, profile=run.profile, run_dir=str(run.run_dir), resume=True)
+    params = dict(name=run.name, profile=run.profile, run_dir=str(absolute(run.run_dir)), resume=True)
     if os.environ.get("LAB4_DATA"):
         params["data_root"] = os.environ["LAB4_DATA"]
-    extra = {}
+    extra, flat = {}, notebook_flat_params()
     for k, v in run.overrides.items():
-        if k in NOTEBOOK_PARAMS:
+        if k in flat:
             params[k] = v
         else:
             extra[k] = list(v) if isinstance(v, tuple) else v
+    if params.get("data_root"):  # the notebook runs in notebooks/: a path relative to here would not be found
+        params["data_root"] = str(absolute(params["data_root"]))
     params["extra"] = extra
     return params
 
@@ -179,8 +187,12 @@ def is_complete(run: Run) -> bool:
 
 
 # -- one run -------------------------------------------------------------------------------------
-def execute(run: Run) -> Result:
-    """Execute 02_train for one run under its driver lock; never raises for a failing notebook."""
+def execute(run: Run, train: bool = True) -> Result | None:
+    """Execute 02_train for one run under its driver lock; never raises for a failing notebook.
+
+    This is the Dask task of a run. ``train=False`` only looks (locked? complete? else None), so the
+    driver settles finished and locked runs without starting a cluster for them.
+    """
     from filelock import FileLock, Timeout
     run.run_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(run.run_dir / ".driver.lock"))
@@ -192,7 +204,8 @@ def execute(run: Run) -> Result:
     try:
         if is_complete(run):
             return Result(run.name, "complete", notebook=str(run.notebook))
-        print(f"{run.name}: running -> {run.notebook} (progress in {run.run_dir / 'metrics.csv'})", flush=True)
+        if not train:
+            return None
         import papermill as pm
         try:
             execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run))
@@ -210,17 +223,25 @@ def execute(run: Run) -> Result:
         lock.release()
 
 
+def shown(path) -> str:
+    """A path as the driver prints it: relative to the repository when inside it (logs carry no machine paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def describe(i: int, n: int, r: Result) -> str:
     head = f"[{i}/{n}] {r.name}:"
     if r.status == "done":
         psnr = r.summary.get("mean_psnr")
         extra = f", val PSNR {psnr:.2f} dB" if isinstance(psnr, (int, float)) else ""
-        return f"{head} done in {r.seconds:.1f}s{extra} -> {r.notebook}"
+        return f"{head} done in {r.seconds:.1f}s{extra} -> {shown(r.notebook)}"
     if r.status == "complete":
-        return f"{head} skipped (already complete) -> {r.notebook}"
+        return f"{head} skipped (already complete) -> {shown(r.notebook)}"
     if r.status == "locked":
         return f"{head} skipped: {r.name} is being run by another process"
-    return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {r.notebook}"
+    return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {shown(r.notebook)}"
 
 
 def prepare_data(runs: list[Run]) -> None:
@@ -250,9 +271,10 @@ def prepare_data(runs: list[Run]) -> None:
             continue
 
 
-def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
+def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, scheduler: str | None = None) -> int:
+    require_checkout("the experiment driver (make experiments)")
     if not TRAIN_NB.is_file():
-        raise Lab4Error(f"{TRAIN_NB}: the training notebook is missing")
+        raise Lab4Error(f"{shown(TRAIN_NB)}: the training notebook is missing")
     entries = load_grid(grid, profile)
     if only:
         for pat in only:
@@ -262,27 +284,24 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
     runs_dir = Path(runs_dir).resolve()
     runs = [Run(n, o, runs_dir / n, profile) for n, o in entries]
     n = len(runs)
-    print(f"{n} run(s), profile {profile}, into {runs_dir}" + (f", {jobs} at a time" if jobs > 1 else ""), flush=True)
-    prepare_data([r for r in runs if not is_complete(r)])
-    results = []
-    if jobs <= 1:
-        for i, run in enumerate(runs, 1):
-            results.append(execute(run))
-            print(describe(i, n, results[-1]), flush=True)
-    else:
-        # processes, not threads: each papermill client gets its own main thread and event loop;
-        # the kernels share the CPU cores instead of each spinning up a thread per core
-        old_threads = os.environ.get("OMP_NUM_THREADS")
-        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-        try:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(execute, run) for run in runs]
-                for i, fut in enumerate(as_completed(futures), 1):
-                    results.append(fut.result())
-                    print(describe(i, n, results[-1]), flush=True)
-        finally:
-            if old_threads is None:
-                os.environ.pop("OMP_NUM_THREADS", None)
+    results, todo = [], []
+    for run in runs:  # finished and locked runs are settled here, without a cluster
+        settled = execute(run, train=False)
+        if settled is None:
+            todo.append(run)
+        else:
+            results.append(settled)
+    from .grid_dask import default_jobs, visible_gpus
+    gpus = [] if scheduler or not todo else visible_gpus()
+    jobs = min(jobs or default_jobs(gpus), max(1, len(todo)))
+    where = f" on the Dask cluster at {scheduler}" if scheduler else f", {jobs} at a time" if jobs > 1 else ""
+    print(f"{n} run(s), profile {profile}, into {shown(runs_dir)}{where}" + (f" ({len(gpus)} GPUs)" if gpus else ""),
+          flush=True)
+    for i, r in enumerate(results, 1):
+        print(describe(i, n, r), flush=True)
+    if todo:
+        prepare_data(todo)
+        results += run_on_dask(todo, n, len(results), scheduler, jobs, gpus)
     failed = [r for r in results if r.status == "failed"]
     locked = [r for r in results if r.status == "locked"]
     done = sum(r.status in ("done", "complete") for r in results)
@@ -290,7 +309,7 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
     if failed:
         print("failed runs (the executed notebooks are kept):", file=sys.stderr)
         for r in failed:
-            print(f"  {r.name}: {r.notebook}: {r.error}", file=sys.stderr)
+            print(f"  {r.name}: {shown(r.notebook)}: {r.error}", file=sys.stderr)
         return EXIT_FAILED
     if locked:
         print(f"not finished: {', '.join(r.name for r in locked)} held by another driver; run again when it is done",
@@ -299,13 +318,36 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int = 1) -> int:
     return 0
 
 
+def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpus: list[str]) -> list[Result]:
+    """One Dask task per run (``execute``); a run that trains on CUDA asks for one GPU. ``settled`` runs of
+    the ``n`` in the grid were already reported."""
+    from . import grid_dask
+    from .grid_progress import GridProgress
+    cfgs = {r.name: make_config(r.profile, name=r.name, **r.overrides) for r in runs}
+    results = []
+    with grid_dask.connect(scheduler, jobs, gpus) as (client, have_gpus):
+        link = grid_dask.dashboard_link(client, local=not scheduler)
+        if link:
+            print(f"Dask dashboard: {link}", flush=True)
+        futures = grid_dask.submit(client, execute, runs, grid_dask.gpu_runs(cfgs, have_gpus))
+        epochs = {name: cfg.num_epoch for name, cfg in cfgs.items()}
+        with GridProgress(runs, epochs, n, settled, shown=shown) as progress:
+            def on_result(run, result, error):
+                result = result or Result(run.name, "failed", notebook=str(run.notebook), error=error)
+                results.append(result)
+                progress.finish(run.name, describe(settled + len(results), n, result))
+            grid_dask.wait_all(client, futures, on_result, progress.tick)
+    return results
+
+
 # -- figures and HTML --------------------------------------------------------------------------
 def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> int:
+    require_checkout("the report's figures (make figures)")
     if not COMPARE_NB.is_file():
-        raise Lab4Error(f"{COMPARE_NB}: the comparison notebook is missing")
+        raise Lab4Error(f"{shown(COMPARE_NB)}: the comparison notebook is missing")
     runs_dir = Path(runs_dir).resolve()
     if not runs_dir.is_dir():
-        raise Lab4Error(f"{runs_dir}: no such runs folder (run the experiments first)")
+        raise Lab4Error(f"{shown(runs_dir)}: no such runs folder (run the experiments first)")
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     params = dict(runs_dir=str(runs_dir))
@@ -319,51 +361,19 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> in
     try:
         execute_notebook(COMPARE_NB, out, params)
     except pm.PapermillExecutionError as e:
-        print(f"figures: FAILED ({e.ename}: {e.evalue}) -> {out}", file=sys.stderr)
+        print(f"figures: FAILED ({e.ename}: {e.evalue}) -> {shown(out)}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"figures: done in {time.perf_counter() - t0:.1f}s -> {out}")
+    print(f"figures: done in {time.perf_counter() - t0:.1f}s -> {shown(out)}")
     return 0
 
 
-def html_name(nb: Path, runs_dir: Path) -> str:
-    """runs/quick/cyclical/02_train.ipynb -> cyclical__02_train.html (nested runs keep their path)."""
-    rel = nb.relative_to(runs_dir)
-    return "__".join(rel.parent.parts + (rel.stem,)) + ".html"
-
-
-def run_html(runs_dir, build_dir) -> int:
-    import nbformat
-    from nbconvert import HTMLExporter
-    runs_dir, build_dir = Path(runs_dir).resolve(), Path(build_dir).resolve()
-    if not runs_dir.is_dir():
-        raise Lab4Error(f"{runs_dir}: no such runs folder (run the experiments first)")
-    notebooks = [(nb, html_name(nb, runs_dir)) for nb in sorted(runs_dir.glob("**/*.ipynb"))
-                 if ".ipynb_checkpoints" not in nb.parts]
-    compare = build_dir / COMPARE_NB.name
-    if compare.is_file():
-        notebooks.append((compare, compare.stem + ".html"))
-    if not notebooks:
-        raise Lab4Error(f"{runs_dir}: no executed notebooks to export")
-    out_dir = build_dir / "html"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter()
-    failed = 0
-    for nb_path, name in notebooks:
-        try:
-            body, _ = exporter.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
-        except Exception as e:
-            print(f"html: FAILED {nb_path} ({type(e).__name__}: {e})", file=sys.stderr)
-            failed += 1
-            continue
-        (out_dir / name).write_text(body, encoding="utf-8")
-        print(f"html: {nb_path} -> {out_dir / name}")
-    return EXIT_FAILED if failed else 0
+from .html_export import html_name, run_html  # noqa: E402,F401  (pages that stand on their own)
 
 
 # -- command line ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lab4.experiments", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=KebabRawHelpFormatter)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--figures", action="store_true", help="execute notebooks/03_compare.ipynb over --runs")
     what.add_argument("--html", action="store_true", help="export the executed notebooks to HTML")
@@ -371,24 +381,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
     p.add_argument("--runs", default="", help="runs folder (default runs/<profile>)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run only these runs (shell-style patterns allowed)")
-    p.add_argument("--jobs", type=int, default=1, help="runs executed at the same time (default 1)")
-    p.add_argument("--build", default=str(PROJECT_ROOT / "report" / "build"), help="where figures/html builds go")
-    p.add_argument("--figures-dir", default=None, help="03_compare's figures_dir (default: the notebook's)")
-    p.add_argument("--generated-dir", default=None, help="03_compare's generated_dir (default: the notebook's)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs at the same time on the local Dask cluster (default: one per GPU, else 3)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="an existing Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER, else a "
+                        "LocalCluster); its workers need this repository and the runs folder at the same path")
+    p.add_argument("--build", default=None, help="where figures/html builds go (default report/build)")
+    add_flag(p, "--figures-dir", default=None, help="03_compare's figures_dir (default: the notebook's)")
+    add_flag(p, "--generated-dir", default=None, help="03_compare's generated_dir (default: the notebook's)")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     runs = args.runs or f"runs/{args.profile}"
+    args.build = args.build or str(PROJECT_ROOT / "report" / "build")
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER") or None
     try:
-        if args.jobs < 1:
+        if args.jobs is not None and args.jobs < 1:
             raise Lab4Error("--jobs must be >= 1")
         if args.figures:
             return run_figures(runs, args.build, args.figures_dir, args.generated_dir)
         if args.html:
             return run_html(runs, args.build)
-        return run_grid(args.grid, args.profile, runs, args.only, args.jobs)
+        return run_grid(args.grid, args.profile, runs, args.only, args.jobs, scheduler)
     except Lab4Error as e:
         print(f"lab4.experiments: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -119,15 +119,19 @@ class Generator(nn.Sequential):
         )
 
 
+# report: reparameterize begin
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps keeps the sample differentiable in mu and logvar."""
     return mu + torch.exp(logvar / 2) * torch.randn_like(mu)
+# report: reparameterize end
 
 
+# report: kl-divergence begin
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q || N(0, I)) summed over every latent element, divided by the batch size (the lab's)."""
     mu, logvar = mu.float(), logvar.float()
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / mu.shape[0]
+# report: kl-divergence end
 
 
 class CVAE(nn.Module):
@@ -194,7 +198,7 @@ class CVAE(nn.Module):
             pred, mu, logvar = torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, ...)
         target = frames[:, 1:].transpose(0, 1).float()  # (T-1, B, 3, H, W)
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
-        kl_t = -0.5 * torch.sum(1 + logvar.float() - mu.float().pow(2) - logvar.float().exp(), dim=(1, 2, 3, 4)) / B
+        kl_t = torch.stack([kl_divergence(m, lv) for m, lv in zip(mu, logvar)])  # (T-1,), the listed function
         mse, kl = mse_t.sum(), kl_t.sum()
         return dict(loss=mse + beta * kl, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
 
@@ -204,7 +208,8 @@ class CVAE(nn.Module):
         """Autoregressive generation with z ~ N(0, I).
 
         first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W) whose frame 0 is
-        the given one. Raw (unclamped) outputs are fed back, as in the lab; callers clamp for metrics.
+        the given one. Each output goes back in through :meth:`feedback` (clamped to [0, 1] unless
+        ``clamp_feedback`` is off); the frames returned are the raw outputs, so callers clamp for metrics.
         """
         B, T = poses.shape[:2]
         N, (H, W) = self.dims["N"], poses.shape[-2:]

@@ -111,3 +111,62 @@ def save_dataset_preview(path, split, n: int = 6, step: int = 12) -> None:
     axes[1, 0].set_ylabel("pose")
     fig.savefig(path)
     plt.close(fig)
+
+
+# -- training curves (notebook 02) ----------------------------------------------------------------
+def _metrics_frame(metrics):
+    """metrics.csv rows -> a DataFrame with numbers: a path, a list of dicts (Trainer.rows, whose rows read
+    back from metrics.csv on resume are strings) or a DataFrame."""
+    import pandas as pd
+    if isinstance(metrics, (str, Path)):
+        df = pd.read_csv(metrics)
+    else:
+        df = metrics.copy() if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
+    for col in df.columns.drop("kind"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in ("val_psnr", "baseline_psnr"):  # absent from rows that never validated
+        df[col] = df.get(col, float("nan"))
+    return df[df.kind == "iter"], df[df.kind == "epoch"]
+
+
+def plot_loss(ax, metrics, title: str = "") -> None:
+    """The loss per iteration and its epoch means on ``ax`` (cleared first): 02_train's live view."""
+    its, eps = _metrics_frame(metrics)
+    ax.clear()
+    ax.plot(its.progress, its.loss, lw=0.8, alpha=0.5, label="per iteration")
+    ax.plot(eps.epoch + 1, eps.loss, "o-", label="epoch mean")
+    ax.set(xlabel="epoch", ylabel="loss", title=title)
+    if len(its):
+        ax.set_yscale("log")
+        ax.legend(loc="upper right")
+
+
+def training_curves(metrics, path=None):
+    """Loss, its two terms (MSE and KL), the schedules (beta, teacher-forcing ratio) per iteration and the
+    validation PSNR per epoch against the repeat-the-first-frame baseline -> the figure (saved to ``path``)."""
+    its, eps = _metrics_frame(metrics)
+    fig, axes = figure(2, 2, height=4.2, sharex=True)
+    ax = axes[0, 0]
+    ax.plot(its.progress, its.loss, lw=0.7, alpha=0.6)
+    ax.plot(eps.epoch + 1, eps.loss, "o-", ms=3)
+    ax.set(ylabel="loss", yscale="log", title="loss")
+    ax = axes[0, 1]
+    ax.plot(its.progress, its.mse, lw=0.7, label="MSE")
+    ax.plot(its.progress, its.kl, lw=0.7, label="KL")
+    ax.set(yscale="log", title="MSE and KL")
+    ax.legend()
+    ax = axes[1, 0]
+    ax.plot(its.progress, its.beta, label="β (KL weight)")
+    ax.plot(its.progress, its.tfr, label="teacher-forcing ratio")
+    ax.set(xlabel="epoch", ylim=(-0.05, 1.05), title="schedules")
+    ax.legend()
+    ax = axes[1, 1]
+    val = eps.dropna(subset=["val_psnr"])
+    ax.plot(val.epoch + 1, val.val_psnr, "o-", ms=3, label="model")
+    ax.plot(val.epoch + 1, val.baseline_psnr, **BASELINE_STYLE, label="repeat first frame")
+    ax.set(xlabel="epoch", ylabel="dB", title="validation PSNR")
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+    return fig

@@ -11,6 +11,7 @@ import random
 KL_TYPES = ("cyclical", "monotonic", "none")
 
 
+# report: kl-beta begin
 def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, ratio: float = 1.0) -> float:
     """beta at fractional epoch ``progress`` of a run of ``total_epochs`` (Fu et al. 2019).
 
@@ -35,8 +36,10 @@ def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, 
     x = round(x) if abs(x - round(x)) < 1e-9 else x
     pos = x - math.floor(x)  # position in the cycle
     return min(1.0, pos / ratio)
+# report: kl-beta end
 
 
+# report: teacher-forcing-ratio begin
 def teacher_forcing_ratio(epoch: int, tfr: float = 1.0, sde: int = 10, d_step: float = 0.1) -> float:
     """Ratio at 0-based ``epoch``: ``tfr`` before epoch ``sde``, then ``d_step`` less each epoch, floor 0.
 
@@ -45,6 +48,7 @@ def teacher_forcing_ratio(epoch: int, tfr: float = 1.0, sde: int = 10, d_step: f
     if not 0 <= tfr <= 1:
         raise ValueError(f"tfr must be in [0, 1], got {tfr}")
     return max(0.0, tfr - d_step * max(0, epoch - sde + 1))
+# report: teacher-forcing-ratio end
 
 
 class TeacherForcing:

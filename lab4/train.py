@@ -9,15 +9,17 @@ import csv
 import io
 import math
 import random
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from . import data as D
+from .data import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
 from .checkpoint import atomic_write_text, check_writable, load_checkpoint, load_model_weights, save_checkpoint
 from .config import Config
 from .errors import Lab4Error
@@ -27,9 +29,27 @@ from .schedules import TeacherForcing, kl_beta
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
                  "val_psnr", "val_ssim", "baseline_psnr", "seconds", "frames_per_s"]
+LOGGED = ("loss", "mse", "kl", "grad_norm")  # what each iteration records on the device
+
+
+class IterLog(NamedTuple):
+    """One iteration's record; ``values`` stays on the device until the epoch's single sync."""
+    iter: int
+    progress: float          # epochs done, fractional
+    beta: float
+    teacher_forcing: bool
+    values: torch.Tensor     # (4,) in LOGGED order
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.values[0]
 
 
 class NonFiniteLoss(Lab4Error):
+    pass
+
+
+class OutOfMemory(Lab4Error):
     pass
 
 
@@ -74,14 +94,17 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         if train_split is None or val_split is None:
-            root = D.resolve_data_root(cfg.data_root, cfg.synth_preset, progress=cfg.progress)
-            train_split = train_split or D.load_split(root, "train", cfg.frame_H, cfg.frame_W, cfg.progress)
-            val_split = val_split or D.load_split(root, "val", cfg.frame_H, cfg.frame_W, cfg.progress)
+            root = resolve_data_root(cfg.data_root, cfg.synth_preset, progress=cfg.progress)
+            train_split = train_split or load_split(root, "train", cfg.frame_H, cfg.frame_W, cfg.progress)
+            val_split = val_split or load_split(root, "val", cfg.frame_H, cfg.frame_W, cfg.progress)
         self.train_data, self.val_data = train_split, val_split
+        # config.json remembers the data (absolute path, sizes, cache keys): see lab4.data.run_dataset
+        self.dataset = dataset_record(train_split, val_split)
+        self.cfg = cfg = cfg.replace(data_root=self.dataset["root"])
         keep = self.device if cfg.data_on_device else torch.device("cpu")
         self.frames, self.poses = train_split.frames.to(keep), train_split.poses.to(keep)  # (N, 3, H, W) uint8
-        self.sampler = D.ClipSampler(len(self.frames), cfg.train_vi_len, cfg.batch_size, cfg.seed,
-                                     source=str(train_split.root))
+        self.sampler = ClipSampler(len(self.frames), cfg.train_vi_len, cfg.batch_size, cfg.seed,
+                                   source=str(train_split.root))
         self.model = build_model(cfg, self.device)
         fused = cfg.fused_adam and self.device.type == "cuda"
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None)
@@ -89,6 +112,8 @@ class Trainer:
         self.tf = TeacherForcing(cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step, cfg.tfr_per_epoch, seed=cfg.seed)
         self.train_step, self.rollout_step = compiled_steps(self.model, cfg, self.device)
         self.amp = cfg.amp and self.device.type == "cuda"
+        self.fallback: str | None = None  # why the compiled steps were switched off, if they were
+        self.fit_seconds = 0.0            # training time in this process
         self.epoch = 0
         self.rows: list[dict] = []
         self.callbacks = defaultdict(list)
@@ -117,9 +142,13 @@ class Trainer:
                 self.load(self.run_dir / "last.pt")
             elif not resume:
                 self.rows = []
-            self.cfg.save(self.run_dir / "config.json")
+            self.cfg.save(self.run_dir / "config.json", dataset=self.dataset)
+            t0 = time.perf_counter()
             while self.epoch < self.cfg.num_epoch:
-                self.train_epoch(self.epoch)
+                try:
+                    self.train_epoch(self.epoch)
+                except torch.cuda.OutOfMemoryError:
+                    raise self._out_of_memory() from None
                 self.epoch += 1
                 self.scheduler.step()
                 # metrics first: a death between the two writes leaves extra rows (dropped on resume), never a gap
@@ -127,9 +156,53 @@ class Trainer:
                 if self.epoch % self.cfg.per_save == 0 or self.epoch == self.cfg.num_epoch:
                     self.save(self.run_dir / "last.pt")
                 self._trigger("on_epoch_end", self.rows[-1])
+            self.fit_seconds = time.perf_counter() - t0
         finally:
             lock.release()
         return self
+
+    def _out_of_memory(self) -> OutOfMemory:
+        bs, last = self.cfg.batch_size, self.run_dir / "last.pt"
+        lower = (f"lower it with --batch-size (e.g. --batch-size {bs // 2}; batch_size in a notebook or grid)" if bs > 1
+                 else "it cannot go lower: use smaller model dims (--f-dim, --d-out-dim)")
+        kept = f"last checkpoint kept at {last}" if last.is_file() else "no checkpoint written yet"
+        return OutOfMemory(f"{self.cfg.name}: CUDA out of memory at batch size {bs} in epoch {self.epoch + 1}; "
+                           f"{lower}; {kept}")
+
+    # -- the fast path's safety net -------------------------------------------------------------
+    def with_fallback(self, fn, step: str = "train"):
+        """``fn()`` on the compiled steps; if it raises while they are on, switch them off and run it again eagerly.
+
+        torch.compile and CUDA-graph capture fail at their first call, and the backward is compiled when it
+        first runs, so the guard wraps a whole forward and backward. A machine without Triton or a C compiler,
+        or a GPU that inductor does not support, then trains eagerly after one warning line instead of dying
+        in its first epoch. An error that eager raises too still surfaces; out of memory is not a compile error.
+        """
+        if self.train_step is None and self.rollout_step is None:
+            return fn()
+        buffers = [b.clone() for b in self.model.buffers()]  # BatchNorm statistics: the retry must not count twice
+        try:
+            return fn()
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as e:
+            with torch.no_grad():
+                for b, saved in zip(self.model.buffers(), buffers):
+                    b.copy_(saved)
+            what = "CUDA-graph capture" if step == "rollout" and self.speed["cuda_graphs"] else "torch.compile"
+            self.train_step = self.rollout_step = None
+            self.fallback = f"{what}: {_cause(e)}"
+            print(f"lab4: warning: {self.cfg.name}: {what} failed ({_cause(e)}); going on eagerly",
+                  file=sys.stderr, flush=True)
+            return fn()
+
+    @property
+    def speed(self) -> dict:
+        """The speed options this run actually uses: asked for, available on its device and not fallen back."""
+        cuda = self.device.type == "cuda"
+        return dict(amp=self.amp, channels_last=self.cfg.channels_last, compile=self.train_step is not None,
+                    cuda_graphs=self.cfg.cuda_graphs and cuda and self.rollout_step is not None,
+                    fused_adam=bool(self.optimizer.defaults.get("fused")))
 
     def _fraction(self, epoch: int) -> float:
         """The lab's `fast_train`: its first epochs see only `fast_partial` of the clips."""
@@ -153,32 +226,31 @@ class Trainer:
             progress = epoch + it / n_iter
             beta = kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio)
             use_tf = self.tf.draw(epoch)
-            frames = D.to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))
-            poses = D.to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                out = model.clip_loss(frames, poses, beta, use_tf, step_fn=self.train_step)
-            self.optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
+            frames = to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))
+            poses = to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
+            out = self.with_fallback(lambda: self._forward_backward(frames, poses, beta, use_tf))
             # the norm before clipping: how much of each step the clip takes away
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad or math.inf)
             self.optimizer.step()
-            logs.append((it, progress, beta, use_tf,
-                         torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()))
+            logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
+            logs.append(IterLog(it, progress, beta, use_tf, logged))
             if (it + 1) % sync_every == 0 or it == n_iter - 1:
                 self._check_finite(logs, epoch)
-                bar.set_postfix(loss=f"{logs[-1][4][0].item():.4g}", beta=f"{beta:.2f}", tfr=f"{tfr:.2f}")
-                self._trigger("on_iter_end", dict(epoch=epoch, iter=it, loss=logs[-1][4][0].item()))
+                loss = logs[-1].loss.item()
+                bar.set_postfix(loss=f"{loss:.4g}", beta=f"{beta:.2f}", tfr=f"{tfr:.2f}")
+                self._trigger("on_iter_end", dict(epoch=epoch, iter=it, loss=loss))
         seconds = time.perf_counter() - t0
-        values = torch.stack([v for *_, v in logs]).cpu()  # (n_iter, 4): one sync per epoch
+        values = torch.stack([log.values for log in logs]).cpu()  # (n_iter, 4): one sync per epoch
         lr = self.optimizer.param_groups[0]["lr"]
-        for (it, progress, beta, use_tf, _), (loss, mse, kl, gn) in zip(logs, values.tolist()):
-            self.rows.append(dict(kind="iter", epoch=epoch, iter=it, progress=round(progress, 5), loss=loss, mse=mse,
-                                  kl=kl, grad_norm=gn, beta=beta, tfr=tfr, teacher_forcing=int(use_tf), lr=lr))
-        mean = values.mean(0).tolist()
-        row = dict(kind="epoch", epoch=epoch, iter=n_iter, progress=epoch + 1, loss=mean[0], mse=mean[1], kl=mean[2],
-                   grad_norm=mean[3],
-                   beta=logs[-1][2],  # beta at the epoch's last iteration
-                   tfr=tfr, teacher_forcing=sum(int(l[3]) for l in logs) / n_iter, lr=lr, seconds=round(seconds, 3),
+        for log, logged in zip(logs, values.tolist()):
+            self.rows.append(dict(kind="iter", epoch=epoch, iter=log.iter, progress=round(log.progress, 5),
+                                  **dict(zip(LOGGED, logged)), beta=log.beta, tfr=tfr,
+                                  teacher_forcing=int(log.teacher_forcing), lr=lr))
+        means = dict(zip(LOGGED, values.mean(0).tolist()))
+        row = dict(kind="epoch", epoch=epoch, iter=n_iter, progress=epoch + 1, **means,
+                   beta=logs[-1].beta,  # beta at the epoch's last iteration
+                   tfr=tfr, teacher_forcing=sum(int(log.teacher_forcing) for log in logs) / n_iter, lr=lr,
+                   seconds=round(seconds, 3),
                    frames_per_s=round(n_iter * cfg.batch_size * (cfg.train_vi_len - 1) / seconds, 2))
         if (cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.num_epoch:
             res = self.validate()
@@ -186,15 +258,24 @@ class Trainer:
         self.rows.append(row)
         return row
 
-    def _check_finite(self, logs, epoch: int) -> None:
-        recent = torch.stack([v[0] for *_, v in logs[-25:]])
+    def _forward_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
+        """The clip loss (bf16 autocast on CUDA when asked for) and its gradients."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.train_step)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        return out
+
+    def _check_finite(self, logs: list[IterLog], epoch: int) -> None:
+        recent = torch.stack([log.loss for log in logs[-25:]])
         if not torch.isfinite(recent).all():
-            bad = next(it for it, *_, v in logs if not torch.isfinite(v[0]))
+            bad = next(log.iter for log in logs if not torch.isfinite(log.loss))
             raise NonFiniteLoss(f"{self.cfg.name}: loss became non-finite at epoch {epoch + 1} iteration {bad + 1}; "
                                 f"training stopped, last good checkpoint kept at {self.run_dir / 'last.pt'}")
 
     def validate(self) -> dict:
-        res = validate(self.model, self.val_data, seed=self.cfg.seed, step_fn=self.rollout_step)
+        res = self.with_fallback(lambda: validate(self.model, self.val_data, seed=self.cfg.seed,
+                                                  step_fn=self.rollout_step), step="rollout")
         self.last_val = res
         self._trigger("on_validation_end", res)
         return res
@@ -233,6 +314,15 @@ class Trainer:
         w.writeheader()
         w.writerows(self.rows)
         atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+
+
+def _cause(e: BaseException) -> str:
+    """The innermost cause of an error, as one short line (compile errors wrap the real one)."""
+    while (inner := e.__cause__ or getattr(e, "inner_exception", None)) is not None and inner is not e:
+        e = inner
+    first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def read_metrics(path) -> list[dict]:

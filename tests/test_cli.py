@@ -12,7 +12,7 @@ import torch
 from lab4.cli import main
 
 torch.set_num_threads(1)
-SUBCOMMANDS = ["make-data", "train", "evaluate", "predict", "score"]
+SUBCOMMANDS = ["make-data", "train", "evaluate", "predict", "score", "export"]
 SMALL = ["--F_dim", "8", "--L_dim", "4", "--N_dim", "4", "--D_out_dim", "8", "--device", "cpu"]
 
 
@@ -55,7 +55,7 @@ def test_top_level_help_lists_subcommands(capsys):
 
 def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
     run = tmp_path / "run"
-    r = _run(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run), "--num_epoch", "1",
+    r = _run(["train", "--profile", "tiny", "--data-root", str(tiny_root), "--run-dir", str(run), "--num-epoch", "1",
               *SMALL], tmp_path, tmp_path)
     assert r.returncode == 0, r.stderr
     assert "trained" in r.stdout
@@ -91,6 +91,38 @@ def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
     r = _run(["evaluate", "--run-dir", str(bad), "--device", "cpu"], tmp_path, tmp_path)
     assert r.returncode == 2
     assert str(bad / "last.pt") in _one_line_error(r.stderr)
+
+
+def _flags(parser) -> dict:
+    """Every subcommand's optional actions: {command: [option strings of each action]}."""
+    sub = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    return {name: [a.option_strings for a in p._actions if a.option_strings and a.dest != "help"]
+            for name, p in sub.choices.items()}
+
+
+def test_every_flag_is_kebab_in_help_and_snake_is_accepted(capsys):
+    from lab4.cli import build_parser
+    flags = _flags(build_parser())
+    assert set(flags) == set(SUBCOMMANDS)
+    for cmd, actions in flags.items():
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        shown = capsys.readouterr().out
+        for names in actions:
+            kebab = [n for n in names if "_" not in n]
+            assert len(kebab) == 1 and kebab[0] in shown, (cmd, names)
+            if "-" in kebab[0][2:]:  # a two-word flag also answers to its snake_case spelling, not shown
+                snake = "--" + kebab[0][2:].replace("-", "_")
+                assert snake in names and snake not in shown, (cmd, names)
+    # both spellings parse to the same values
+    kebab = build_parser().parse_args(["train", "--run-dir", "r", "--data-root", "d", "--num-epoch", "3",
+                                       "--kl-anneal-type", "none", "--F-dim", "8", "--tfr-per-epoch", "true"])
+    snake = build_parser().parse_args(["train", "--run_dir", "r", "--data_root", "d", "--num_epoch", "3",
+                                       "--kl_anneal_type", "none", "--F_dim", "8", "--tfr_per_epoch", "true"])
+    assert vars(kebab) == vars(snake)
+    assert (kebab.run_dir, kebab.data_root, kebab.num_epoch, kebab.kl_anneal_type, kebab.F_dim) == ("r", "d", 3, "none", 8)
+    assert vars(build_parser().parse_args(["evaluate", "--run_dir", "r", "--data_root", "d"])) == \
+        vars(build_parser().parse_args(["evaluate", "--run-dir", "r", "--data-root", "d"]))
 
 
 def _main_error(args, capsys):

@@ -94,6 +94,34 @@ def test_cache_dir_follows_env(monkeypatch, tmp_path):
     assert D.cache_dir() == tmp_path / "elsewhere"
 
 
+def test_lab4_home_holds_data_and_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("LAB4_CACHE")
+    monkeypatch.setenv("LAB4_HOME", str(tmp_path / "home"))
+    assert D.cache_dir() == tmp_path / "home" / "data" / "cache"
+    assert D.default_synth_root("tiny") == tmp_path / "home" / "data" / "synthdance-tiny"
+
+
+def test_atomic_writes_follow_the_umask_and_importing_lab4_leaves_it_alone(tmp_path, monkeypatch):
+    import importlib
+
+    import lab4.checkpoint
+    import lab4.io
+    calls = []
+    real = os.umask
+    monkeypatch.setattr(os, "umask", lambda m: (calls.append(m), real(m))[1])
+    importlib.reload(lab4.io)
+    importlib.reload(lab4.checkpoint)  # the module that used to set the umask at import
+    assert calls == []
+    monkeypatch.undo()
+    from lab4.io import atomic_write_text
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o640 and (tmp_path / "f.txt").read_text() == "x"
+
+
 def _err(fn, *args, **kw) -> str:
     with pytest.raises(Lab4Error) as e:
         fn(*args, **kw)

@@ -237,3 +237,36 @@ def test_write_gif_keeps_every_frame_and_its_colours(tmp_path):
     want = base.permute(0, 2, 3, 1).repeat_interleave(2, 1).repeat_interleave(2, 2).numpy()
     err = np.abs(np.stack(frames) - want).mean()
     assert err < 0.03, err
+
+
+def test_evaluate_and_predict_run_same_from_a_run_folder_and_from_the_trainer(tiny_run, tmp_path):
+    """`python -m lab4 evaluate|predict` (a run folder) and notebook 02 (its Trainer) call the same functions and
+    get the same numbers and files."""
+    import json
+    import shutil
+
+    from lab4.config import Config
+    from lab4.data import load_split
+    from lab4.runs import evaluate_run, predict_run
+    from lab4.train import Trainer, load_trained
+    run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    ev = evaluate_run(run, device="cpu")
+    assert json.loads((run / "val_summary.json").read_text()) == {k: v for k, v in ev.items() if k != "seconds"}
+    assert (run / "psnr_per_frame.png").stat().st_size and (run / "samples.png").stat().st_size
+    model, cfg = load_trained(run, device="cpu")
+    res = E.validate(model, load_split(cfg.data_root, "val", cfg.frame_H, cfg.frame_W, progress=False), seed=cfg.seed)
+    assert ev["mean_psnr"] == res["mean_psnr"] and ev["frames"] == 24 and ev["name"] == cfg.name
+    with open(run / "psnr_per_frame.csv") as f:
+        assert [float(r["psnr"]) for r in csv.DictReader(f)] == pytest.approx(res["psnr"].tolist(), abs=1e-4)
+    pred = predict_run(run, device="cpu")
+    assert pred["sequences"] == 5 and pred["submission"] == str(run / "submission.csv")
+    assert 0 < pred["public"] < 100 and 0 < pred["private"] < 100  # SynthDance ships test_gt/
+    assert (run / "pred_seq4.gif").is_file()
+
+    trainer = Trainer(Config.load(run / "config.json").replace(run_dir=str(run), device="cpu")).fit(resume=True)
+    assert trainer.last_val is None  # finished already: nothing trained, nothing validated yet
+    submission = (run / "submission.csv").read_bytes()
+    assert {k: v for k, v in evaluate_run(trainer).items() if k != "seconds"} == \
+        {k: v for k, v in ev.items() if k != "seconds"}
+    again = predict_run(trainer, out=tmp_path / "again" / "sub.csv")
+    assert (tmp_path / "again" / "sub.csv").read_bytes() == submission and again["public"] == pred["public"]

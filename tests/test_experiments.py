@@ -1,9 +1,16 @@
-"""The experiment driver: runs a grid through 02_train, skips finished runs, survives a failing run,
-respects another driver's lock, and rejects bad grids in one line (exit 2)."""
+"""The experiment driver: runs a grid through 02_train as Dask tasks, skips finished runs, survives a
+failing run or a dead worker, respects another driver's lock, pins GPU runs to their GPU, and rejects
+bad grids in one line (exit 2). The clusters are real LocalClusters on this machine's cores."""
 from __future__ import annotations
 
+import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -11,8 +18,9 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from lab4 import experiments
+from lab4 import experiments, grid_dask
 from lab4.experiments import main
+from lab4.grid_progress import GridProgress
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(num_epoch=1, train_vi_len=4, partial=0.5)
@@ -45,10 +53,11 @@ def test_failing_run_is_reported_and_others_complete(grid_run):
     summary = json.loads((runs / "ok-a" / "summary.json").read_text())
     assert summary["epochs"] == 1 and summary["name"] == "ok-a" and summary["kl_anneal_type"] == "monotonic"
     assert "[2/2] ok-a: done in" in out or "[1/2] ok-a: done in" in out
+    assert "ok-a: running -> " in out and "  ok-a: epoch 1/1, val PSNR" in out  # not a terminal: a line per epoch
     failed_nb = runs / "bad" / "02_train.ipynb"
     assert failed_nb.is_file()  # the failed notebook is kept, with the error in it
     assert "Lab4Error" in failed_nb.read_text()
-    line = next(l for l in out.splitlines() if l.strip().startswith("bad:"))
+    line = next(l for l in out.splitlines() if l.strip().startswith("bad:") and "running ->" not in l)
     assert str(failed_nb) in line and "Lab4Error" in line and "does not exist" in line
 
 
@@ -128,3 +137,162 @@ def test_prepare_data_decodes_each_dataset_once_and_skips_bad_ones(tiny_root, tm
     cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").glob("*.pt"))
     tag = tiny_root.resolve().name
     assert cached == [f"{tag}-test", f"{tag}-test_gt", f"{tag}-train", f"{tag}-val"]
+
+
+def test_driver_flags_are_kebab_case_and_accept_snake_case():
+    p = experiments.build_parser()
+    args = p.parse_args(["--figures_dir", "f", "--generated-dir", "g", "--scheduler", "tcp://h:8786"])
+    assert (args.figures_dir, args.generated_dir, args.scheduler) == ("f", "g", "tcp://h:8786")
+    assert "--figures-dir" in p.format_help() and "--figures_dir" not in p.format_help()
+
+
+def test_import_leaves_jupyter_path_alone_and_messages_use_repo_paths(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
+    code = "import os, lab4.experiments; print(os.environ.get('JUPYTER_PATH'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "None"
+    assert experiments.shown(experiments.PROJECT_ROOT / "runs" / "quick" / "a.ipynb") == "runs/quick/a.ipynb"
+    assert experiments.shown(tmp_path / "a.ipynb") == str(tmp_path / "a.ipynb")
+
+
+# -- the live view ------------------------------------------------------------------------------
+def write_epochs(path: Path, n: int) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["kind", "epoch", "val_psnr"])
+        w.writeheader()
+        for e in range(n):
+            w.writerows([dict(kind="iter", epoch=e), dict(kind="epoch", epoch=e, val_psnr=20 + e + 0.5)])
+
+
+def test_progress_prints_a_line_per_finished_epoch_off_a_terminal(tmp_path):
+    run = experiments.Run("a", {}, tmp_path / "a", "tiny")
+    run.run_dir.mkdir()
+    out = io.StringIO()
+    progress = GridProgress([run], {"a": 3}, total_runs=2, done_runs=1, live=False, out=out)
+    progress.tick({"a"})
+    write_epochs(run.run_dir / "metrics.csv", 2)  # two epochs finished between two looks: two lines
+    progress.tick({"a"})
+    progress.finish("a", "[2/2] a: done")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("a: running -> ") and lines[0].endswith("metrics.csv)")
+    assert [line.split("[")[0].strip() for line in lines[1:3]] == ["a: epoch 1/3", "a: epoch 2/3, val PSNR 21.50 dB"]
+    assert "1/2 runs done" in lines[1] and "elapsed, ETA" in lines[1]
+    assert lines[3:] == ["[2/2] a: done"]
+
+
+def test_progress_on_a_terminal_is_one_bar_over_the_grid(tmp_path, capsys):
+    runs = [experiments.Run(n, {}, tmp_path / n, "tiny") for n in ("a", "b")]
+    for r in runs:
+        r.run_dir.mkdir()
+    write_epochs(runs[0].run_dir / "metrics.csv", 1)  # a resumed run starts part-way
+    with GridProgress(runs, {"a": 3, "b": 2}, total_runs=2, live=True, out=io.StringIO()) as progress:
+        assert progress.bar.n == 1 and progress.bar.total == 5
+        write_epochs(runs[0].run_dir / "metrics.csv", 2)
+        progress.tick({"a", "b"})
+        assert progress.bar.n == 2 and progress.bar.postfix == "a 2/3, b 0/2"
+        progress.finish("a", "[1/2] a: done")
+        assert progress.bar.n == 3 and progress.bar.desc == "grid: 1/2 runs done"  # a: all 3 epochs
+    assert "grid: 1/2 runs done" in capsys.readouterr().err
+
+
+# -- GPUs and a shared cluster --------------------------------------------------------------------
+FAKE_GPUS = ["0", "1"]
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster():
+    """A real 2-worker LocalCluster built as the driver builds it on a 2-GPU machine. There is no GPU here:
+    the workers only carry the GPU resource and their pinned CUDA_VISIBLE_DEVICES; torch sees no CUDA."""
+    from distributed import Client
+    with grid_dask.local_cluster(2, FAKE_GPUS) as cluster, Client(cluster) as client:
+        client.register_plugin(grid_dask.PinGPU(FAKE_GPUS))
+        yield cluster.scheduler_address, client
+
+
+def test_gpu_count_gives_the_ids_and_the_default_jobs(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert grid_dask.visible_gpus() == ["0", "1", "2"] and grid_dask.default_jobs(["0", "1", "2"]) == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6,7")
+    assert grid_dask.visible_gpus() == ["4", "6", "7"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert grid_dask.visible_gpus() == [] and grid_dask.default_jobs([]) == grid_dask.CPU_JOBS
+    assert [grid_dask.gpu_for_worker(i, ["4", "6"]) for i in range(4)] == ["4", "6", "4", "6"]  # JOBS > GPUs
+
+
+def test_each_worker_and_its_kernels_see_only_their_gpu(gpu_cluster):
+    _, client = gpu_cluster
+    workers = client.scheduler_info()["workers"]
+    assert [w["resources"] for w in workers.values()] == [{"GPU": 1}, {"GPU": 1}]
+    pinned = client.run(os.getenv, "CUDA_VISIBLE_DEVICES")
+    assert sorted(pinned.values()) == FAKE_GPUS
+    child = [sys.executable, "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"]
+    for worker, gpu in pinned.items():  # the notebook's kernel is a child process of the worker
+        out = client.submit(subprocess.check_output, child, text=True, workers=[worker], resources={"GPU": 1},
+                            pure=False).result()
+        assert out.strip() == gpu
+
+
+def _resources_asked(dask_scheduler, keys):
+    return {k: dask_scheduler.tasks[k].resource_restrictions for k in keys}
+
+
+def test_a_cpu_run_asks_for_no_gpu(gpu_cluster, tmp_path):
+    from lab4.config import make_config
+    _, client = gpu_cluster
+    cfgs = {n: make_config("tiny", name=n, device=d) for n, d in [("cpu", "cpu"), ("auto", "auto"), ("cuda", "cuda")]}
+    assert grid_dask.gpu_runs(cfgs, have_gpus=True) == {"auto", "cuda"}
+    assert grid_dask.gpu_runs(cfgs, have_gpus=False) == set()  # without GPUs nothing asks for one
+    runs = [experiments.Run(n, {"device": n}, tmp_path / n, "tiny") for n in ("cpu", "auto")]
+    futures = grid_dask.submit(client, str, runs, grid_dask.gpu_runs(cfgs, have_gpus=True))
+    client.gather(list(futures))
+    asked = client.run_on_scheduler(_resources_asked, keys=[f.key for f in futures])
+    by_name = {run.name: asked[f.key] for f, run in futures.items()}
+    assert not by_name["cpu"] and by_name["auto"] == {"GPU": 1}
+
+
+def epoch_rows(metrics: Path) -> list[dict]:
+    if not metrics.is_file():
+        return []
+    with open(metrics, newline="") as f:
+        return [r for r in csv.DictReader(f) if r["kind"] == "epoch"]
+
+
+def wait_for(condition, proc, what: str, timeout: float = 180) -> None:
+    t0 = time.monotonic()
+    while not condition():
+        assert proc.poll() is None, f"the driver ended before {what}: {proc.communicate()[0]}"
+        assert time.monotonic() - t0 < timeout, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_second_driver_skips_and_a_killed_worker_resumes(gpu_cluster, tiny_root, tmp_path, capsys):
+    """Two drivers on one scheduler and runs folder: the second skips the locked run (exit 3). Then the
+    worker running it is killed mid-run: Dask resubmits the task and the notebook resumes from last.pt."""
+    address, client = gpu_cluster
+    grid = write_grid(tmp_path / "grid.yaml", [
+        {"name": "long", "overrides": {**FAST, "num_epoch": 3, "data_root": str(tiny_root)}}])
+    runs = tmp_path / "runs"
+    args = ["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--scheduler", address]
+    first = subprocess.Popen([sys.executable, "-m", "lab4.experiments", *args], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    metrics = runs / "long" / "metrics.csv"
+    try:
+        wait_for(lambda: (runs / "long" / "02_train.ipynb").is_file(), first, "the run started")
+        assert main(args) == experiments.EXIT_LOCKED
+        assert "skipped: long is being run by another process" in capsys.readouterr().out
+        wait_for(lambda: (runs / "long" / "last.pt").is_file() and epoch_rows(metrics), first, "a checkpoint")
+        first_epoch = epoch_rows(metrics)[0]
+        (worker,) = [w for w, keys in client.processing().items() if keys]
+        os.kill(client.run(os.getpid, workers=[worker])[worker], signal.SIGKILL)
+        out = first.communicate(timeout=240)[0]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, out
+    assert "[1/1] long: done in" in out and "distributed." not in out  # no Dask log lines
+    rows = epoch_rows(metrics)
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"] and rows[0] == first_epoch  # resumed, not redone
+    assert json.loads((runs / "long" / "summary.json").read_text())["epochs"] == 3

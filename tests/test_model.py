@@ -123,9 +123,19 @@ def _deterministic(monkeypatch):
     monkeypatch.setattr(M, "reparameterize", lambda mu, logvar: mu)
 
 
+def wide_model(clamp_feedback: bool, seed=0):
+    """small_model whose frames reach far outside [0, 1], so that feeding them back clamped or raw differs."""
+    m = small_model(seed)
+    m.clamp_feedback = clamp_feedback
+    with torch.no_grad():
+        m.Generator[-1].weight.mul_(50)
+    return m
+
+
 def _manual(m, frames, poses, teacher_forcing):
-    """Reference recurrence, one frame at a time, with z = mu."""
-    mses, kls = [], []
+    """Reference recurrence, one frame at a time, with z = mu; free-running, it feeds back the prediction
+    clamped to [0, 1] (raw with clamp_feedback off)."""
+    mses, kls, preds = [], [], []
     prev = frames[:, 0]
     for t in range(1, frames.shape[1]):
         pose_f = m.label_transformation(poses[:, t])
@@ -133,20 +143,50 @@ def _manual(m, frames, poses, teacher_forcing):
         pred = m.decode(m.frame_transformation(prev), pose_f, mu)
         mses.append((pred - frames[:, t]).pow(2).mean())
         kls.append(kl_divergence(mu, logvar))
-        prev = frames[:, t] if teacher_forcing else pred
-    return torch.stack(mses), torch.stack(kls)
+        preds.append(pred)
+        prev = frames[:, t] if teacher_forcing else pred.clamp(0, 1) if m.clamp_feedback else pred
+    return torch.stack(mses), torch.stack(kls), torch.stack(preds)
 
 
+@pytest.mark.parametrize("clamp", [True, False])
 @pytest.mark.parametrize("tf", [True, False])
-def test_clip_loss_matches_reference_recurrence(monkeypatch, tf):
+def test_clip_loss_matches_reference_recurrence(monkeypatch, tf, clamp):
     _deterministic(monkeypatch)
-    m = small_model().eval()  # BatchNorm in eval: per-frame and batched calls agree
+    m = wide_model(clamp).eval()  # BatchNorm in eval: per-frame and batched calls agree
     frames, poses = _clips(T=4)
     with torch.no_grad():
         out = m.clip_loss(frames, poses, 1.0, teacher_forcing=tf)
-        mse, kl = _manual(m, frames, poses, tf)
+        mse, kl, preds = _manual(m, frames, poses, tf)
+    assert preds.min() < -0.5 and preds.max() > 1.5  # outside the image range: the clamp changes what is fed back
     assert torch.allclose(out["mse_per_frame"], mse, rtol=1e-4, atol=1e-6)
     assert torch.allclose(out["kl_per_frame"], kl, rtol=1e-4, atol=1e-5)
+
+
+def test_clamp_feedback_changes_only_free_running_steps(monkeypatch):
+    _deterministic(monkeypatch)
+    frames, poses = _clips(T=4)
+    with torch.no_grad():
+        on = {tf: wide_model(True).eval().clip_loss(frames, poses, 1.0, tf)["mse_per_frame"] for tf in (True, False)}
+        off = {tf: wide_model(False).eval().clip_loss(frames, poses, 1.0, tf)["mse_per_frame"] for tf in (True, False)}
+    assert torch.equal(on[True], off[True])  # teacher forcing feeds back true frames, already in [0, 1]
+    assert torch.equal(on[False][0], off[False][0]) and not torch.allclose(on[False][1:], off[False][1:])
+
+
+@pytest.mark.parametrize("clamp", [True, False])
+def test_rollout_feeds_back_clamped_frames_and_returns_raw_ones(clamp):
+    m = wide_model(clamp).eval()
+    frames, poses = _clips(T=4)
+    got = m.rollout(frames[:, 0], poses, generator=torch.Generator().manual_seed(3))
+    g, prev, want = torch.Generator().manual_seed(3), frames[:, 0], [frames[:, 0]]
+    with torch.no_grad():
+        for t in range(1, 4):
+            z = torch.randn((B, N, H, W), generator=g)
+            fed = prev.clamp(0, 1) if clamp else prev
+            prev = m.decode(m.frame_transformation(fed), m.label_transformation(poses[:, t]), z)
+            want.append(prev)
+    want = torch.stack(want, dim=1)
+    assert want.min() < -0.5 and want.max() > 1.5
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_teacher_forcing_uses_true_previous_frames(monkeypatch):

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import nbformat
-import papermill as pm
 import pytest
 
 from lab4 import experiments
@@ -16,9 +15,10 @@ NOTEBOOKS = ROOT / "notebooks"
 # Smaller than the tiny profile's default so each notebook trains in seconds (1 epoch of short clips).
 FAST = dict(num_epoch=1, extra=dict(train_vi_len=4, partial=0.5))
 RUN_FILES = ["metrics.csv", "psnr_per_frame.csv", "psnr_per_frame.png", "config.json", "last.pt", "samples.png",
-             "pred_seq0.gif", "submission.csv", "summary.json", "02_train.ipynb"]
+             "pred_seq0.gif", "submission.csv", "summary.json", "02_train.ipynb", "curves.png", "val_summary.json"]
 SUMMARY_KEYS = {"name", "profile", "kl_anneal_type", "tfr", "tfr_sde", "tfr_d_step", "seed", "mean_psnr", "mean_ssim",
-                "baseline_mean_psnr", "public", "private", "wall_seconds", "device", "epochs"}
+                "baseline_mean_psnr", "public", "private", "wall_seconds", "device", "epochs", "speed",
+                "speed_fallback"}
 
 
 def execute(notebook: str, out: Path, **params) -> nbformat.NotebookNode:
@@ -43,6 +43,8 @@ def test_train_notebook_writes_the_run(train_run):
     assert SUMMARY_KEYS <= set(summary)
     assert summary["name"] == "tiny-nb" and summary["profile"] == "tiny" and summary["epochs"] == 1
     assert summary["device"].startswith("cpu")
+    assert summary["speed"] == dict(amp=False, channels_last=False, compile=False, cuda_graphs=False, fused_adam=False)
+    assert summary["speed_fallback"] is None
     assert isinstance(summary["mean_psnr"], float) and isinstance(summary["public"], float)  # SynthDance has test_gt
     cfg = json.loads((train_run / "config.json").read_text())
     assert cfg["train_vi_len"] == 4 and cfg["num_epoch"] == 1  # `extra` and flat parameters both reach the config
@@ -78,9 +80,31 @@ def test_committed_notebooks_are_clean(path):
         assert c.outputs == [] and c.execution_count is None, f"{path.name}: commit notebooks without outputs"
 
 
-def test_driver_knows_the_train_notebook_parameters():
-    params = pm.inspect_notebook(str(NOTEBOOKS / "02_train.ipynb"))
-    assert set(experiments.NOTEBOOK_PARAMS) | {"resume", "extra"} == set(params)
+def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
+    """02_train's parameters cell: flat literals named like Config fields (plus resume, extra); the driver reads
+    its flat list from there, passes those flat and any other field in `extra`, and the notebook builds its
+    config from them."""
+    import ast
+
+    from lab4.config import FIELDS
+    from lab4.runs import notebook_config
+    nb = nbformat.read(str(NOTEBOOKS / "02_train.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code")
+    names = []
+    for node in ast.parse(cell.source).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.unparse(node)
+        names.append(node.targets[0].id)
+        ast.literal_eval(node.value)  # a literal: derived values belong in the next cell
+    flat = set(names) - {"resume", "extra"}
+    assert {"resume", "extra"} < set(names) and flat <= FIELDS and "lr" in flat and "milestones" not in flat
+    assert experiments.notebook_flat_params() == flat
+    params = experiments.notebook_parameters(experiments.Run("r", {"lr": 0.01, "milestones": (3, 4)}, tmp_path, "tiny"))
+    assert params["lr"] == 0.01 and params["extra"] == {"milestones": [3, 4]} and "milestones" not in params
+    cfg = notebook_config({**params, "batch_size": None, "In": [], "_": None})  # a kernel's globals()
+    assert (cfg.lr, cfg.milestones, cfg.name, cfg.profile, cfg.run_dir) == (0.01, (3, 4), "r", "tiny", str(tmp_path))
+    assert cfg.batch_size == 2  # None keeps the profile's value
+    assert notebook_config(dict(profile="tiny", name="n", run_dir="", extra={"lr": 0.5}, lr=None)).lr == 0.5
+    assert notebook_config(dict(profile="tiny", name="n", run_dir="")).run_dir.endswith("runs/tiny/n")
 
 
 def test_driver_kernels_start_quietly(tmp_path):

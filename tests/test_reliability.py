@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ from lab4.config import make_config
 from lab4.data import load_split, load_test
 from lab4.errors import Lab4Error
 from lab4.model import CVAE
-from lab4.train import NonFiniteLoss, Trainer, load_trained, read_metrics
+from lab4.runs import write_summary
+from lab4.train import NonFiniteLoss, OutOfMemory, Trainer, load_trained, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(frame_H=8, frame_W=16, train_vi_len=4, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_every=0)
@@ -221,20 +223,14 @@ def _bad_checkpoint(kind: str, good: Path, dest: Path, marker: Path) -> None:
         state = torch.load(good, weights_only=True)
         state["extra"] = _Payload(marker)
         torch.save(state, dest)
+        with zipfile.ZipFile(dest) as z:  # the payload is in the file: unpickling it would call os.makedirs
+            assert b"makedirs" in z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
     else:
         raise ValueError(kind)
 
 
 CKPT_FAULTS = {"truncated": "not a readable lab4 checkpoint", "corrupt": "not a readable lab4 checkpoint",
                "wrong_arch": "does not match this model's architecture", "pickled_object": "not a readable lab4 checkpoint"}
-
-
-def test_pickled_object_would_run_code_without_weights_only(fast_run, tmp_path):
-    """The payload is real: a plain torch.load runs it, which is why lab4 never does."""
-    marker = tmp_path / "pwned"
-    _bad_checkpoint("pickled_object", fast_run / "last.pt", tmp_path / "evil.pt", marker)
-    torch.load(tmp_path / "evil.pt", weights_only=False)
-    assert marker.is_dir()
 
 
 @pytest.mark.parametrize("kind", list(CKPT_FAULTS))
@@ -328,6 +324,88 @@ def test_cli_nonfinite_loss_is_one_line_exit_2(tiny_root, tmp_path, monkeypatch,
     assert rc == 2
     assert len(err.splitlines()) == 1 and "non-finite at epoch 1 iteration 1" in err, err
     assert not (run / "last.pt").exists()  # nothing good to keep yet, and nothing bad was written
+
+
+# == a GPU that cannot compile, a batch too big for its memory ====================================
+def _raising_backend(gm, example_inputs):
+    raise RuntimeError("no working C compiler (injected)")
+
+
+def _compile_fails(monkeypatch, only: str = "") -> None:
+    """torch.compile as on a machine without Triton or a C compiler: Dynamo traces at the first call, then the
+    backend raises. ``only`` names the one step that fails to compile; the other then stays eager."""
+    real = torch.compile
+
+    def compile(fn, mode=None, **kw):
+        return fn if only and fn.__name__ != only else real(fn, backend=_raising_backend, **kw)
+
+    monkeypatch.setattr(torch, "compile", compile)
+
+
+def _one_warning(capfd) -> str:
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lab4: warning: ") and "going on eagerly" in lines[0], lines
+    assert "no working C compiler (injected)" in lines[0]  # the cause, unwrapped from Dynamo's error
+    return lines[0]
+
+
+def test_compile_failure_trains_eagerly_after_one_warning(tiny_root, tmp_path, monkeypatch, capfd):
+    _compile_fails(monkeypatch)
+    tr = Trainer(fast_cfg(tiny_root, tmp_path / "fell_back", compile=True, num_epoch=1, partial=0.25))
+    assert tr.speed["compile"]  # asked for, and not failed yet
+    tr.fit()
+    assert "torch.compile failed" in _one_warning(capfd)
+    assert tr.train_step is None and tr.rollout_step is None and not tr.speed["compile"]
+    summary = write_summary(tr, {}, {})  # what summary.json records: the options used, and why one was not
+    assert summary["speed"] == tr.speed and "no working C compiler" in summary["speed_fallback"]
+    monkeypatch.undo()
+    eager = Trainer(fast_cfg(tiny_root, tmp_path / "eager", num_epoch=1, partial=0.25)).fit()
+    # the failed attempt left nothing behind (RNG, BatchNorm statistics): the eager run's weights exactly
+    for k, v in eager.model.state_dict().items():
+        assert torch.equal(tr.model.state_dict()[k], v), k
+
+
+def test_rollout_compile_failure_validates_eagerly(tiny_root, tmp_path, monkeypatch, capfd):
+    from lab4.evaluate import validate
+    _compile_fails(monkeypatch, only="rollout_step")
+    tr = Trainer(fast_cfg(tiny_root, tmp_path / "run", compile=True, num_epoch=1, partial=0.25))
+    assert tr.rollout_step is not None
+    tr.fit()  # validates after its last epoch
+    _one_warning(capfd)
+    assert tr.rollout_step is None and tr.last_val is not None
+    assert torch.equal(tr.last_val["pred"], validate(tr.model, tr.val_data, seed=tr.cfg.seed)["pred"])
+
+
+def test_cuda_out_of_memory_is_one_line_naming_batch_size(tiny_root, tmp_path, monkeypatch, capsys):
+    original = Trainer._forward_backward
+
+    def forward_backward(self, *a, **kw):
+        if self.epoch == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "_forward_backward", forward_backward)
+    run = tmp_path / "run"
+    rc = cli.main(["train", "--profile", "tiny", "--data-root", str(tiny_root), "--run-dir", str(run),
+                   "--num-epoch", "3", "--batch-size", "4", "--partial", "0.25", *FAST_ARGS])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "out of memory at batch size 4 in epoch 2" in err and "--batch-size 2" in err, err
+    assert f"last checkpoint kept at {run / 'last.pt'}" in err
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1 and [r["epoch"] for r in epoch_rows(run)] == ["0"]
+
+
+def test_out_of_memory_is_not_taken_for_a_compile_failure(tiny_root, tmp_path, capfd):
+    tr = Trainer(fast_cfg(tiny_root, tmp_path / "run", num_epoch=1))
+
+    def compiled_step(*a):
+        raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    tr.train_step = compiled_step  # as if compiled: the fallback guard is on
+    with pytest.raises(OutOfMemory, match="batch size 2 in epoch 1; .*; no checkpoint written yet"):
+        tr.fit()
+    assert tr.train_step is compiled_step and tr.fallback is None
+    assert "warning" not in capfd.readouterr().err
 
 
 # == disk ==========================================================================================

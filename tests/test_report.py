@@ -1,4 +1,5 @@
-"""lab4.report, notebooks/03_compare.ipynb and report/main.tex, on copies of the tiny run."""
+"""lab4.report_{runs,figures,numbers}, notebooks/03_compare.ipynb and report/main.tex, on copies of the
+tiny run and on synthetic runs whose numbers flip each verdict of the report."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -52,61 +54,145 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tiny_run, tmp_path_factory):
-    """A tmp project: runs/, figures/ and report/generated/ made by lab4.report."""
-    from lab4 import report
+    """A tmp project: runs/, figures/ and report/generated/ made by lab4.report_*."""
+    from lab4 import report_figures, report_numbers, report_runs
     base = tmp_path_factory.mktemp("compare")
-    runs = report.load_runs(make_runs(tiny_run, base / "runs"))
-    figs = report.make_figures(runs, base / "figures")
-    out = report.write_tables_and_macros(runs, base / "report" / "generated")
+    runs = report_runs.load_runs(make_runs(tiny_run, base / "runs"))
+    figs = report_figures.make_figures(runs, base / "figures")
+    out = report_numbers.write_tables_and_macros(runs, base / "report" / "generated")
     return dict(base=base, runs=runs, figs=figs, out=out)
 
 
 def macro_defs(text: str) -> set[str]:
-    return set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", text))
+    return set(re.findall(r"\\(?:newcommand|DeclareRobustCommand)\{\\([A-Za-z]+)\}", text))
+
+
+def macro_values(macros_tex: Path) -> dict[str, str]:
+    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", macros_tex.read_text()))
+
+
+def group_at(text: str, i: int) -> tuple[str, int]:
+    """The brace group that starts at text[i] == "{" (without its braces), and the index after it."""
+    assert text[i] == "{", text[i:i + 40]
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0) if text[j - 1] != "\\" else 0
+        if depth == 0:
+            return text[i + 1:j], j + 1
+    raise AssertionError(f"unbalanced braces from {text[i:i + 40]!r}")
+
+
+def cases_in_tex(tex: str) -> dict[str, list[set[str]]]:
+    """{case macro: [the case names of each \\IfStrEqCase on it]}, skipping comments and %-line ends."""
+    tex = re.sub(r"(?<!\\)%[^\n]*\n[ \t]*", "", tex)
+    out: dict[str, list[set[str]]] = {}
+    for hit in re.finditer(r"\\IfStrEqCase\{\\([A-Za-z]+)\}", tex):
+        body, _ = group_at(tex, hit.end())
+        names, i = set(), 0
+        while i < len(body):
+            if body[i].isspace():
+                i += 1
+                continue
+            name, i = group_at(body, i)
+            _, i = group_at(body, i)
+            names.add(name)
+        out.setdefault(hit.group(1), []).append(names)
+    return out
+
+
+def pdf_words(pdf: Path) -> str:
+    """The PDF's text without spaces, hyphens or line breaks, so that a phrase matches however TeX set it."""
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", text))
+
+
+def have_tex() -> bool:
+    if shutil.which("xelatex") and shutil.which("latexmk") and shutil.which("pdftotext"):
+        return True
+    if os.environ.get("CI"):
+        pytest.fail("xelatex/latexmk/pdftotext missing on CI")
+    return False
+
+
+def build_pdf(report_dir: Path) -> Path:
+    shutil.copy(MAIN_TEX, report_dir / "main.tex")
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "build_pdf.sh"), str(report_dir)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return report_dir / "build" / "main.pdf"
 
 
 def test_figures_and_macros(built):
-    from lab4 import report
+    from lab4 import report_figures, report_runs
     assert len(built["runs"]) == len(NAMES)
-    assert list(report.group(built["runs"])) == ["monotonic", "cyclical", "none"]
-    for stem in report.FIGURES:
+    assert list(report_runs.group(built["runs"])) == ["monotonic", "cyclical", "none"]
+    for stem in report_figures.FIGURES:
         for ext in ("pdf", "png"):
             p = built["base"] / "figures" / f"{stem}.{ext}"
             assert p.is_file() and p.stat().st_size > 1000, p
     defined = macro_defs(built["out"]["macros"].read_text())
     tex = MAIN_TEX.read_text()
-    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex))  # our macros are CamelCase, LaTeX's are not
+    # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
+    latex = {"IfStrEqCase", "PackageError", "DeclareRobustCommand"}
+    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
     assert used - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - defined)}"
-    m = dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", built["out"]["macros"].read_text()))
+    m = macro_values(built["out"]["macros"])
     assert m["LabParamCount"] == "1{,}585{,}620"
     assert m["NumRuns"] == "4" and m["SeedsPerStrategy"] == "1--2"
-    assert "larger than" in m["SeedSpreadVerdict"] or "within" in m["SeedSpreadVerdict"]
+    # cyclical's two seeds are 0.9 dB apart (std 0.64), more than the 0.3 dB between the best and worst
+    assert m["SeedSpreadCase"] == "within" and m["StrategyGap"] == "0.30" and m["MaxSeedStd"] == "0.64"
+    assert m["TFBestCase"] == "decay" and m["DataKind"] == "synth" and m["SynthPreset"] == "tiny"
     assert m["DriftWindow"].isdigit() and "n/a" not in (m["MinDrift"], m["MaxDrift"], m["BaselineDrift"])
-    src = (ROOT / "lab4" / "model.py").read_text().splitlines()
-    assert src[int(m["ReparamFirstLine"]) - 1].startswith("def reparameterize")
     table = (built["base"] / "report" / "generated" / "results_table.tex").read_text()
-    assert r"\toprule" in table and r"$\pm$" in table and "Cyclical & 2" in table
+    assert r"$\pm$" in table and "Cyclical & 2" in table and table.count(r"\\") == 3
+
+
+def test_every_case_has_its_sentences():
+    """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
+    from lab4.report_numbers import CASES
+    found = cases_in_tex(MAIN_TEX.read_text())
+    assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != report_numbers.CASES {sorted(CASES)}"
+    for name, values in CASES.items():
+        for names in found[name]:
+            assert names <= set(values), f"main.tex handles {sorted(names - set(values))} of {name}: never written"
+        assert set().union(*found[name]) == set(values), f"main.tex has no sentence for some {name} of {values}"
+
+
+def test_listings_select_marked_code(built):
+    """Each listing's markers bracket exactly one function of the copied source, so none can drift."""
+    tex = MAIN_TEX.read_text()
+    listings = re.findall(r"linerange=\{([a-z-]+)\\ begin\}-\{\1\\ end\}[^]]*\]\{generated/src/([a-z]+\.py)\}", tex)
+    assert len(listings) == 4 and len(listings) == tex.count("\\lstinputlisting"), listings
+    for name, src in listings:
+        lines = (built["base"] / "report" / "generated" / "src" / src).read_text().splitlines()
+        begin, end = lines.index(f"# report: {name} begin"), lines.index(f"# report: {name} end")
+        body = [l for l in lines[begin + 1:end] if l.strip()]
+        assert body[0].startswith("def ") and sum(l.startswith("def ") for l in body) == 1, (name, body[:2])
 
 
 def test_drift_verdict_follows_the_curves(tmp_path):
     """The report's sentence about PSNR along the video is chosen from the measured change."""
     import numpy as np
     import pandas as pd
-    from lab4 import report
+    from lab4.report_numbers import drift_macros
+    from lab4.report_runs import Run
 
     def run(name, psnr):
         frames = np.arange(1, len(psnr) + 1)
         df = pd.DataFrame(dict(frame=frames, psnr=psnr, baseline_psnr=np.linspace(20, 16, len(psnr))))
-        return report.Run(name=name, path=tmp_path, config={}, summary={}, metrics=pd.DataFrame(), psnr=df)
+        return Run(name=name, path=tmp_path, config={}, summary={}, metrics=pd.DataFrame(), psnr=df)
 
-    flat = report.drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(24, 24.5, 100))])
-    assert flat["DriftWindow"] == "10" and "do not visibly accumulate" in flat["DriftVerdict"]
+    flat = drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(24, 24.5, 100))])
+    assert flat["DriftWindow"] == "10" and flat["DriftCase"] == "flat"
     def num(v):
         return float(v.replace("$-$", "-"))
     assert flat["MinDrift"] == "0.00" and num(flat["BaselineDrift"]) < -3 and flat["BaselineDrift"].startswith("$-$")
-    falling = report.drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(30, 20, 100))])
-    assert "1 of the 2 runs" in falling["DriftVerdict"] and num(falling["MinDrift"]) < -8
-    assert report.drift_macros([])["DriftWindow"] == "n/a"
+    falling = drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(30, 20, 100))])
+    assert falling["DriftCase"] == "falls" and (falling["DriftFallCount"], falling["DriftRunCount"]) == ("1", "2")
+    assert num(falling["MinDrift"]) < -8
+    rising = drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(20, 30, 100))])
+    assert rising["DriftCase"] == "rises" and rising["DriftRiseCount"] == "1"
+    assert drift_macros([])["DriftWindow"] == "n/a" and drift_macros([])["DriftCase"] == "none"
 
 
 def test_compare_notebook_runs(built, tmp_path):
@@ -121,19 +207,85 @@ def test_compare_notebook_runs(built, tmp_path):
 
 
 def test_report_compiles(built):
-    if not shutil.which("xelatex") or not shutil.which("latexmk") or not shutil.which("pdftotext"):
-        if os.environ.get("CI"):
-            pytest.fail("xelatex/latexmk/pdftotext missing on CI")
+    from lab4.report_figures import FIGURES
+    if not have_tex():
         pytest.skip("xelatex, latexmk or pdftotext missing (make tex)")
-    report_dir = built["base"] / "report"
-    shutil.copy(MAIN_TEX, report_dir / "main.tex")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "build_pdf.sh"), str(report_dir)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    pdf = report_dir / "build" / "main.pdf"
-    assert pdf.is_file()
+    pdf = build_pdf(built["base"] / "report")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     captions = set(re.findall(r"Figure (\d+):", text))
-    assert len(captions) == len(__import__("lab4.report", fromlist=["FIGURES"]).FIGURES), captions
+    assert len(captions) == len(FIGURES), captions
+    assert "iswithinthelargestseedtoseedstandarddeviation" in pdf_words(pdf)  # SeedSpreadCase "within"
     for bad in ("??", "...", "undefined"):
         assert bad not in text, f"{bad!r} in the PDF text"
+
+
+def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip: float, per_epoch: bool,
+                   data_root: str) -> list:
+    """Runs that exist only in memory: a validation PSNR per run name, one run whose PSNR falls 9 dB
+    along the video (if ``falling``), and the settings the report describes."""
+    import numpy as np
+    import pandas as pd
+    from lab4.report_runs import Run
+    frames = np.arange(1, 101)
+    metrics = pd.DataFrame(dict(kind=["iter", "iter", "epoch"], epoch=[0, 0, 0], progress=[0.0, 0.5, 1.0],
+                                grad_norm=[2.0, 0.5, np.nan], seconds=[np.nan, np.nan, 30.0]))
+    config = dict(kl_anneal_type="cyclical", clip_grad=clip, tfr_per_epoch=per_epoch, data_root=data_root,
+                  synth_preset="tiny", profile="tiny", batch_size=2, lr=1e-3)
+    runs = []
+    for name, v in psnr.items():
+        drop = 10.0 if name == falling else 0.0
+        curve = v + np.linspace(drop / 2, -drop / 2, len(frames))  # mean v, falling by `drop` over the video
+        df = pd.DataFrame(dict(frame=frames, psnr=curve, baseline_psnr=np.full(len(frames), 18.0)))
+        summary = dict(name=name, mean_psnr=v, baseline_mean_psnr=18.0, profile="tiny", device="cpu", epochs=1)
+        runs.append(Run(name=name, path=base, config=config, summary=summary, metrics=metrics, psnr=df))
+    return runs
+
+
+# Two sets of runs whose numbers give opposite verdicts; each case value with a phrase of its sentence.
+FLIPS = {
+    "a": (dict(psnr={"cyclical": 25.0, "cyclical-s1": 25.2, "monotonic": 22.0, "none": 21.0, "tf-off": 26.0,
+                     "tf-half": 20.0}, falling="none", clip=1.0, per_epoch=True, data_root=""),
+          {"SeedSpreadCase": ("larger", "islargerthanthelargestseedtoseedstandarddeviation"),
+           "DriftCase": ("falls", "fallsbymorethan1dBin1ofthe6runs"),
+           "TFBestCase": ("off", "trainingwithoutteacherforcingwasthebest"),
+           "GradClipCase": ("on", "thegradientnormisclippedto1"),
+           "TFPerEpoch": ("true", "Atthestartofeveryepochacoin"),
+           "DataKind": ("synth", "onSynthDancetiny")}),
+    "b": (dict(psnr={"cyclical": 24.0, "cyclical-s1": 28.0, "monotonic": 25.5, "none": 25.2, "tf-off": 25.0,
+                     "tf-half": 26.5}, falling=None, clip=0.0, per_epoch=False, data_root="REAL"),
+          {"SeedSpreadCase": ("within", "sotherankingisnotreliable"),
+           "DriftCase": ("flat", "donotvisiblyaccumulate"),
+           "TFBestCase": ("half", "thefixedratioof0.5wasthebest"),
+           "GradClipCase": ("off", "thegradientnormisnotclipped"),
+           "TFPerEpoch": ("false", "Foreverybatchacoin"),
+           "DataKind": ("real", "ontherealdancedataset")}),
+}
+
+
+def test_verdicts_flip_with_the_numbers(built, tmp_path):
+    """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
+    from lab4 import report_numbers
+    from lab4.report_runs import strategy_of
+    tex = have_tex()
+    words = {}
+    for key, (kw, want) in FLIPS.items():
+        (tmp_path / "REAL").mkdir(exist_ok=True)  # a data root without synthdance.json: the real dataset
+        kw = {**kw, "data_root": str(tmp_path / kw["data_root"]) if kw["data_root"] else ""}
+        runs = synthetic_runs(tmp_path, **kw)
+        project = tmp_path / key
+        out = report_numbers.write_tables_and_macros(runs, project / "report" / "generated")
+        m = macro_values(out["macros"])
+        assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
+        single = [r for r in runs if r.name != "cyclical-s1"]  # one seed each: the spread is unknown
+        assert report_numbers.strategy_macros(single)["SeedSpreadCase"] == "single"
+        assert {strategy_of(r.name) for r in single} == {strategy_of(r.name) for r in runs}
+        if tex:
+            (project / "figures").symlink_to(built["base"] / "figures")
+            words[key] = pdf_words(build_pdf(project / "report"))
+    if not tex:
+        pytest.skip("macros checked; xelatex, latexmk or pdftotext missing for the sentences (make tex)")
+    for key, (_, want) in FLIPS.items():
+        other = next(k for k in FLIPS if k != key)
+        for name, (_, phrase) in want.items():
+            assert phrase in words[key], f"{name}: {phrase!r} missing from the PDF of set {key}"
+            assert phrase not in words[other], f"{name}: {phrase!r} in the PDF of set {other} too"

@@ -8,6 +8,7 @@ from PIL import Image
 
 from lab4 import synth
 from lab4.synth import PRESETS, generate
+from lab4.synth import dataset, moves
 
 TINY = PRESETS["tiny"]
 
@@ -71,6 +72,49 @@ def test_deterministic_and_independent_of_workers(tiny, tmp_path):
     other = generate(tmp_path / "b", "tiny", seed=1, workers=2, progress=False)
     a = (tiny / "train/train_img/frame10.png").read_bytes()
     assert a != (other / "train/train_img/frame10.png").read_bytes()
+
+
+# Fingerprints of seed 0, made with the code that made every dataset of VERSION 1. A dataset on disk is
+# reused whenever its manifest's version matches, so a change to the output must bump synth.VERSION
+# (and these numbers). Tolerances absorb last-bit float differences between CPUs, not real changes.
+PINNED_IMAGES = {  # file: (mean grey level, mean weighted by x / width * 2)
+    "train/train_img/frame40.png": (173.3598, 173.1147), "train/train_label/frame40.png": (4.7354, 4.842),
+    "val/val_img/frame23.png": (172.5676, 173.0337), "val/val_label/frame23.png": (4.6672, 4.3358),
+    "test_gt/4/frame12.png": (167.3577, 166.593), "test/test_label/4/frame12.png": (4.5839, 5.0344)}
+
+
+def _weighted(a):
+    """Sum of a flattened array weighted by position (1..N)/N: moves if values change, swap or mirror."""
+    a = np.asarray(a, np.float64).ravel()
+    return (a * (np.arange(1, a.size + 1) / a.size)).sum()
+
+
+def test_output_is_pinned_for_a_seed(tiny):
+    assert synth.VERSION == 1, "VERSION changed: re-pin the fingerprints below from the new output"
+    x = (np.arange(128) + 0.5) / 128
+    for name, (mean, x_mean) in PINNED_IMAGES.items():
+        a = _load(tiny / name)
+        assert abs(a.mean() - mean) < 0.01 and abs((a.mean(axis=(0, 2)) * x).mean() * 2 - x_mean) < 0.01, name
+    seq = synth.sequence(0, "train", 0, 2400, 64, 128)  # the small preset's train split: all ten moves
+    assert _weighted(seq["joints"]) == pytest.approx(3027872.414798405, abs=1e-3)  # pixels
+    assert _weighted(seq["tail"]) == pytest.approx(7092.710515224999, abs=1e-3)
+    assert _weighted(seq["flicker"]) == pytest.approx(1200.4435607482988, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", list(synth.MOVES))
+def test_every_move_in_the_table_is_danceable(name):
+    """A move may be drawn rarely; check each one here, not only those a tiny dataset happens to draw."""
+    move = synth.MOVES[name]
+    t = np.arange(90) / synth.FPS  # (90,) three seconds
+    rest = moves.move_curves(moves.Move(1.0, lambda b: {}), t, 12.0, 1.0, 1)
+    for side in (-1, 1):
+        out = moves.move_curves(move, t, 12.0, 1.0, side)  # (90, D)
+        assert out.shape == (90, len(synth.CHANNELS)) and np.isfinite(out).all()
+        moving = np.ptp(out, axis=0) > 0.05
+        assert moving.any() and (out != rest).any(), f"{name} does not move"
+        assert not moving[[synth.CHANNELS.index("x"), synth.CHANNELS.index("phi")]].any()
+    x, phi = move.travel(np.random.default_rng(0), 0.9, 1.1)
+    assert -1 <= x <= 1 and -1.2 <= phi <= 1.2
 
 
 def test_motion_is_continuous(tiny):
@@ -140,7 +184,7 @@ def test_empty_target_dir_is_fine(tmp_path):
 def test_crash_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(job):
         raise RuntimeError("renderer crashed")
-    monkeypatch.setattr(synth, "_render_chunk", boom)
+    monkeypatch.setattr(dataset, "render_chunk", boom)
     with pytest.raises(RuntimeError, match="crashed"):
         generate(tmp_path / "d", "tiny", workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -167,3 +167,28 @@ def test_clip_grad_zero_trains_unclipped_and_logs_the_norm(tiny_root, splits, tm
     assert norms and all(math.isfinite(n) and n > 1e-3 for n in norms)
     with pytest.raises(Exception, match="clip_grad must be >= 0"):
         make_config("tiny", clip_grad=-1.0)
+
+
+def test_training_curves_from_trainer_rows_and_from_metrics_csv(straight, tmp_path):
+    """02_train's curves figure: the same lines from the Trainer's rows as from metrics.csv (what a resumed run
+    has), each panel holding the logged numbers."""
+    import matplotlib.pyplot as plt
+
+    from lab4.plots import training_curves
+    fig = training_curves(straight.rows, tmp_path / "curves.png")
+    again = training_curves(read_metrics(straight.run_dir / "metrics.csv"))
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "MSE and KL", "schedules", "validation PSNR"]
+
+    def lines(f):
+        return [(list(line.get_xdata()), list(line.get_ydata())) for ax in f.axes for line in ax.lines]
+
+    assert lines(fig) == lines(again)
+    epochs = [r for r in straight.rows if r["kind"] == "epoch"]
+    iters = [r for r in straight.rows if r["kind"] == "iter"]
+    assert list(fig.axes[0].lines[1].get_ydata()) == [r["loss"] for r in epochs]
+    assert list(fig.axes[1].lines[1].get_ydata()) == [r["kl"] for r in iters]
+    assert list(fig.axes[2].lines[0].get_ydata()) == [r["beta"] for r in iters]
+    assert list(fig.axes[3].lines[0].get_ydata()) == [r["val_psnr"] for r in epochs]
+    assert list(fig.axes[3].lines[1].get_ydata()) == [r["baseline_psnr"] for r in epochs]
+    plt.close(fig), plt.close(again)

@@ -1,0 +1,271 @@
+"""The report's numbers: the results table and the LaTeX macros that report/main.tex quotes.
+
+Python writes numbers and *case* macros only; report/main.tex holds every sentence and picks the one
+that a case macro names, e.g. ``\\IfStrEqCase{\\DriftCase}{{flat}{...}{falls}{...}...}``. CASES lists
+every value each case macro can take, and a test checks that main.tex has a sentence for each.
+To add numbers, write a function ``runs -> {macro name: text}`` and list it in MACRO_PARTS.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .report_runs import KL_STRATEGIES, Run, best_run, display_name, group
+
+NA = "n/a"  # a number that these runs cannot give
+LISTED_SOURCES = ("model.py", "schedules.py")  # main.tex lists their code between "# report:" markers
+CASES = {
+    "SeedSpreadCase": ("larger", "within", "single", "none"),  # best-worst gap against the seed spread
+    "TFBestCase": ("off", "half", "decay", "none"),  # which teacher-forcing variant scored best
+    "DriftCase": ("flat", "falls", "rises", "none"),  # PSNR from the first to the last frames
+    "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
+    "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
+    "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
+}
+TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(s) -> str:
+    return "".join(_LATEX_SPECIALS.get(c, c) for c in str(s))
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return NA if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _signed(x, digits: int = 2) -> str:
+    """Like _fmt, with a minus sign rather than a hyphen in the PDF."""
+    return _fmt(x, digits).replace("-", "$-$", 1)
+
+
+def _range(values) -> str:
+    """1 -> "1", [1, 2] -> "1--2" (an en dash in the PDF)."""
+    v = sorted(set(values))
+    return NA if not v else str(v[0]) if len(v) == 1 else f"{v[0]}--{v[-1]}"
+
+
+def _pm(vals, digits: int = 2) -> str:
+    vals = [v for v in vals if np.isfinite(v)]
+    if not vals:
+        return "--"
+    if len(vals) == 1:
+        return f"{vals[0]:.{digits}f}"
+    return f"{np.mean(vals):.{digits}f} $\\pm$ {np.std(vals, ddof=1):.{digits}f}"
+
+
+# -- per strategy -------------------------------------------------------------------------------
+def strategy_stats(runs) -> pd.DataFrame:
+    """One row per strategy: its runs' scores as lists, and the mean and std of validation PSNR."""
+    rows = []
+    for s, rs in group(runs).items():
+        psnr = [r.value("mean_psnr") for r in rs]
+        fin = [v for v in psnr if np.isfinite(v)]
+        rows.append(dict(
+            strategy=s, n=len(rs), psnr=psnr, ssim=[r.value("mean_ssim") for r in rs],
+            baseline=[r.value("baseline_mean_psnr") for r in rs],
+            public=[r.value("public") for r in rs], private=[r.value("private") for r in rs],
+            wall=[r.value("wall_seconds") for r in rs],
+            mean_psnr=float(np.mean(fin)) if fin else math.nan,
+            std_psnr=float(np.std(fin, ddof=1)) if len(fin) > 1 else 0.0,
+        ))
+    return pd.DataFrame(rows)
+
+
+def results_rows(runs) -> str:
+    """The body rows of the results table; its header and rules are in main.tex."""
+    lines = []
+    for _, row in strategy_stats(runs).iterrows():
+        wall = [w / 60 for w in row["wall"]]
+        lines.append(" & ".join([
+            tex_escape(display_name(row["strategy"])), str(row["n"]), _pm(row["psnr"]), _pm(row["ssim"], 3),
+            _pm(row["baseline"]), _pm(row["public"]), _pm(row["private"]), _pm(wall, 1)]) + r" \\")
+    return "\n".join(lines) + "\n"
+
+
+def strategy_macros(runs) -> dict[str, str]:
+    """Best and worst strategy, their gap, and how the gap compares with the seed-to-seed spread."""
+    st = strategy_stats(runs)
+    by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
+    m = {f"{display_name(s)}ValPSNR": _fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
+    finite = st[np.isfinite(st["mean_psnr"])] if len(st) else st
+    m.update(NumStrategies=str(len(st)), SeedsPerStrategy=_range(int(n) for n in st["n"]) if len(st) else "0")
+    if not len(finite):
+        return {**m, "BestStrategy": NA, "WorstStrategy": NA, "BestStrategyValPSNR": NA, "StrategyGap": NA,
+                "MaxSeedStd": NA, "SeedSpreadCase": "none"}
+    best = finite.loc[finite["mean_psnr"].idxmax()]
+    worst = finite.loc[finite["mean_psnr"].idxmin()]
+    gap = float(best["mean_psnr"] - worst["mean_psnr"])
+    spread = float(finite["std_psnr"].max())
+    multi = int(st["n"].max()) > 1
+    return {**m, "BestStrategy": tex_escape(display_name(best["strategy"])),
+            "WorstStrategy": tex_escape(display_name(worst["strategy"])),
+            "BestStrategyValPSNR": _fmt(best["mean_psnr"]), "StrategyGap": _fmt(gap),
+            "MaxSeedStd": _fmt(spread) if multi else NA,
+            "SeedSpreadCase": "single" if not multi else "larger" if gap > spread else "within"}
+
+
+def teacher_forcing_macros(runs) -> dict[str, str]:
+    """Validation PSNR of the teacher-forcing variants (the cyclical run is the decaying one), and the best."""
+    st = strategy_stats(runs)
+    by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
+    m, scored = {}, {}
+    for s, (key, case) in TF_VARIANTS.items():
+        v = by.get(s, math.nan)
+        m[f"{key}ValPSNR"] = _fmt(v)
+        if np.isfinite(v):
+            scored[case] = v
+    m["TFBestCase"] = max(scored, key=scored.get) if scored else "none"
+    return m
+
+
+# -- over all runs ------------------------------------------------------------------------------
+def best_run_macros(runs) -> dict[str, str]:
+    """The single best run, the baseline it is measured against, and how many runs beat that baseline."""
+    best = best_run(runs)
+    m = {"BestRun": tex_escape(best.name) if best else NA}
+    for key, field_, digits in (("BestValPSNR", "mean_psnr", 2), ("BestValSSIM", "mean_ssim", 3),
+                                ("BestPublic", "public", 2), ("BestPrivate", "private", 2)):
+        m[key] = _fmt(best.value(field_), digits) if best else NA
+    bases = [r.value("baseline_mean_psnr") for r in runs]
+    bases = [b for b in bases if np.isfinite(b)]
+    m["BaselinePSNR"] = _fmt(float(np.mean(bases))) if bases else NA
+    margins = [r.value("mean_psnr") - r.value("baseline_mean_psnr") for r in runs]
+    margins = [x for x in margins if np.isfinite(x)]
+    m["NumAboveBaseline"] = str(sum(x > 0 for x in margins))
+    m["MinBaselineMargin"] = _signed(min(margins)) if margins else NA
+    m["MaxBaselineMargin"] = _signed(max(margins)) if margins else NA
+    return m
+
+
+def _reference_run(runs) -> Run | None:
+    """The run whose settings the report describes: a KL run (teacher-forcing variants override tfr)."""
+    return next((r for s in KL_STRATEGIES for r in runs if r.strategy == s), None) or best_run(runs)
+
+
+def _data_kind(run: Run | None) -> tuple[str, str]:
+    """("synth", preset) for SynthDance (its synthdance.json names the preset), else ("real", "")."""
+    if run is None:
+        return "unknown", NA
+    root = run.config.get("data_root") or ""
+    meta = Path(root) / "synthdance.json" if root else None
+    if root and not meta.is_file():
+        return "real", NA
+    preset = run.config.get("synth_preset", "small")
+    if meta is not None:
+        try:
+            preset = json.loads(meta.read_text()).get("preset", preset)
+        except ValueError:
+            pass
+    return "synth", tex_escape(preset)
+
+
+def setup_macros(runs) -> dict[str, str]:
+    """What was trained, on what, for how long, with which settings (those of the reference run)."""
+    from .model import CVAE, count_parameters
+    ref = _reference_run(runs)
+    cfg = ref.config if ref else {}
+    m = {"NumRuns": str(len(runs))}
+    m["DataKind"], m["SynthPreset"] = _data_kind(ref)
+    m["ProfileName"] = tex_escape(ref.summary.get("profile") or cfg.get("profile", NA)) if ref else NA
+    m["Device"] = tex_escape(", ".join(sorted({str(r.summary.get("device") or r.config.get("device", NA))
+                                               for r in runs}) or [NA]))
+    m["NumEpochs"] = _range(int(r.value("epochs")) for r in runs if np.isfinite(r.value("epochs")))
+    walls = [r.value("wall_seconds") for r in runs if np.isfinite(r.value("wall_seconds"))]
+    m["TotalWallMinutes"] = _fmt(sum(walls) / 60, 1) if walls else NA
+    nval = next((len(r.psnr) for r in runs if r.psnr is not None), None)
+    nval = nval or next((r.extra["num_val_frames"] for r in runs if "num_val_frames" in r.extra), None)
+    m["NumValFrames"] = str(nval) if nval else NA
+    dims = dict(F=cfg.get("F_dim", 128), L=cfg.get("L_dim", 32), N=cfg.get("N_dim", 12), D=cfg.get("D_out_dim", 192))
+    m.update({f"Dim{k}": str(v) for k, v in dims.items()})
+    m["ParamCount"] = f"{count_parameters(CVAE(**dims)):,}".replace(",", "{,}")
+    m["LabParamCount"] = f"{count_parameters(CVAE()):,}".replace(",", "{,}")
+    for key, field_ in (("BatchSize", "batch_size"), ("LearningRate", "lr"), ("KLCycles", "kl_anneal_cycle"),
+                        ("KLRatio", "kl_anneal_ratio"), ("TFRStart", "tfr"), ("TFRSde", "tfr_sde"),
+                        ("TFRDStep", "tfr_d_step"), ("ClipLen", "train_vi_len"), ("GradClip", "clip_grad"),
+                        ("LRGamma", "gamma")):
+        v = cfg.get(field_)
+        m[key] = tex_escape(f"{v:g}" if isinstance(v, float) else v) if v is not None else NA
+    clip = cfg.get("clip_grad")
+    m["GradClipCase"] = "unknown" if clip is None else "off" if float(clip) == 0 else "on"
+    m["TFPerEpoch"] = "true" if cfg.get("tfr_per_epoch") else "false"
+    ms = cfg.get("milestones")
+    m["Milestones"] = ", ".join(str(x) for x in ms) if ms else NA
+    return m
+
+
+def grad_norm_macros(runs) -> dict[str, str]:
+    """How often the lab's clip at norm 1 would have scaled a step, from the logged pre-clip norms."""
+    norms = np.concatenate([pd.to_numeric(r.iters["grad_norm"], errors="coerce").to_numpy(float)
+                            for r in runs if "grad_norm" in r.metrics] or [np.array([])])
+    norms = norms[np.isfinite(norms)]
+    if not len(norms):
+        return {"GradNormMedian": NA, "GradNormAboveOnePct": NA, "GradNormMedianScale": NA}
+    above = norms[norms > 1]
+    return {"GradNormMedian": _fmt(float(np.median(norms))),
+            "GradNormAboveOnePct": _fmt(100 * len(above) / len(norms), 0),
+            # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
+            "GradNormMedianScale": _fmt(float(np.median(1 / above)), 3) if len(above) else NA}
+
+
+def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> dict[str, str]:
+    """Does PSNR fall along the rollout? Mean of the last frames minus mean of the first, per run.
+
+    DriftCase says what the PSNR-per-frame figure shows, so that main.tex states the measured
+    change rather than what autoregressive models usually do.
+    """
+    curves = [r.psnr.sort_values("frame") for r in runs if r.psnr is not None and len(r.psnr) >= 2]
+    # one window for all runs, so that "the last n frames" means the same frames in every run
+    n = max(1, int(round(window_frac * min(map(len, curves))))) if curves else 0
+    changes, base = [], None
+    for p in curves:
+        changes.append(float(p["psnr"].tail(n).mean() - p["psnr"].head(n).mean()))
+        if base is None and "baseline_psnr" in p:
+            base = float(p["baseline_psnr"].tail(n).mean() - p["baseline_psnr"].head(n).mean())
+    m = {"DriftTolerance": f"{tolerance_db:g}", "DriftRunCount": str(len(changes)),
+         "DriftFallCount": str(sum(c < -tolerance_db for c in changes)),
+         "DriftRiseCount": str(sum(c > tolerance_db for c in changes))}
+    if not changes:
+        return {**m, "DriftWindow": NA, "MinDrift": NA, "MaxDrift": NA, "BaselineDrift": NA, "DriftCase": "none"}
+    lo, hi = min(changes), max(changes)
+    case = "falls" if lo < -tolerance_db else "rises" if hi > tolerance_db else "flat"
+    return {**m, "DriftWindow": str(n), "MinDrift": _signed(lo), "MaxDrift": _signed(hi),
+            "BaselineDrift": _signed(base) if base is not None else NA, "DriftCase": case}
+
+
+MACRO_PARTS = (setup_macros, strategy_macros, teacher_forcing_macros, best_run_macros, grad_norm_macros,
+               drift_macros)
+
+
+def macros(runs) -> dict[str, str]:
+    """Every macro main.tex uses; a case macro outside CASES is a bug here, not a sentence there."""
+    m: dict[str, str] = {}
+    for part in MACRO_PARTS:
+        new = part(runs)
+        assert not set(new) & set(m), f"{part.__name__} redefines {sorted(set(new) & set(m))}"
+        m.update(new)
+    for name, values in CASES.items():
+        assert m[name] in values, f"{name}={m[name]!r} is not one of {values}"
+    return m
+
+
+def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
+    """``results_table.tex``, ``macros.tex`` and copies of the listed sources (src/*.py) in ``generated_dir``."""
+    gen = Path(generated_dir)
+    (gen / "src").mkdir(parents=True, exist_ok=True)
+    for name in LISTED_SOURCES:  # from this package, so that an installed lab4 lists its own code
+        shutil.copyfile(Path(__file__).parent / name, gen / "src" / name)
+    table = gen / "results_table.tex"
+    table.write_text("% one row per strategy, written by lab4.report_numbers; main.tex has the header\n"
+                     + results_rows(runs))
+    mac = gen / "macros.tex"
+    mac.write_text("% written by lab4.report_numbers.write_tables_and_macros; do not edit\n"
+                   + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros(runs).items()))
+    return {"table": table, "macros": mac}

@@ -1,0 +1,128 @@
+"""After training: a run's validation files, its test prediction and local score, and summary.json.
+
+``python -m lab4 evaluate|predict`` and notebook 02_train call these same functions, so a number in the
+notebook and the one from the command line come from one place. Each takes either the Trainer that has
+just trained (model and data already in memory) or a run folder (its checkpoint and the dataset it
+trained on).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from .config import FIELDS, Config, make_config
+from .data import PROJECT_ROOT, load_split, load_test, load_test_gt, run_dataset
+from .evaluate import predict_test, score, validate, write_gif, write_psnr_csv, write_submission
+from .io import atomic_write_text
+from .plots import plot_psnr_run, save_strip
+from .train import Trainer, load_trained
+
+
+def notebook_config(namespace: dict) -> Config:
+    """02_train's parameters -> the run's Config.
+
+    ``namespace`` is the notebook's variables: those named like a Config field are its flat parameters
+    (None keeps the profile's value), ``extra`` carries any other field, and an empty ``run_dir`` becomes
+    runs/<profile>/<name> under the project root, where the driver looks for it.
+    """
+    flat = {k: v for k, v in namespace.items() if k in FIELDS and k != "profile" and v is not None}
+    profile = namespace.get("profile") or "lab"
+    run_dir = Path(flat.get("run_dir") or f"runs/{profile}/{flat.get('name', 'cyclical')}")
+    if not run_dir.is_absolute():  # papermill runs the notebook in notebooks/, JupyterLab wherever it was opened
+        run_dir = PROJECT_ROOT / run_dir
+    return make_config(profile, **{**(namespace.get("extra") or {}), **flat, "run_dir": str(run_dir)})
+
+
+def _model_and_config(run, checkpoint: str, device: str):
+    if isinstance(run, Trainer):
+        return run.model, run.cfg, run.run_dir
+    model, cfg = load_trained(run, checkpoint, device)
+    return model, cfg, Path(run)
+
+
+def _rollout(run, fn):
+    """fn(step_fn) with a Trainer's compiled rollout step (eager again if it fails), or eagerly."""
+    if isinstance(run, Trainer):
+        return run.with_fallback(lambda: fn(run.rollout_step), step="rollout")
+    return fn(None)
+
+
+def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | None = None,
+                 checkpoint: str = "last.pt", device: str = "auto", progress: bool = False) -> dict:
+    """The validation rollout of a trained run -> psnr_per_frame.csv/.png, samples.png, val_summary.json.
+
+    Returns val_summary.json's numbers plus ``seconds``. ``seed`` (of the prior's samples) defaults to the
+    run's; a Trainer's own validation after its last epoch is reused when it used that seed.
+    """
+    t0 = time.perf_counter()
+    model, cfg, run_dir = _model_and_config(run, checkpoint, device)
+    seed = cfg.seed if seed is None else seed
+    if isinstance(run, Trainer):
+        val = run.val_data
+        res = run.last_val if run.last_val is not None and seed == cfg.seed else None
+    else:
+        val = load_split(run_dataset(run_dir, data_root, progress), "val", cfg.frame_H, cfg.frame_W, progress)
+        res = None
+    if res is None:
+        res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
+    write_psnr_csv(run_dir / "psnr_per_frame.csv", res)
+    plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
+    save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
+    summary = dict(name=cfg.name, mean_psnr=res["mean_psnr"], mean_ssim=res["mean_ssim"],
+                   baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed)
+    atomic_write_text(run_dir / "val_summary.json", json.dumps(summary, indent=2) + "\n")
+    return {**summary, "seconds": time.perf_counter() - t0}
+
+
+def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path = "", seed: int | None = None,
+                checkpoint: str = "last.pt", device: str = "auto", progress: bool = False) -> dict:
+    """The test rollout -> submission.csv (the course's format) and pred_seq<k>.gif beside it, plus the
+    course's public/private PSNR where the dataset ships its test frames (SynthDance's test_gt/).
+
+    Returns the submission path, the number of sequences, the scores (None without test_gt/) and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    model, cfg, run_dir = _model_and_config(run, checkpoint, device)
+    seed = cfg.seed if seed is None else seed
+    root = run_dataset(run_dir, data_root, progress)
+    seqs = load_test(root, cfg.frame_H, cfg.frame_W, progress=progress)
+    preds = _rollout(run, lambda step_fn: predict_test(model, seqs, seed=seed, step_fn=step_fn))
+    out = Path(out) if out else run_dir / "submission.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_submission(out, preds)
+    for k, pred in enumerate(preds):
+        write_gif(out.parent / f"pred_seq{k}.gif", pred)
+    scores = dict(public=None, private=None, overall=None)
+    if (root / "test_gt").is_dir():
+        scores = score(out, load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, progress=progress))
+    return dict(submission=str(out), sequences=len(preds), **scores, seconds=time.perf_counter() - t0)
+
+
+def _number(x):
+    return None if x is None or not math.isfinite(x) else round(float(x), 4)
+
+
+def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
+    """summary.json, written last: 03_compare and the driver read it, and its epoch count marks the run done.
+
+    ``speed`` is what the run actually used (an option asked for may be unavailable or have failed:
+    ``speed_fallback`` then says why).
+    """
+    cfg, device = trainer.cfg, str(trainer.device)
+    if trainer.device.type == "cuda":
+        device += f" ({torch.cuda.get_device_name(trainer.device)})"
+    summary = dict(
+        name=cfg.name, profile=cfg.profile, kl_anneal_type=cfg.kl_anneal_type, tfr=cfg.tfr, tfr_sde=cfg.tfr_sde,
+        tfr_d_step=cfg.tfr_d_step, seed=cfg.seed, mean_psnr=_number(evaluation.get("mean_psnr")),
+        mean_ssim=_number(evaluation.get("mean_ssim")),
+        baseline_mean_psnr=_number(evaluation.get("baseline_mean_psnr")),
+        public=_number(prediction.get("public")), private=_number(prediction.get("private")),
+        wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),
+        device=device, epochs=trainer.epoch, speed=trainer.speed, speed_fallback=trainer.fallback,
+    )
+    atomic_write_text(trainer.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
