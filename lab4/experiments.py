@@ -23,7 +23,6 @@ import argparse
 import fnmatch
 import json
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ from pathlib import Path
 from .cliutil import KebabRawHelpFormatter, add_flag
 from .config import FIELDS, PROFILES, make_config
 from .errors import Lab4Error
+from .grid import load_grid  # noqa: F401  (the driver's grid file; re-exported)
+from .html_export import run_html  # pages that stand on their own
 from .paths import absolute, checkout, home, require_checkout
 
 PROJECT_ROOT = checkout() or home()  # the driver needs the checkout's notebooks; see require_checkout()
@@ -72,8 +73,6 @@ def notebook_flat_params() -> frozenset[str]:
     return frozenset(pm.inspect_notebook(str(TRAIN_NB))) & FIELDS
 
 
-DRIVER_SET = {"name", "profile", "run_dir"}  # the driver sets these; a grid may not override them
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
 
 
@@ -97,66 +96,6 @@ class Result:
     notebook: str = ""
     error: str = ""
     summary: dict = field(default_factory=dict)
-
-
-# -- the grid ----------------------------------------------------------------------------------
-def load_grid(path, profile: str) -> list[tuple[str, dict]]:
-    """(name, overrides) per run of the grid for ``profile``, seeds expanded; Lab4Error on any fault."""
-    import yaml
-    path = Path(path)
-    if profile not in PROFILES:
-        raise Lab4Error(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    if not path.is_file():
-        raise Lab4Error(f"{path}: no such grid file")
-    try:
-        grid = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise Lab4Error(f"{path}: bad YAML{line} ({getattr(e, 'problem', None) or type(e).__name__})") from None
-    if not isinstance(grid, dict) or not isinstance(grid.get("experiments"), list):
-        raise Lab4Error(f"{path}: expected a mapping with an 'experiments' list")
-    unknown_top = set(grid) - {"experiments", "seeds"}
-    if unknown_top:
-        raise Lab4Error(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown_top))}")
-    seeds = grid.get("seeds") or {}
-    if not isinstance(seeds, dict) or not all(isinstance(v, list) for v in seeds.values()):
-        raise Lab4Error(f"{path}: 'seeds' must map a profile to a list of seeds")
-    runs = []
-    for i, entry in enumerate(grid["experiments"]):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise Lab4Error(f"{path}: experiment #{i + 1} needs a 'name'")
-        name = str(entry["name"])
-        if not NAME_RE.match(name):
-            raise Lab4Error(f"{path}: experiment name {name!r} must be letters, digits, '_', '.', '-'")
-        bad = set(entry) - {"name", "overrides", "seeded"}
-        if bad:
-            raise Lab4Error(f"{path}: experiment {name!r}: unknown key(s) {', '.join(sorted(bad))} "
-                            f"(use name, overrides, seeded)")
-        overrides = entry.get("overrides") or {}
-        if not isinstance(overrides, dict):
-            raise Lab4Error(f"{path}: experiment {name!r}: overrides must be a mapping")
-        unknown = set(overrides) - FIELDS
-        if unknown:
-            raise Lab4Error(f"{path}: experiment {name!r}: unknown config field(s) {', '.join(sorted(unknown))}")
-        fixed = set(overrides) & DRIVER_SET
-        if fixed:
-            raise Lab4Error(f"{path}: experiment {name!r}: {', '.join(sorted(fixed))} is set by the driver")
-        for seed in (seeds.get(profile, [0]) if entry.get("seeded") else [None]):
-            if seed in (None, 0):
-                runs.append((name, dict(overrides)))
-            else:
-                runs.append((f"{name}-s{seed}", {**overrides, "seed": int(seed)}))
-    names = [n for n, _ in runs]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise Lab4Error(f"{path}: duplicate run name(s): {', '.join(dup)}")
-    for name, overrides in runs:  # bad values fail here, in one line, not minutes later in a notebook
-        try:
-            make_config(profile, name=name, **overrides)
-        except (Lab4Error, TypeError, ValueError) as e:
-            raise Lab4Error(f"{path}: experiment {name!r}: {e}") from None
-    return runs
 
 
 def notebook_parameters(run: Run) -> dict:
@@ -329,14 +268,13 @@ def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpu
         link = grid_dask.dashboard_link(client, local=not scheduler)
         if link:
             print(f"Dask dashboard: {link}", flush=True)
-        futures = grid_dask.submit(client, execute, runs, grid_dask.gpu_runs(cfgs, have_gpus))
         epochs = {name: cfg.num_epoch for name, cfg in cfgs.items()}
         with GridProgress(runs, epochs, n, settled, shown=shown) as progress:
             def on_result(run, result, error):
                 result = result or Result(run.name, "failed", notebook=str(run.notebook), error=error)
                 results.append(result)
                 progress.finish(run.name, describe(settled + len(results), n, result))
-            grid_dask.wait_all(client, futures, on_result, progress.tick)
+            grid_dask.run_all(client, execute, runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
     return results
 
 
@@ -365,9 +303,6 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> in
         return EXIT_FAILED
     print(f"figures: done in {time.perf_counter() - t0:.1f}s -> {shown(out)}")
     return 0
-
-
-from .html_export import html_name, run_html  # noqa: E402,F401  (pages that stand on their own)
 
 
 # -- command line ------------------------------------------------------------------------------

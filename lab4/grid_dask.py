@@ -141,20 +141,43 @@ def submit(client, fn, runs, gpu_runs: set[str]) -> dict:
             for run in runs}
 
 
+def _executing(dask_worker) -> list:
+    """On a worker: the keys of the tasks its threads are executing now (not those waiting for a thread)."""
+    return [ts.key for ts in dask_worker.state.executing]
+
+
 def running(client, futures: dict) -> set[str]:
-    """Names of the runs whose tasks a worker is processing now (one thread per worker: running)."""
+    """Names of the runs whose tasks a worker is executing now. The scheduler's ``processing`` is not
+    enough: it also lists tasks handed to a worker that still wait there for its one thread."""
     keys = {f.key: run.name for f, run in futures.items()}
-    busy = set()
-    for worker_keys in client.processing().values():
-        busy.update(keys[k] for k in worker_keys if k in keys)
-    return busy
+    try:
+        executing = client.run(_executing, on_error="ignore")
+    except Exception:  # noqa: BLE001 - a worker going away mid-call: try again at the next poll
+        return set()
+    return {keys[k] for worker_keys in executing.values() if isinstance(worker_keys, list)
+            for k in worker_keys if k in keys}
 
 
-def wait_all(client, futures: dict, on_result, on_tick) -> None:
-    """Calls ``on_result(run, value, error)`` as each task ends (error: "Type: message" if it raised,
-    e.g. KilledWorker after its worker died too often) and ``on_tick(running names)`` while waiting."""
-    pending = dict(futures)
-    while pending:
+def slots(client) -> int:
+    """Runs the cluster can execute at once: its worker threads (at least one, for a cluster still starting)."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    return max(1, sum(w.get("nthreads", 1) for w in workers))
+
+
+def run_all(client, fn, runs, gpu_runs: set[str], on_result, on_tick) -> None:
+    """One task ``fn(run)`` per run, never more in flight than the cluster has threads; calls
+    ``on_result(run, value, error)`` as each ends (error: "Type: message" if it raised, e.g. KilledWorker
+    after its worker died too often) and ``on_tick(running names)`` while waiting.
+
+    Why not submit them all: Dask hands tasks like these (one per key group) to workers at once, two to a
+    worker when there are more runs than workers, and a run queued behind another on a busy worker waits
+    there although another worker is free."""
+    waiting, pending = list(runs), {}
+    while waiting or pending:
+        free = slots(client) - len(pending)
+        if waiting and free > 0:
+            batch, waiting = waiting[:free], waiting[free:]
+            pending.update(submit(client, fn, batch, gpu_runs))
         for fut in [f for f in pending if f.done()]:
             run = pending.pop(fut)
             try:

@@ -252,6 +252,28 @@ def test_a_cpu_run_asks_for_no_gpu(gpu_cluster, tmp_path):
     assert not by_name["cpu"] and by_name["auto"] == {"GPU": 1}
 
 
+def test_a_waiting_run_starts_on_the_first_free_worker(gpu_cluster, tmp_path):
+    """Two workers, one long run and three short ones. A run must never be handed to a worker that is busy
+    (it would wait there behind the other run although another worker may be free, as happened when every
+    task was submitted at once): the scheduler never has more runs assigned than the workers have threads,
+    and the short runs all start while the long one is still running."""
+    _, client = gpu_cluster
+
+    def job(run):
+        start = time.time()
+        time.sleep(run.overrides["sleep"])
+        return start
+
+    runs = [experiments.Run(f"r{i}", {"sleep": d}, tmp_path / f"r{i}", "tiny") for i, d in enumerate([5, 0.3, 0.3, 0.3])]
+    starts, assigned = {}, []
+    t0 = time.time()
+    grid_dask.run_all(client, job, runs, set(), lambda run, value, error: starts.update({run.name: value - t0}),
+                      lambda running: assigned.append(sum(map(len, client.processing().values()))))
+    assert set(starts) == {"r0", "r1", "r2", "r3"}
+    assert max(assigned) <= 2, assigned
+    assert max(starts["r2"], starts["r3"]) < 4.0, starts  # the long run ends at 5 s
+
+
 def epoch_rows(metrics: Path) -> list[dict]:
     if not metrics.is_file():
         return []
