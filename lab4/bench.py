@@ -4,19 +4,21 @@
 
 Reference = the lab's way: eager fp32, batch 2, a DataLoader whose Dataset opens and decodes the 16
 PNGs of each clip (and their poses) with PIL per item, plain Adam, and the lab's training step, which
-walks the 15 predicted frames one at a time. Fast path = uint8 dataset resident on the device
-(ClipSampler.gather), bf16 autocast (CUDA only), channels_last, fused Adam (CUDA only), the 15
-teacher-forced frames batched through one torch.compile'd step, a larger batch.
+walks the 15 predicted frames one at a time. Fast path on a GPU = uint8 dataset resident on the device
+(ClipSampler.gather), bf16 autocast, channels_last, fused Adam, the 15 teacher-forced frames batched
+through one torch.compile'd step, batch 16. Fast path on a CPU = the same resident data, bf16 autocast
+where the CPU has native bf16 (hardware.cpu_has_native_bf16; fp32 elsewhere), channels_last, eager (inductor's
+compile costs minutes and gains nothing there), the lab's batch 2 and its per-frame step: on a CPU the
+batched teacher-forced step is memory-bound, the per-frame one stays in cache.
 Both modes run with teacher forcing ON (the lab's first epochs; its template draws one coin per epoch).
-On CPU the run is scaled down (fewer seconds, smaller fast batch, shorter rollouts) to finish in ~3 min;
-rollout times for 630 frames are then extrapolated from the measured per-frame time and marked so.
+On CPU the run is scaled down (fewer seconds, shorter rollouts) to finish in ~2 min; rollout times for
+630 frames are then extrapolated from the measured per-frame time and marked so.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -30,11 +32,15 @@ from . import data
 from .cliutil import KebabHelpFormatter, add_flag
 from .config import make_config
 from .errors import Lab4Error
+from .model import kl_divergence
+from .hardware import amp_enabled, cpu_has_native_bf16, cpu_model_name
 from .train import build_model, compiled_steps, pick_device
 
 EPOCH_FRAMES = 1463 * 15  # 23,410 training frames cut into 16-frame clips, 15 predicted per clip
 ROLLOUT_FRAMES = 630
 CLIP = 16
+# The CPU fast path's options over the `full` profile's (measured: docs/speedrun.md)
+CPU_FAST = dict(compile=False, cuda_graphs=False, per_frame=True)
 
 
 class PNGClips(Dataset):
@@ -65,6 +71,20 @@ def lab_clip_loss(model, frames, poses, beta=1.0):
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / frames.shape[0]
         loss = loss + torch.nn.functional.mse_loss(pred, frames[:, t]) + beta * kl
     return loss
+
+
+def per_frame_clip_loss(model, frames, poses, beta=1.0, step_fn=None):
+    """Teacher-forced, one predicted frame at a time as the lab's step, but each frame encoded once and the
+    loss terms in fp32 (under autocast too): the CPU fast path's training step."""
+    B, T = frames.shape[:2]
+    step_fn = step_fn or model.step
+    frame_feat = model.frame_transformation(frames.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, F, H, W)
+    pose_feat = model.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
+    loss = 0.0
+    for t in range(1, T):
+        pred, mu, logvar = step_fn(frame_feat[:, t - 1], pose_feat[:, t], frame_feat[:, t])
+        loss = loss + (pred.float() - frames[:, t].float()).pow(2).mean() + beta * kl_divergence(mu, logvar)
+    return dict(loss=loss)
 
 
 def sync(device):
@@ -113,8 +133,10 @@ def bench_reference(root, dims, device, seconds, min_iters, workers):
     return dict(batch=2, iters=n, seconds=round(s, 3), frames_per_s=n * 2 * (CLIP - 1) / s, workers=workers)
 
 
-def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0, **fast):
+def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0, per_frame=False, **fast):
     """The fast path; ``fast`` overrides the `full` profile's speed options (compile=False for a CPU rehearsal).
+
+    ``per_frame`` trains with :func:`per_frame_clip_loss` instead of the batched teacher-forced clip_loss.
 
     ``free_seconds`` > 0 also times steps without teacher forcing (15 sequential per-frame steps, the
     later epochs of a run), which compiles the per-frame step for that shape too.
@@ -125,7 +147,7 @@ def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0,
     model = build_model(cfg, device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=(device.type == "cuda") or None)
     train_step, rollout_step = compiled_steps(model, cfg, device)
-    amp = device.type == "cuda"
+    amp = amp_enabled(cfg, device)  # CUDA, or a CPU with native bf16
     frames_all, poses_all = split.frames.to(device), split.poses.to(device)
     sampler = data.ClipSampler(len(frames_all), CLIP, batch, seed=0)
     pool = [b for b in sampler.batches() if len(b) == batch] * 1000
@@ -137,7 +159,10 @@ def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0,
         frames = data.to_float(sampler.gather(frames_all, starts))
         poses = data.to_float(sampler.gather(poses_all, starts))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out = model.clip_loss(frames, poses, 1.0, teacher_forcing, step_fn=train_step)
+            if per_frame and teacher_forcing:
+                out = per_frame_clip_loss(model, frames, poses, 1.0, step_fn=train_step)
+            else:
+                out = model.clip_loss(frames, poses, 1.0, teacher_forcing, step_fn=train_step)
         train_update(model, opt, out["loss"])
 
     if device.type == "cuda":
@@ -152,7 +177,8 @@ def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0,
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     res = dict(batch=batch, iters=n, seconds=round(s, 3), frames_per_s=n * batch * (CLIP - 1) / s,
                warmup_compile_s=round(warm, 2), peak_gpu_mem_gib=None if peak is None else round(peak, 3),
-               compile=cfg.compile, amp=amp, fused_adam=bool(opt.defaults.get("fused")))
+               compile=cfg.compile, amp=amp, fused_adam=bool(opt.defaults.get("fused")),
+               channels_last=cfg.channels_last, per_frame=per_frame)
     if free_seconds > 0:
         free = lambda: step(teacher_forcing=False)  # noqa: E731
         free(), free()
@@ -201,12 +227,15 @@ def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=No
     """Both modes side by side in this process -> (the result record, the fast path's training step).
 
     ``fast`` overrides the fast path's speed options (see :func:`bench_fast`); the step is returned so a
-    caller can profile it. Defaults are sized per device (CPU: 8 s, batch 4, 16-frame rollouts).
+    caller can profile it. Defaults are sized per device (CPU: 8 s, batch 2, eager, per-frame step, bf16
+    where native, 16-frame rollouts; GPU: 30 s, batch 16, compiled, batched step).
     """
     device = pick_device(device) if isinstance(device, str) else device
     cpu = device.type == "cpu"
+    if cpu:
+        fast = dict(CPU_FAST, **fast)
     seconds = seconds if seconds is not None else (8.0 if cpu else 30.0)
-    batch = batch or (4 if cpu else 16)
+    batch = batch or (2 if cpu else 16)
     T = rollout_frames or (16 if cpu else ROLLOUT_FRAMES)
     workers = workers if workers is not None else (0 if cpu else min(4, os.cpu_count() or 1))
     min_iters = 2 if cpu else 10
@@ -238,7 +267,7 @@ def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=No
 
     ratio = fast["frames_per_s"] / ref["frames_per_s"]
     result = dict(
-        device=torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         torch=torch.__version__, dims=dict(zip("FLND", dims)), data_root=str(root), teacher_forcing=True,
         reference=ref, fast=fast, speedup=round(ratio, 2),
         epoch_s=dict(reference=round(EPOCH_FRAMES / ref["frames_per_s"], 1),
@@ -254,6 +283,11 @@ def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=No
     return result, fast_step
 
 
+def cpu_name() -> str:
+    """``CPU (<model name>, <n> threads, native bf16 yes|no)``."""
+    return f"CPU ({cpu_model_name()}, {torch.get_num_threads()} threads, native bf16 {'yes' if cpu_has_native_bf16() else 'no'})"
+
+
 def table(result) -> str:
     """The record as the aligned two-column table the command prints."""
     ref, fast = result["reference"], result["fast"]
@@ -263,8 +297,9 @@ def table(result) -> str:
     rows = [
         ("device", result["device"]), ("torch", result["torch"]),
         ("reference train (batch 2, PIL DataLoader, eager fp32)", f"{ref['frames_per_s']:.2f} frames/s"),
-        (f"fast path train (batch {fast['batch']}{', compiled' if fast['compile'] else ''}"
-         f"{', bf16' if fast['amp'] else ''})", f"{fast['frames_per_s']:.2f} frames/s"),
+        (f"fast path train (batch {fast['batch']}{', compiled' if fast['compile'] else ', eager'}"
+         f"{', bf16' if fast['amp'] else ', fp32'}{', channels_last' if fast.get('channels_last') else ''}"
+         f"{', per-frame step' if fast.get('per_frame') else ', batched step'})", f"{fast['frames_per_s']:.2f} frames/s"),
         ("speed-up fast / reference", f"{result['speedup']:.2f}x"),
         ("epoch of 23,410 frames: reference / fast", f"{result['epoch_s']['reference']:.0f} s / {result['epoch_s']['fast']:.0f} s"),
         ("GFLOP per training frame / per generated frame",
@@ -288,7 +323,7 @@ def main(argv=None):
     add_flag(ap, "out", default="bench.json")
     add_flag(ap, "data-root", default="", help="dataset (default: $LAB4_DATA, else SynthDance small)")
     add_flag(ap, "dims", default="128,32,12,192", help="F,L,N,D (the lab's defaults)")
-    add_flag(ap, "batch", type=int, default=None, help="fast-path batch (CPU 4, GPU 16)")
+    add_flag(ap, "batch", type=int, default=None, help="fast-path batch (CPU 2, GPU 16)")
     add_flag(ap, "rollout-frames", type=int, default=None, help="frames rolled out (CPU 16, GPU 630)")
     add_flag(ap, "workers", type=int, default=None, help="reference DataLoader workers (CPU 0, GPU 4)")
     a = ap.parse_args(argv)

@@ -44,6 +44,10 @@ class Config:
     fast_partial: float = 0.4
     fast_train_epoch: int = 5
     train_vi_len: int = 16
+    init: str = "default"               # default (PyTorch's, the lab's) | kaiming (see lab4.init)
+    kl_weight: float = 1.0             # loss = MSE + kl_weight * beta * KL; 1.0 = the lab's loss
+    lr_schedule: str = "step"          # step (the lab's MultiStepLR at `milestones`) | cosine (to 0 over the run)
+    lr_warmup: float = 0.0             # fraction of the run with a linear lr warm-up from 0 (0 = none, the lab's)
     # teacher forcing
     tfr: float = 1.0
     tfr_sde: int = 10
@@ -56,7 +60,7 @@ class Config:
     # evaluation
     val_every: int = 1                 # epochs between validation rollouts (0 = only at the end)
     # speed options (no effect on the model's structure; each has a CPU correctness test)
-    amp: bool = False                  # bf16 autocast on CUDA; losses and KL stay fp32
+    amp: bool = False                  # bf16 autocast on CUDA and on CPUs with native bf16; losses and KL fp32
     channels_last: bool = False
     compile: bool = False              # torch.compile of the per-frame step
     fused_adam: bool = False
@@ -104,6 +108,8 @@ PROFILES: dict[str, dict] = {
     # see a rollout drift and correct it), half the clips, 5 epochs, teacher forcing gone by epoch 3 and
     # no gradient clipping: the lab's clip at norm 1 is set almost entirely by the KL term's gradient
     # while beta anneals, which starves the reconstruction of updates in a budget this short.
+    # fp32: `amp=True` (bf16 with channels_last) trains 1.6x the frames per CPU-second on a CPU with native
+    # bf16, but its seed-0 grid lost 4.7 and 7.2 dB in cyclical and monotonic (docs/speedrun.md).
     "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=2, lr=3e-3,
                   train_vi_len=8, partial=0.5, num_epoch=5, milestones=(4,), clip_grad=0.0, tfr_sde=1,
                   tfr_d_step=0.5, kl_anneal_cycle=3, kl_anneal_ratio=0.5, per_save=1, val_every=1,
@@ -148,6 +154,10 @@ def validate(cfg: Config) -> None:
         (0 < cfg.kl_anneal_ratio <= 1, "kl_anneal_ratio must be in (0, 1]"),
         (cfg.per_save >= 1, "per_save must be >= 1"),
         (cfg.clip_grad >= 0, "clip_grad must be >= 0 (0 = no clipping)"),
+        (cfg.init in ("default", "kaiming"), "init must be default or kaiming"),
+        (cfg.kl_weight >= 0, "kl_weight must be >= 0"),
+        (0 <= cfg.lr_warmup < 1, "lr_warmup must be in [0, 1)"),
+        (cfg.lr_schedule in ("step", "cosine"), "lr_schedule must be step or cosine"),
         (cfg.frame_H % 4 == 0 and cfg.frame_W % 4 == 0 and cfg.frame_H > 0, "frame_H/frame_W must be multiples of 4"),
     ]
     for ok, msg in checks:

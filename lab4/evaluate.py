@@ -71,6 +71,40 @@ def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = N
     return out
 
 
+ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a unit is active when Var_x E_q[u | x] exceeds this
+
+
+@torch.no_grad()
+def posterior_means(model, val, batch: int = 64) -> torch.Tensor:
+    """The encoder's posterior mean mu of q(z | x_t, P_t) for every frame of a data.Split -> (T, N, H, W)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for i in range(0, len(val), batch):
+            frames = to_float(val.frames[i:i + batch].to(device))  # (b, 3, H, W)
+            poses = to_float(val.poses[i:i + batch].to(device))
+            mu, _ = model.Gaussian_Predictor(model.frame_transformation(frames), model.label_transformation(poses))
+            out.append(mu.float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out)
+
+
+def active_units(model, val, threshold: float = ACTIVE_VARIANCE) -> dict:
+    """How many latent units the encoder uses: a unit (one element of the N x H x W latent map) is active
+    when the variance of its posterior mean over the validation frames exceeds ``threshold``.
+
+    A collapsed posterior gives the same mu whatever the frame, so no unit varies: 0 active units.
+    Returns the count, the number of units and the fraction.
+    """
+    mu = posterior_means(model, val).flatten(1)  # (T, N*H*W)
+    var = mu.var(0, unbiased=False) if len(mu) > 1 else torch.zeros(mu.shape[1])
+    n = int((var > threshold).sum())
+    return dict(active_units=n, latent_units=int(mu.shape[1]), active_fraction=n / max(1, int(mu.shape[1])))
+
+
 def write_psnr_csv(path, res: dict) -> None:
     rows = ["frame,psnr,ssim,baseline_psnr,baseline_ssim"]
     for i in range(len(res["frame"])):

@@ -167,13 +167,15 @@ class CVAE(nn.Module):
         return self.decode(prev_feat, pose_feat, z), mu, logvar
 
     # -- a clip of frames --------------------------------------------------------------------
-    def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None):
+    def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None, kl_weight: float = 1.0):
         """Loss of a clip batch: frames, poses (B, T, 3, H, W) in [0, 1]; frames 2..T are predicted.
 
         Returns total (summed over the T-1 frames, as in the lab), MSE and KL (likewise summed) and
         the per-frame terms (T-1,). With teacher forcing every step sees the true previous frame, so
         all T-1 steps run as one batch; without it each step feeds the last prediction forward.
-        ``step_fn`` lets the fast path pass a compiled version of :meth:`step`.
+        ``step_fn`` lets the fast path pass a compiled version of :meth:`step`. ``kl_weight`` scales the KL
+        in the total only (1.0 = the lab's loss): the MSE is a mean over pixels while the KL is summed over
+        every latent element, so ``1 / (N*H*W)`` makes it a mean per latent element too.
         """
         B, T = frames.shape[:2]
         step_fn = step_fn or self.step
@@ -200,7 +202,8 @@ class CVAE(nn.Module):
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
         kl_t = torch.stack([kl_divergence(m, lv) for m, lv in zip(mu, logvar)])  # (T-1,), the listed function
         mse, kl = mse_t.sum(), kl_t.sum()
-        return dict(loss=mse + beta * kl, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
+        loss = mse + (beta * kl_weight) * kl  # beta * 1.0 is exactly beta: the lab's loss, bit for bit
+        return dict(loss=loss, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
 
     # -- generation from the prior -----------------------------------------------------------
     @torch.no_grad()

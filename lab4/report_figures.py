@@ -14,8 +14,10 @@ import pandas as pd
 
 from . import plots
 from .report_runs import KL_STRATEGIES, Run, best_run, display_name, group
+from .report_training import ACTIVE_THRESHOLD, active_units_of, kl_per_frame, latent_units
 
-FIGURES = ("loss_curves", "beta_curves", "tfr_vs_loss", "val_psnr_per_epoch", "psnr_per_frame", "strip")
+FIGURES = ("dataset", "loss_curves", "beta_curves", "tfr_vs_loss", "collapse", "val_psnr_per_epoch",
+           "psnr_per_frame", "strip")
 
 
 # -- figure helpers -----------------------------------------------------------------------------
@@ -66,7 +68,8 @@ def loss_curves(runs, figures_dir) -> list[Path]:
     fig, axes = plots.figure(2, 2, height=3.9, sharex=True)
     axes = axes.ravel()
     groups = _kl_groups(runs)
-    panels = (("loss", "total loss"), ("mse", "MSE"), ("kl", "KL"), ("grad_norm", "gradient norm before clipping"))
+    panels = (("loss", "total loss"), ("mse", "MSE"), ("kl", "KL (summed over the clip, as logged)"),
+              ("grad_norm", "gradient norm before clipping"))
     for ax, (col, title) in zip(axes, panels):
         vals = []
         for i, (s, rs) in enumerate(groups.items()):
@@ -180,13 +183,9 @@ def psnr_per_frame(runs, figures_dir) -> list[Path]:
     return plots.save(fig, Path(figures_dir) / "psnr_per_frame")
 
 
-def _rollout(run: Run):
-    """(ground truth uint8, prediction float) of a fresh validation rollout, or None if impossible."""
-    if not (run.path / "last.pt").is_file() or not run.config:
-        return None
+def _val_split(run: Run):
+    """The validation split of the dataset ``run`` trained on, or None when it is not on this machine."""
     from .data import default_synth_root, load_split
-    from .evaluate import validate
-    from .train import load_trained
     root = run.config.get("data_root") or ""
     if root:
         root = Path(root)
@@ -196,8 +195,19 @@ def _rollout(run: Run):
             return None
     if not root.is_dir():
         return None
+    return load_split(root, "val", run.config.get("frame_H", 32), run.config.get("frame_W", 64), progress=False)
+
+
+def _rollout(run: Run):
+    """(ground truth uint8, prediction float) of a fresh validation rollout, or None if impossible."""
+    if not (run.path / "last.pt").is_file() or not run.config:
+        return None
+    from .evaluate import validate
+    from .train import load_trained
+    val = _val_split(run)
+    if val is None:
+        return None
     model, cfg = load_trained(run.path, device="cpu")
-    val = load_split(root, "val", cfg.frame_H, cfg.frame_W, progress=False)
     res = validate(model, val, seed=cfg.seed)
     run.extra["num_val_frames"] = len(res["frame"])
     return val.frames[:len(res["pred"])], res["pred"]
@@ -235,6 +245,64 @@ def strip(runs, figures_dir, n: int = 8, rollout: bool = True) -> list[Path]:
         sp.set_visible(False)
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "strip")
+
+
+def dataset(runs, figures_dir, n: int = 6) -> list[Path]:
+    """Validation frames above their pose images, from the dataset the runs trained on."""
+    val = None
+    try:
+        val = _val_split(runs[0]) if runs and runs[0].config else None
+    except Exception as e:  # a missing or foreign dataset must not stop the other figures
+        print(f"dataset: cannot load the validation split ({type(e).__name__}: {e})")
+    stem = Path(figures_dir) / "dataset"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if val is None:
+        fig, ax = plots.figure(height=1.5)
+        _empty(ax, "the runs' dataset is not on this machine")
+        return plots.save(fig, stem)
+    step = max(1, min(60, (len(val) - 1) // (n - 1)))
+    out = []
+    for ext in ("pdf", "png"):
+        plots.save_dataset_preview(stem.with_suffix(f".{ext}"), val, n=n, step=step)
+        out.append(stem.with_suffix(f".{ext}"))
+    return out
+
+
+def collapse(runs, figures_dir) -> list[Path]:
+    """Posterior collapse: KL in nats per predicted frame per epoch (left) and active latent units (right)."""
+    fig, (ax, ax2) = plots.figure(1, 2, height=2.5)
+    vals = []
+    for i, (s, rs) in enumerate(_kl_groups(runs).items()):
+        ser = [kl_per_frame(r) for r in rs]
+        _band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
+        vals += [v for x in ser for v in x.tolist()]
+    if vals:
+        _positive(ax, vals)
+        ax.legend(loc="best", fontsize=7)
+    else:
+        _empty(ax, "no KL in these runs")
+    ax.set(xlabel="epoch", ylabel="KL (nats per frame)", title="KL per predicted frame")
+    names, known = [], False
+    for i, (s, rs) in enumerate(group(runs).items()):
+        au = [active_units_of(r) for r in rs]
+        pct = [100 * a / latent_units(r) for a, r in zip(au, rs) if np.isfinite(a)]
+        names.append(display_name(s))
+        if pct:
+            known = True
+            ax2.bar(i, np.mean(pct), color=plots.color_for(s, i), alpha=0.8)
+            ax2.plot([i] * len(pct), pct, "k.", ms=4)
+            count = np.mean([a for a in au if np.isfinite(a)])
+            ax2.annotate(f"{count:.0f}", (i, np.mean(pct)), textcoords="offset points", xytext=(0, 3),
+                         ha="center", fontsize=7)
+    if known:
+        ax2.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax2.set_ylim(0, max(1.0, ax2.get_ylim()[1]))
+    else:
+        _empty(ax2, "no active-unit counts in these runs")
+    ax2.set(ylabel="active units (% of latent)",
+            title=f"active units (Var of posterior mean > {ACTIVE_THRESHOLD:g})")
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "collapse")
 
 
 def make_figures(runs, figures_dir, rollout: bool = True) -> dict[str, list[Path]]:

@@ -15,17 +15,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import report_setup, report_training
 from .report_runs import KL_STRATEGIES, Run, best_run, display_name, group
 
 NA = "n/a"  # a number that these runs cannot give
 LISTED_SOURCES = ("model.py", "schedules.py")  # main.tex lists their code between "# report:" markers
 CASES = {
     "SeedSpreadCase": ("larger", "within", "single", "none"),  # best-worst gap against the seed spread
+    "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
+    "BaselineCase": ("all", "some", "no", "unknown"),  # how many runs end above repeat-the-first-frame
+    "GradNormPeakCase": ("first", "later", "unknown"),  # is every run's gradient norm largest in epoch 1
+    "GradClipActsCase": ("acts", "never", "unknown"),  # would the lab's clip at 1 have scaled any step
     "TFBestCase": ("off", "half", "decay", "none"),  # which teacher-forcing variant scored best
     "DriftCase": ("flat", "falls", "rises", "none"),  # PSNR from the first to the last frames
     "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
     "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
     "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
+    **report_training.CASES, **report_setup.CASES,
 }
 TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
 
@@ -72,7 +78,8 @@ def strategy_stats(runs) -> pd.DataFrame:
             strategy=s, n=len(rs), psnr=psnr, ssim=[r.value("mean_ssim") for r in rs],
             baseline=[r.value("baseline_mean_psnr") for r in rs],
             public=[r.value("public") for r in rs], private=[r.value("private") for r in rs],
-            wall=[r.value("wall_seconds") for r in rs],
+            wall=[r.value("wall_seconds") for r in rs], cpu=[r.value("cpu_seconds") for r in rs],
+            gain=[report_training.last_epoch_gain(r) for r in rs],
             mean_psnr=float(np.mean(fin)) if fin else math.nan,
             std_psnr=float(np.std(fin, ddof=1)) if len(fin) > 1 else 0.0,
         ))
@@ -83,10 +90,12 @@ def results_rows(runs) -> str:
     """The body rows of the results table; its header and rules are in main.tex."""
     lines = []
     for _, row in strategy_stats(runs).iterrows():
-        wall = [w / 60 for w in row["wall"]]
+        cpu = [c / 60 for c in row["cpu"]]
         lines.append(" & ".join([
             tex_escape(display_name(row["strategy"])), str(row["n"]), _pm(row["psnr"]), _pm(row["ssim"], 3),
-            _pm(row["baseline"]), _pm(row["public"]), _pm(row["private"]), _pm(wall, 1)]) + r" \\")
+            _pm(row["baseline"]), _pm(row["public"]), _pm(row["private"]),
+            _pm(row["gain"]).replace("-", "$-$") if _pm(row["gain"]) != "--" else "--",
+            _pm(cpu, 1)]) + r" \\")
     return "\n".join(lines) + "\n"
 
 
@@ -97,6 +106,8 @@ def strategy_macros(runs) -> dict[str, str]:
     m = {f"{display_name(s)}ValPSNR": _fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
     finite = st[np.isfinite(st["mean_psnr"])] if len(st) else st
     m.update(NumStrategies=str(len(st)), SeedsPerStrategy=_range(int(n) for n in st["n"]) if len(st) else "0")
+    counts = {int(n) > 1 for n in st["n"]} if len(st) else {False}
+    m["SeedCountCase"] = "mixed" if len(counts) == 2 else "several" if counts == {True} else "one"
     if not len(finite):
         return {**m, "BestStrategy": NA, "WorstStrategy": NA, "BestStrategyValPSNR": NA, "StrategyGap": NA,
                 "MaxSeedStd": NA, "SeedSpreadCase": "none"}
@@ -123,6 +134,7 @@ def teacher_forcing_macros(runs) -> dict[str, str]:
         if np.isfinite(v):
             scored[case] = v
     m["TFBestCase"] = max(scored, key=scored.get) if scored else "none"
+    m["NumTFVariants"] = str(sum(s in by for s in TF_VARIANTS if s.startswith("tf")))
     return m
 
 
@@ -140,6 +152,10 @@ def best_run_macros(runs) -> dict[str, str]:
     margins = [r.value("mean_psnr") - r.value("baseline_mean_psnr") for r in runs]
     margins = [x for x in margins if np.isfinite(x)]
     m["NumAboveBaseline"] = str(sum(x > 0 for x in margins))
+    m["NumScoredRuns"] = str(len(margins))
+    above = sum(x > 0 for x in margins)
+    m["BaselineCase"] = ("unknown" if not margins else "all" if above == len(margins) else "some" if above
+                         else "no")
     m["MinBaselineMargin"] = _signed(min(margins)) if margins else NA
     m["MaxBaselineMargin"] = _signed(max(margins)) if margins else NA
     return m
@@ -178,8 +194,9 @@ def setup_macros(runs) -> dict[str, str]:
     m["Device"] = tex_escape(", ".join(sorted({str(r.summary.get("device") or r.config.get("device", NA))
                                                for r in runs}) or [NA]))
     m["NumEpochs"] = _range(int(r.value("epochs")) for r in runs if np.isfinite(r.value("epochs")))
-    walls = [r.value("wall_seconds") for r in runs if np.isfinite(r.value("wall_seconds"))]
-    m["TotalWallMinutes"] = _fmt(sum(walls) / 60, 1) if walls else NA
+    m["ValEvery"] = str(cfg.get("val_every", 1))
+    ntrain = (cfg.get("dataset") or {}).get("train", {}).get("frames")
+    m["NumTrainFrames"] = f"{ntrain:,}".replace(",", "{,}") if ntrain else NA
     nval = next((len(r.psnr) for r in runs if r.psnr is not None), None)
     nval = nval or next((r.extra["num_val_frames"] for r in runs if "num_val_frames" in r.extra), None)
     m["NumValFrames"] = str(nval) if nval else NA
@@ -206,10 +223,16 @@ def grad_norm_macros(runs) -> dict[str, str]:
     norms = np.concatenate([pd.to_numeric(r.iters["grad_norm"], errors="coerce").to_numpy(float)
                             for r in runs if "grad_norm" in r.metrics] or [np.array([])])
     norms = norms[np.isfinite(norms)]
+    peaks = [int(pd.to_numeric(r.epochs["grad_norm"], errors="coerce").to_numpy(float).argmax())
+             for r in runs if "grad_norm" in r.metrics and r.epochs["grad_norm"].notna().any()]
+    m = {"GradNormPeakCase": "unknown" if not peaks else "first" if not any(peaks) else "later",
+         "GradNormLaterCount": str(sum(p > 0 for p in peaks)), "GradNormRunCount": str(len(peaks))}
     if not len(norms):
-        return {"GradNormMedian": NA, "GradNormAboveOnePct": NA, "GradNormMedianScale": NA}
+        return {**m, "GradNormMedian": NA, "GradNormAboveOnePct": NA, "GradNormMedianScale": NA,
+                "GradClipActsCase": "unknown"}
     above = norms[norms > 1]
-    return {"GradNormMedian": _fmt(float(np.median(norms))),
+    return {**m, "GradClipActsCase": "acts" if len(above) else "never",
+            "GradNormMedian": _fmt(float(np.median(norms))),
             "GradNormAboveOnePct": _fmt(100 * len(above) / len(norms), 0),
             # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
             "GradNormMedianScale": _fmt(float(np.median(1 / above)), 3) if len(above) else NA}
@@ -241,7 +264,7 @@ def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> d
 
 
 MACRO_PARTS = (setup_macros, strategy_macros, teacher_forcing_macros, best_run_macros, grad_norm_macros,
-               drift_macros)
+               drift_macros, *report_training.MACRO_PARTS, *report_setup.MACRO_PARTS)
 
 
 def macros(runs) -> dict[str, str]:
@@ -257,7 +280,8 @@ def macros(runs) -> dict[str, str]:
 
 
 def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
-    """``results_table.tex``, ``macros.tex`` and copies of the listed sources (src/*.py) in ``generated_dir``."""
+    """``results_table.tex``, ``hyperparameters.tex``, ``macros.tex`` and copies of the listed sources
+    (src/*.py) in ``generated_dir``."""
     gen = Path(generated_dir)
     (gen / "src").mkdir(parents=True, exist_ok=True)
     for name in LISTED_SOURCES:  # from this package, so that an installed lab4 lists its own code
@@ -265,7 +289,10 @@ def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
     table = gen / "results_table.tex"
     table.write_text("% one row per strategy, written by lab4.report_numbers; main.tex has the header\n"
                      + results_rows(runs))
+    hyper = gen / "hyperparameters.tex"
+    hyper.write_text("% one row per setting, written by lab4.report_setup; main.tex has the header\n"
+                     + report_setup.hyperparameter_rows(runs))
     mac = gen / "macros.tex"
     mac.write_text("% written by lab4.report_numbers.write_tables_and_macros; do not edit\n"
                    + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros(runs).items()))
-    return {"table": table, "macros": mac}
+    return {"table": table, "hyperparameters": hyper, "macros": mac}

@@ -64,11 +64,11 @@ class Run:
         if key == "mean_ssim":
             if self.psnr is not None and "ssim" in self.psnr:
                 return float(self.psnr["ssim"].mean())
-            return float(last["val_ssim"].iloc[0]) if len(last) else math.nan
+            return float(last["val_ssim"].iloc[0]) if len(last) and "val_ssim" in last else math.nan
         if key == "baseline_mean_psnr":
             if self.psnr is not None:
                 return float(self.psnr["baseline_psnr"].mean())
-            return float(last["baseline_psnr"].iloc[0]) if len(last) else math.nan
+            return float(last["baseline_psnr"].iloc[0]) if len(last) and "baseline_psnr" in last else math.nan
         if key == "wall_seconds":
             return float(ep["seconds"].sum()) if "seconds" in ep and len(ep) else math.nan
         if key == "epochs":

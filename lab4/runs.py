@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import torch
 
 from .config import FIELDS, Config, make_config
 from .data import PROJECT_ROOT, load_split, load_test, load_test_gt, run_dataset
-from .evaluate import predict_test, score, validate, write_gif, write_psnr_csv, write_submission
+from .evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
 from .io import atomic_write_text
 from .plots import plot_psnr_run, save_strip
 from .train import Trainer, load_trained
@@ -55,10 +56,12 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
                  checkpoint: str = "last.pt", device: str = "auto", progress: bool = False) -> dict:
     """The validation rollout of a trained run -> psnr_per_frame.csv/.png, samples.png, val_summary.json.
 
-    Returns val_summary.json's numbers plus ``seconds``. ``seed`` (of the prior's samples) defaults to the
-    run's; a Trainer's own validation after its last epoch is reused when it used that seed.
+    Returns val_summary.json's numbers plus ``seconds`` and ``cpu_seconds``. ``seed`` (of the prior's
+    samples) defaults to the run's; a Trainer's own validation after its last epoch is reused when it used
+    that seed. val_summary.json also counts the active latent units (evaluate.active_units), the report's
+    measure of posterior collapse.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model, cfg, run_dir = _model_and_config(run, checkpoint, device)
     seed = cfg.seed if seed is None else seed
     if isinstance(run, Trainer):
@@ -73,9 +76,10 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
     plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
     save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
     summary = dict(name=cfg.name, mean_psnr=res["mean_psnr"], mean_ssim=res["mean_ssim"],
-                   baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed)
+                   baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed,
+                   **active_units(model, val))
     atomic_write_text(run_dir / "val_summary.json", json.dumps(summary, indent=2) + "\n")
-    return {**summary, "seconds": time.perf_counter() - t0}
+    return {**summary, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
 def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path = "", seed: int | None = None,
@@ -85,7 +89,7 @@ def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path 
 
     Returns the submission path, the number of sequences, the scores (None without test_gt/) and ``seconds``.
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model, cfg, run_dir = _model_and_config(run, checkpoint, device)
     seed = cfg.seed if seed is None else seed
     root = run_dataset(run_dir, data_root, progress)
@@ -99,7 +103,20 @@ def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path 
     scores = dict(public=None, private=None, overall=None)
     if (root / "test_gt").is_dir():
         scores = score(out, load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, progress=progress))
-    return dict(submission=str(out), sequences=len(preds), **scores, seconds=time.perf_counter() - t0)
+    return dict(submission=str(out), sequences=len(preds), **scores, seconds=time.perf_counter() - t0,
+                cpu_seconds=time.process_time() - c0)
+
+
+def processor() -> str:
+    """The CPU's model name: results are bit-identical on one machine, not across processors."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
 
 
 def _number(x):
@@ -110,7 +127,9 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
     """summary.json, written last: 03_compare and the driver read it, and its epoch count marks the run done.
 
     ``speed`` is what the run actually used (an option asked for may be unavailable or have failed:
-    ``speed_fallback`` then says why).
+    ``speed_fallback`` then says why). ``cpu_seconds`` is this process's CPU time (all its threads) for
+    the same work as ``wall_seconds``; ``started_at``/``finished_at`` (Unix time) and ``threads`` let the
+    report say how many runs shared the machine, which the wall time alone hides.
     """
     cfg, device = trainer.cfg, str(trainer.device)
     if trainer.device.type == "cuda":
@@ -122,6 +141,11 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
         baseline_mean_psnr=_number(evaluation.get("baseline_mean_psnr")),
         public=_number(prediction.get("public")), private=_number(prediction.get("private")),
         wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),
+        cpu_seconds=round(trainer.fit_cpu_seconds + evaluation.get("cpu_seconds", 0)
+                          + prediction.get("cpu_seconds", 0), 2),
+        threads=torch.get_num_threads(), cpus=os.cpu_count(), processor=processor(),
+        started_at=round(trainer.started_at, 1) if trainer.started_at else None, finished_at=round(time.time(), 1),
+        active_units=evaluation.get("active_units"), latent_units=evaluation.get("latent_units"),
         device=device, epochs=trainer.epoch, speed=trainer.speed, speed_fallback=trainer.fallback,
     )
     atomic_write_text(trainer.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

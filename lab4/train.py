@@ -25,7 +25,9 @@ from .config import Config
 from .errors import Lab4Error
 from .evaluate import validate
 from .model import CVAE
-from .schedules import TeacherForcing, kl_beta
+from .hardware import amp_enabled
+from .init import init_weights
+from .schedules import TeacherForcing, kl_beta, lr_multiplier
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
                  "val_psnr", "val_ssim", "baseline_psnr", "seconds", "frames_per_s"]
@@ -63,7 +65,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_model(cfg: Config, device=None) -> CVAE:
-    model = CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback)
+    model = init_weights(CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback), cfg.init)
     if device is not None:
         model = model.to(device)
     if cfg.channels_last:
@@ -108,12 +110,15 @@ class Trainer:
         self.model = build_model(cfg, self.device)
         fused = cfg.fused_adam and self.device.type == "cuda"
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, list(cfg.milestones), gamma=cfg.gamma)
+        milestones = list(cfg.milestones) if cfg.lr_schedule == "step" else []  # cosine: lr_multiplier alone
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=cfg.gamma)
         self.tf = TeacherForcing(cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step, cfg.tfr_per_epoch, seed=cfg.seed)
         self.train_step, self.rollout_step = compiled_steps(self.model, cfg, self.device)
-        self.amp = cfg.amp and self.device.type == "cuda"
+        self.amp = amp_enabled(cfg, self.device)  # bf16 on CUDA, and on CPUs with native bf16
         self.fallback: str | None = None  # why the compiled steps were switched off, if they were
         self.fit_seconds = 0.0            # training time in this process
+        self.fit_cpu_seconds = 0.0        # CPU time of this process (all its threads) while training
+        self.started_at: float | None = None  # Unix time fit() began: the report finds concurrent runs by it
         self.epoch = 0
         self.rows: list[dict] = []
         self.callbacks = defaultdict(list)
@@ -143,7 +148,7 @@ class Trainer:
             elif not resume:
                 self.rows = []
             self.cfg.save(self.run_dir / "config.json", dataset=self.dataset)
-            t0 = time.perf_counter()
+            t0, c0, self.started_at = time.perf_counter(), time.process_time(), time.time()
             while self.epoch < self.cfg.num_epoch:
                 try:
                     self.train_epoch(self.epoch)
@@ -157,6 +162,7 @@ class Trainer:
                     self.save(self.run_dir / "last.pt")
                 self._trigger("on_epoch_end", self.rows[-1])
             self.fit_seconds = time.perf_counter() - t0
+            self.fit_cpu_seconds = time.process_time() - c0
         finally:
             lock.release()
         return self
@@ -231,7 +237,7 @@ class Trainer:
             out = self.with_fallback(lambda: self._forward_backward(frames, poses, beta, use_tf))
             # the norm before clipping: how much of each step the clip takes away
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad or math.inf)
-            self.optimizer.step()
+            self._optimizer_step(lr_multiplier(progress / cfg.num_epoch, cfg.lr_schedule, cfg.lr_warmup))
             logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
             logs.append(IterLog(it, progress, beta, use_tf, logged))
             if (it + 1) % sync_every == 0 or it == n_iter - 1:
@@ -258,10 +264,22 @@ class Trainer:
         self.rows.append(row)
         return row
 
+    def _optimizer_step(self, multiplier: float) -> None:
+        """Adam's step at the scheduler's lr times the warm-up/cosine ``multiplier`` (1 = the lab's plain step)."""
+        if multiplier == 1.0:
+            self.optimizer.step()
+            return
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+            group["lr"] = lr * multiplier
+        self.optimizer.step()
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
+            group["lr"] = lr  # the scheduler's own value stays what it chains from and what is logged
+
     def _forward_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
-        """The clip loss (bf16 autocast on CUDA when asked for) and its gradients."""
+        """The clip loss (bf16 autocast where :func:`amp_enabled`; losses and KL in fp32) and its gradients."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.train_step)
+            out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.train_step,
+                                       kl_weight=self.cfg.kl_weight)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         return out

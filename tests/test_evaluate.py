@@ -250,8 +250,9 @@ def test_evaluate_and_predict_run_same_from_a_run_folder_and_from_the_trainer(ti
     from lab4.runs import evaluate_run, predict_run
     from lab4.train import Trainer, load_trained
     run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
+    TIMES = ("seconds", "cpu_seconds")  # how long it took: the only numbers that differ between calls
     ev = evaluate_run(run, device="cpu")
-    assert json.loads((run / "val_summary.json").read_text()) == {k: v for k, v in ev.items() if k != "seconds"}
+    assert json.loads((run / "val_summary.json").read_text()) == {k: v for k, v in ev.items() if k not in TIMES}
     assert (run / "psnr_per_frame.png").stat().st_size and (run / "samples.png").stat().st_size
     model, cfg = load_trained(run, device="cpu")
     res = E.validate(model, load_split(cfg.data_root, "val", cfg.frame_H, cfg.frame_W, progress=False), seed=cfg.seed)
@@ -266,7 +267,34 @@ def test_evaluate_and_predict_run_same_from_a_run_folder_and_from_the_trainer(ti
     trainer = Trainer(Config.load(run / "config.json").replace(run_dir=str(run), device="cpu")).fit(resume=True)
     assert trainer.last_val is None  # finished already: nothing trained, nothing validated yet
     submission = (run / "submission.csv").read_bytes()
-    assert {k: v for k, v in evaluate_run(trainer).items() if k != "seconds"} == \
-        {k: v for k, v in ev.items() if k != "seconds"}
+    assert {k: v for k, v in evaluate_run(trainer).items() if k not in TIMES} == \
+        {k: v for k, v in ev.items() if k not in TIMES}
     again = predict_run(trainer, out=tmp_path / "again" / "sub.csv")
     assert (tmp_path / "again" / "sub.csv").read_bytes() == submission and again["public"] == pred["public"]
+
+
+def test_active_units_count_the_latents_that_follow_the_input():
+    """A posterior mean that ignores the frame has 0 active units; one that follows it has them all."""
+    from lab4.data import Split
+    from lab4.model import CVAE
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (12, 3, 8, 16), generator=g, dtype=torch.uint8)
+    val = Split(frames, torch.randint(0, 256, (12, 3, 8, 16), generator=g, dtype=torch.uint8), root=None)
+    model = CVAE(F=8, L=4, N=4, D=8)
+    last = model.Gaussian_Predictor.net[-1]  # the 1x1 conv whose first N outputs are mu
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    collapsed = E.active_units(model, val)
+    assert collapsed == dict(active_units=0, latent_units=4 * 8 * 16, active_fraction=0.0)
+
+    class FollowsTheFrame(torch.nn.Module):  # mu = 3 x the frame's mean brightness on every unit
+        def forward(self, frame_feat, pose_feat):
+            mu = 3 * frame_feat.mean(1, keepdim=True).expand(-1, 4, -1, -1)
+            return mu, torch.zeros_like(mu)
+    model.Gaussian_Predictor = FollowsTheFrame()
+    model.frame_transformation = torch.nn.Identity()
+    live = E.active_units(model, val)
+    mu = 3 * (frames.float() / 255).mean(1)  # (T, H, W): its variance over frames is about 9 * 1/12 / 3
+    assert live["active_units"] == 4 * int((mu.var(0, unbiased=False) > 0.01).sum()) > 0
+    assert live["active_fraction"] == live["active_units"] / live["latent_units"]

@@ -120,14 +120,18 @@ def test_clip_loss_sums_in_fp32_under_bf16_autocast(plain_model, batch):
     torch.testing.assert_close(out["loss"], want, rtol=3e-2, atol=0)
 
 
-def test_amp_and_fused_adam_only_where_the_trainer_uses_them(tiny_root, tmp_path):
-    """bf16 autocast and fused Adam are CUDA-only in the Trainer: asked for on the CPU, it trains without them
-    and says so in its speed record (which summary.json keeps)."""
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_amp_and_fused_adam_only_where_the_trainer_uses_them(tiny_root, tmp_path, monkeypatch, native_bf16):
+    """Fused Adam is CUDA-only in the Trainer, and bf16 autocast runs on the CPU only where it has native bf16
+    (detection monkeypatched both ways): asked for elsewhere, the Trainer trains without them and says so in
+    its speed record (which summary.json keeps)."""
+    import lab4.hardware
+    monkeypatch.setattr(lab4.hardware, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
     cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path), device="cpu", amp=True,
                       fused_adam=True, channels_last=True)
     tr = Trainer(cfg)
-    assert not tr.amp and not tr.optimizer.defaults.get("fused")
-    assert tr.speed == dict(amp=False, channels_last=True, compile=False, cuda_graphs=False, fused_adam=False)
+    assert tr.amp is native_bf16 and not tr.optimizer.defaults.get("fused")
+    assert tr.speed == dict(amp=native_bf16, channels_last=True, compile=False, cuda_graphs=False, fused_adam=False)
 
 
 def test_gather_equals_per_clip_indexing(tiny_root):

@@ -25,7 +25,7 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
     ``cyclical-s1`` is the same run with its scores shifted; it exercises the seed aggregation.
     """
     from lab4.data import load_split
-    from lab4.evaluate import validate, write_psnr_csv
+    from lab4.evaluate import active_units, validate, write_psnr_csv
     from lab4.plots import strip_image
     from lab4.train import load_trained
     from PIL import Image
@@ -33,6 +33,7 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
     val = load_split(cfg.data_root, "val", cfg.frame_H, cfg.frame_W, progress=False)
     res = validate(model, val, seed=cfg.seed)
     samples = Image.fromarray(strip_image(val.frames, res["pred"])[0])
+    au = active_units(model, val)
     for i, name in enumerate(NAMES):
         d = runs_dir / name
         d.mkdir(parents=True)
@@ -48,7 +49,8 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
             name=name, profile=cfg.profile, kl_anneal_type=c["kl_anneal_type"], tfr=cfg.tfr, tfr_sde=cfg.tfr_sde,
             tfr_d_step=cfg.tfr_d_step, seed=i, mean_psnr=res["mean_psnr"] + shift, mean_ssim=res["mean_ssim"],
             baseline_mean_psnr=res["baseline_mean_psnr"], public=20.0 + shift, private=None, wall_seconds=12.5,
-            device="cpu", epochs=cfg.num_epoch)))
+            cpu_seconds=20.0 + i, started_at=100.0 + 10 * i, finished_at=112.5 + 10 * i, threads=1, cpus=2,
+            processor="Test CPU", device="cpu", epochs=cfg.num_epoch, **au)))
     return runs_dir
 
 
@@ -133,7 +135,7 @@ def test_figures_and_macros(built):
     defined = macro_defs(built["out"]["macros"].read_text())
     tex = MAIN_TEX.read_text()
     # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
-    latex = {"IfStrEqCase", "PackageError", "DeclareRobustCommand"}
+    latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand"}
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
     assert used - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - defined)}"
     m = macro_values(built["out"]["macros"])
@@ -143,6 +145,12 @@ def test_figures_and_macros(built):
     assert m["SeedSpreadCase"] == "within" and m["StrategyGap"] == "0.30" and m["MaxSeedStd"] == "0.64"
     assert m["TFBestCase"] == "decay" and m["DataKind"] == "synth" and m["SynthPreset"] == "tiny"
     assert m["DriftWindow"].isdigit() and "n/a" not in (m["MinDrift"], m["MaxDrift"], m["BaselineDrift"])
+    # four runs 10 s apart, 12.5 s each: two overlap at a time; CPU-seconds 20..23
+    assert (m["ConcurrencyCase"], m["MaxConcurrentRuns"], m["CPUSecondsMin"], m["CPUSecondsMax"]) == \
+        ("several", "2", "20", "23")
+    assert m["LatentUnits"] == "8{,}192" and m["CollapseCase"] in ("all", "annealed", "constant")
+    hyper = (built["base"] / "report" / "generated" / "hyperparameters.tex").read_text()
+    assert r"frame features $F$ & 128 & 16 & $\ast$ \\" in hyper and r"batch size & 2 & 2 &  \\" in hyper
     table = (built["base"] / "report" / "generated" / "results_table.tex").read_text()
     assert r"$\pm$" in table and "Cyclical & 2" in table and table.count(r"\\") == 3
 
@@ -219,46 +227,127 @@ def test_report_compiles(built):
         assert bad not in text, f"{bad!r} in the PDF text"
 
 
+def synthetic_metrics(name: str, mse_winner: str, kl_winner: str, gain: float, rise: str | None,
+                      grad: str | None, v: float):
+    """metrics.csv of a 3-epoch run: decaying ratio 1, 0.5, 0 (tf-off 0, tf-half 0.5), falling loss, MSE and
+    KL, except where an argument puts the lowest MSE, the highest KL, a loss rise or a gradient-norm peak."""
+    import numpy as np
+    import pandas as pd
+    tfr = {"tf-off": [0.0] * 3, "tf-half": [0.5] * 3}.get(name, [1.0, 0.5, 0.0])
+    beta = [0.5, 0.5, 0.5]
+    loss = [3.0, 2.0, 1.0]
+    if rise == "ratio" and name == "monotonic":  # the ratio falls 1 -> 0.5 in epoch 2
+        loss = [3.0, 3.5, 1.0]
+    if rise in ("beta", "neither") and name == "tf-off":  # constant ratio; beta rises in epoch 2 or not
+        loss = [3.0, 3.5, 1.0]
+        beta = [0.2, 0.8, 0.8] if rise == "beta" else beta
+    mse = [0.7, 0.5, 0.2 if name == mse_winner else 0.4]
+    kl = [7000.0, 70.0, 350.0 if name == kl_winner else 7.0]
+    gn = {"first": [[2.0, 1.5], [0.5, 0.4], [0.5, 0.4]], "later": [[0.5, 0.4], [0.5, 0.4], [0.9, 0.8]]}.get(grad)
+    rows = []
+    for e in range(3):
+        for i in range(2):
+            rows.append(dict(kind="iter", epoch=e, iter=i, progress=e + i / 2, beta=beta[e], tfr=tfr[e],
+                             loss=loss[e], grad_norm=gn[e][i] if gn else np.nan))
+        rows.append(dict(kind="epoch", epoch=e, iter=2, progress=e + 1, loss=loss[e], mse=mse[e], kl=kl[e],
+                         grad_norm=np.mean(gn[e]) if gn else np.nan, beta=beta[e], tfr=tfr[e], seconds=30.0,
+                         val_psnr=v - gain * (2 - e), baseline_psnr=18.0))
+    df = pd.DataFrame(rows)
+    return df.drop(columns="grad_norm") if gn is None else df
+
+
 def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip: float, per_epoch: bool,
-                   data_root: str) -> list:
+                   data_root: str, mse_winner: str = "cyclical", kl_winner: str = "none", gains=0.0,
+                   rise: str | None = None, grad: str | None = "first", active: dict | None = None,
+                   concurrent: bool | None = True, scored: bool = True, baseline: float = 18.0) -> list:
     """Runs that exist only in memory: a validation PSNR per run name, one run whose PSNR falls 9 dB
-    along the video (if ``falling``), and the settings the report describes."""
+    along the video (if ``falling``), the settings the report describes, and the logs and summary numbers
+    behind each of the report's verdicts (``gains``: last-epoch gain, one number or one per run)."""
     import numpy as np
     import pandas as pd
     from lab4.report_runs import Run
     frames = np.arange(1, 101)
-    metrics = pd.DataFrame(dict(kind=["iter", "iter", "epoch"], epoch=[0, 0, 0], progress=[0.0, 0.5, 1.0],
-                                grad_norm=[2.0, 0.5, np.nan], seconds=[np.nan, np.nan, 30.0]))
-    config = dict(kl_anneal_type="cyclical", clip_grad=clip, tfr_per_epoch=per_epoch, data_root=data_root,
-                  synth_preset="tiny", profile="tiny", batch_size=2, lr=1e-3)
+    from lab4.config import make_config
+    config = {**make_config("tiny").to_dict(), **dict(
+        kl_anneal_type="cyclical", clip_grad=clip, tfr_per_epoch=per_epoch, data_root=data_root,
+        batch_size=2, lr=1e-3, train_vi_len=8, N_dim=4)}
     runs = []
-    for name, v in psnr.items():
+    for k, (name, v) in enumerate(psnr.items()):
         drop = 10.0 if name == falling else 0.0
         curve = v + np.linspace(drop / 2, -drop / 2, len(frames))  # mean v, falling by `drop` over the video
-        df = pd.DataFrame(dict(frame=frames, psnr=curve, baseline_psnr=np.full(len(frames), 18.0)))
-        summary = dict(name=name, mean_psnr=v, baseline_mean_psnr=18.0, profile="tiny", device="cpu", epochs=1)
-        runs.append(Run(name=name, path=base, config=config, summary=summary, metrics=metrics, psnr=df))
+        df = pd.DataFrame(dict(frame=frames, psnr=curve, baseline_psnr=np.full(len(frames), baseline)))
+        gain = gains.get(name, 0.0) if isinstance(gains, dict) else gains
+        metrics = synthetic_metrics(name.split("-s")[0], mse_winner, kl_winner, gain, rise, grad, v)
+        start = 1000.0 + (0 if concurrent else 200 * k)
+        summary = dict(name=name, mean_psnr=v, baseline_mean_psnr=baseline, profile="tiny", device="cpu", epochs=3,
+                       public=v if scored else None, cpu_seconds=120.0 + k, wall_seconds=150.0, threads=1, cpus=2,
+                       processor="Test CPU",
+                       active_units=None if active is None else active.get(name.split("-s")[0], 0),
+                       **(dict(started_at=start, finished_at=start + 150) if concurrent is not None else {}))
+        runs.append(Run(name=name, path=base, config={**config, "kl_anneal_type": name.split("-")[0]},
+                        summary=summary, metrics=metrics, psnr=df))
     return runs
 
 
-# Two sets of runs whose numbers give opposite verdicts; each case value with a phrase of its sentence.
+# Sets of runs whose numbers give different verdicts; each case value with a phrase of its sentence
+# (a phrase must be absent from the PDF of every set where its case has another value).
 FLIPS = {
     "a": (dict(psnr={"cyclical": 25.0, "cyclical-s1": 25.2, "monotonic": 22.0, "none": 21.0, "tf-off": 26.0,
-                     "tf-half": 20.0}, falling="none", clip=1.0, per_epoch=True, data_root=""),
+                     "tf-half": 20.0}, falling="none", clip=1.0, per_epoch=True, data_root="", rise="ratio",
+               active={}),
           {"SeedSpreadCase": ("larger", "islargerthanthelargestseedtoseedstandarddeviation"),
            "DriftCase": ("falls", "fallsbymorethan1dBin1ofthe6runs"),
            "TFBestCase": ("off", "trainingwithoutteacherforcingwasthebest"),
            "GradClipCase": ("on", "thegradientnormisclippedto1"),
            "TFPerEpoch": ("true", "Atthestartofeveryepochacoin"),
-           "DataKind": ("synth", "onSynthDancetiny")}),
+           "DataKind": ("synth", "onSynthDancetiny"),
+           "SeedCountCase": ("mixed", "astrategywithoneseedshowsitssinglerun"),
+           "BaselineCase": ("all", "All6runswithascoreendabove"),
+           "GradNormPeakCase": ("first", "largestinthefirstepoch"),
+           "GradClipActsCase": ("acts", "clipatnorm1wouldact"),
+           "ConvergenceCase": ("flat", "endonaplateau"),
+           "LossRiseCase": ("ratio", "inwhichtheteacherforcingratiofell"),
+           "LowestMSECase": ("annealed", "anannealedstrategy,andithasbeenthelowest"),
+           "HighestKLCase": ("constant", "annealingdidnotkeepmoreinformation"),
+           "CollapseCase": ("all", "collapsedineverystrategy"),
+           "ConcurrencyCase": ("several", "Upto6runstrainedatthesametime"),
+           "ScoredCase": ("scored", "Thesearelocalscores")}),
     "b": (dict(psnr={"cyclical": 24.0, "cyclical-s1": 28.0, "monotonic": 25.5, "none": 25.2, "tf-off": 25.0,
-                     "tf-half": 26.5}, falling=None, clip=0.0, per_epoch=False, data_root="REAL"),
+                     "tf-half": 26.5}, falling=None, clip=0.0, per_epoch=False, data_root="REAL",
+               mse_winner="none", kl_winner="cyclical", gains={"none": 2.0, "tf-off": -2.0}, rise="beta",
+               grad="later", active={"cyclical": 30, "monotonic": 0, "none": 0}, concurrent=False, scored=False,
+               baseline=25.3),
           {"SeedSpreadCase": ("within", "sotherankingisnotreliable"),
            "DriftCase": ("flat", "donotvisiblyaccumulate"),
            "TFBestCase": ("half", "thefixedratioof0.5wasthebest"),
            "GradClipCase": ("off", "thegradientnormisnotclipped"),
            "TFPerEpoch": ("false", "Foreverybatchacoin"),
-           "DataKind": ("real", "ontherealdancedataset")}),
+           "DataKind": ("real", "ontherealdancedataset"),
+           "SeedCountCase": ("mixed", "astrategywithoneseedshowsitssinglerun"),
+           "BaselineCase": ("some", "3ofthe6runswithascoreendabove"),
+           "GradNormPeakCase": ("later", "peaksafterthefirstepoch"),
+           "GradClipActsCase": ("never", "wouldneveractontheseruns"),
+           "ConvergenceCase": ("mixed", "dependonwherethebudgetstops"),
+           "LossRiseCase": ("beta", "theKLweight,notteacherforcing"),
+           "LowestMSECase": ("constant", "annealingdidnotbuyafasterfall"),
+           "HighestKLCase": ("annealed", "annealingkeptmoreinformation"),
+           "CollapseCase": ("annealed", "Anannealedstrategykeepsmoreunitsactive"),
+           "ConcurrencyCase": ("one", "Therunstrainedoneafteranother"),
+           "ScoredCase": ("unscored", "norunhasatestscore")}),
+    "c": (dict(psnr={"cyclical": 17.0, "monotonic": 16.0, "tf-off": 15.5, "tf-half": 15.0}, falling=None,
+               clip=1.0, per_epoch=True, data_root="", gains=2.0, rise="neither", grad=None,
+               concurrent=None, scored=False),
+          {"SeedSpreadCase": ("single", "becauseeverystrategywastrainedwithasingleseed"),
+           "TFBestCase": ("decay", "thedecayingratiowasthebest"),
+           "SeedCountCase": ("one", "Everystrategywastrainedwithasingleseed"),
+           "BaselineCase": ("no", "Norunendsabovetherepeatfirstframebaseline"),
+           "GradNormPeakCase": ("unknown", "Therunsdonotlogthegradientnorm"),
+           "ConvergenceCase": ("rising", "werestillimprovingwhentheirbudgetended"),
+           "LossRiseCase": ("neither", "sotheschedulesdonotexplainthem"),
+           "LowestMSECase": ("unknown", "theMSEofannealingcannotbecompared"),
+           "HighestKLCase": ("unknown", "theKLofannealingcannotbecompared"),
+           "CollapseCase": ("unknown", "effectoncollapsecannotbejudged"),
+           "ConcurrencyCase": ("unknown", "theircomputeisnotreported")}),
 }
 
 
@@ -285,7 +374,27 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
     if not tex:
         pytest.skip("macros checked; xelatex, latexmk or pdftotext missing for the sentences (make tex)")
     for key, (_, want) in FLIPS.items():
-        other = next(k for k in FLIPS if k != key)
-        for name, (_, phrase) in want.items():
+        for name, (value, phrase) in want.items():
             assert phrase in words[key], f"{name}: {phrase!r} missing from the PDF of set {key}"
-            assert phrase not in words[other], f"{name}: {phrase!r} in the PDF of set {other} too"
+            for other, (_, theirs) in FLIPS.items():
+                if other != key and name in theirs and theirs[name][0] != value:
+                    assert phrase not in words[other], f"{name}: {phrase!r} in the PDF of set {other} too"
+        assert "n/a" not in words[key], f"set {key}: a number the runs cannot give is printed as n/a"
+
+
+def test_every_new_verdict_value_is_reachable(tmp_path):
+    """The values of the training verdicts that the PDF sets above do not reach, from their functions."""
+    from lab4 import report_training as T
+    base = dict(psnr={"cyclical": 25.0, "monotonic": 22.0, "none": 21.0}, falling=None, clip=0.0,
+                per_epoch=False, data_root="")
+    runs = synthetic_runs(tmp_path, **base, gains=-2.0, rise=None, active={"none": 5, "cyclical": 5})
+    assert T.convergence_macros(runs)["ConvergenceCase"] == "falling"
+    assert T.loss_rise_macros(runs)["LossRiseCase"] == "none"
+    assert T.collapse_macros(runs)["CollapseCase"] == "constant"  # None keeps as many units as the best annealed
+    mixed = synthetic_runs(tmp_path, **base, rise="ratio") + synthetic_runs(
+        tmp_path, **{**base, "psnr": {"tf-off": 20.0}}, rise="beta")
+    assert T.loss_rise_macros(mixed)["LossRiseCase"] == "mixed"
+    assert T.convergence_macros([])["ConvergenceCase"] == "unknown"
+    kl = T.collapse_macros(runs)
+    # 7 nats per 8-frame clip (7 predicted frames) is 1 nat per frame; 7,000 is 1,000
+    assert (kl["FinalKLMin"], kl["FirstKLMax"], kl["LatentUnits"]) == ("1.00", "1{,}000", "8{,}192")
