@@ -31,7 +31,10 @@ HYPERPARAMETERS = (
     ("tfr", "teacher-forcing ratio at the start"), ("tfr_sde", "teacher forcing falls from epoch"),
     ("tfr_d_step", "teacher-forcing step per epoch"), ("tfr_per_epoch", "one teacher-forcing coin per epoch"),
     ("kl_anneal_type", "KL annealing"), ("kl_anneal_cycle", "KL annealing cycles $M$"),
-    ("kl_anneal_ratio", "KL annealing ramp ratio $R$"), ("synth_preset", "SynthDance preset"),
+    ("kl_anneal_ratio", "KL annealing ramp ratio $R$"), ("kl_weight", "KL weight on top of $\\beta$"),
+    ("init", "weight initialisation"), ("lr_schedule", "learning-rate schedule"),
+    ("lr_warmup", "learning-rate warm-up (fraction of the run)"), ("amp", "bf16 autocast"),
+    ("synth_preset", "SynthDance preset"),
 )
 
 
