@@ -18,6 +18,7 @@ import torch
 from .config import FIELDS, Config, make_config
 from .data import PROJECT_ROOT, load_split, load_test, load_test_gt, run_dataset
 from .evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
+from .hardware import cpu_model_name  # results are bit-identical on one machine, not across processors
 from .io import atomic_write_text
 from .plots import plot_psnr_run, save_strip
 from .train import Trainer, load_trained
@@ -107,18 +108,6 @@ def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path 
                 cpu_seconds=time.process_time() - c0)
 
 
-def processor() -> str:
-    """The CPU's model name: results are bit-identical on one machine, not across processors."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
-
-
 def _number(x):
     return None if x is None or not math.isfinite(x) else round(float(x), 4)
 
@@ -143,7 +132,7 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
         wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),
         cpu_seconds=round(trainer.fit_cpu_seconds + evaluation.get("cpu_seconds", 0)
                           + prediction.get("cpu_seconds", 0), 2),
-        threads=torch.get_num_threads(), cpus=os.cpu_count(), processor=processor(),
+        threads=torch.get_num_threads(), cpus=os.cpu_count(), processor=cpu_model_name(),
         started_at=round(trainer.started_at, 1) if trainer.started_at else None, finished_at=round(time.time(), 1),
         active_units=evaluation.get("active_units"), latent_units=evaluation.get("latent_units"),
         device=device, epochs=trainer.epoch, speed=trainer.speed, speed_fallback=trainer.fallback,
