@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from .errors import Lab4Error
-from .io import atomic_write_bytes, atomic_write_text  # noqa: F401  (atomic_write_text: re-exported)
+from .io import atomic_write_bytes
 from .template import from_template, is_template
 
 

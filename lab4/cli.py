@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_flag(s, "checkpoint", default="last.pt", help="in <run-dir>, or a path; ours or the course template's")
         add_flag(s, "data_root", default="", help="dataset (default: the one the run trained on)")
         add_flag(s, "device", default="auto")
-        add_flag(s, "seed", type=int, default=0, help="seed of the prior samples")
+        add_flag(s, "seed", type=int, default=None, help="seed of the prior samples (default: the run's seed)")
         if name == "predict":
             add_flag(s, "out", default="", help="default <run-dir>/submission.csv")
 

@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 
 from .errors import Lab4Error
 from .io import atomic_write_bytes
-from .paths import absolute, checkout, home
+from .paths import absolute, home, project_root
 
-PROJECT_ROOT = checkout() or home()  # where the notebooks resolve relative run folders (see lab4.paths)
+PROJECT_ROOT = project_root()  # where the notebooks resolve relative run folders (see lab4.paths)
 FRAME_RE = re.compile(r"^frame(\d+)\.png$")
 CACHE_VERSION = 1
 LAYOUT = "train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/<k>, test/test_label/<k>"

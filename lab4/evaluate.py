@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from .checkpoint import atomic_write_text
+from .io import atomic_write_text
 from .data import to_float
 from .errors import Lab4Error
 

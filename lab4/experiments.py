@@ -33,9 +33,9 @@ from .config import FIELDS, PROFILES, make_config
 from .errors import Lab4Error
 from .grid import load_grid  # noqa: F401  (the driver's grid file; re-exported)
 from .html_export import run_html  # pages that stand on their own
-from .paths import absolute, checkout, home, require_checkout
+from .paths import absolute, project_root, require_checkout, shown
 
-PROJECT_ROOT = checkout() or home()  # the driver needs the checkout's notebooks; see require_checkout()
+PROJECT_ROOT = project_root()  # the driver needs the checkout's notebooks; see require_checkout()
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
 COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
@@ -160,14 +160,6 @@ def execute(run: Run, train: bool = True) -> Result | None:
         return Result(run.name, "done", time.perf_counter() - t0, str(run.notebook), summary=summary)
     finally:
         lock.release()
-
-
-def shown(path) -> str:
-    """A path as the driver prints it: relative to the repository when inside it (logs carry no machine paths)."""
-    try:
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT.resolve()))
-    except ValueError:
-        return str(path)
 
 
 def describe(i: int, n: int, r: Result) -> str:

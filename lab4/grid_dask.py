@@ -181,11 +181,12 @@ def run_all(client, fn, runs, gpu_runs: set[str], on_result, on_tick) -> None:
         for fut in [f for f in pending if f.done()]:
             run = pending.pop(fut)
             try:
-                on_result(run, fut.result(), "")
+                value, error = fut.result(), ""
             except Exception as e:  # noqa: BLE001 - any task error is this run's failure only
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                on_result(run, None, f"{type(e).__name__}: {msg}")
+                value, error = None, f"{type(e).__name__}: {msg}"
             fut.release()
+            on_result(run, value, error)
         if pending:
             on_tick(running(client, pending))
             time.sleep(POLL_S)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .errors import Lab4Error
-from .paths import checkout, home
+from .paths import checkout, shown
 
 COMPARE_NB = "03_compare.ipynb"
 PDF = "../main.pdf"  # scripts/build_pdf.sh writes report/build/main.pdf, next to html/
@@ -160,14 +160,6 @@ def write_index(out_dir: Path, pages: list[tuple[str, str]]) -> Path:
     path = out_dir / "index.html"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def shown(path: Path) -> str:
-    """A path as printed: relative to lab4's home when inside it."""
-    try:
-        return str(Path(path).resolve().relative_to(home().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def run_html(runs_dir, build_dir) -> int:

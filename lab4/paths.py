@@ -39,6 +39,19 @@ def require_checkout(what: str) -> Path:
     return root
 
 
+def project_root() -> Path:
+    """The checkout when lab4 runs from one, else its home: what printed paths are relative to."""
+    return checkout() or home()
+
+
+def shown(path) -> str:
+    """A path as lab4 prints it: relative to the project when inside it, so logs and HTML carry no machine paths."""
+    try:
+        return str(Path(path).resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def absolute(path) -> Path:
     """``path`` as an absolute path against the current folder (``~`` expanded, symlinks kept)."""
     return Path(os.path.abspath(Path(path).expanduser()))

@@ -246,7 +246,12 @@ def main(argv=None) -> int:
             unknown = [v for v in variants if v not in VARIANTS]
             if unknown:
                 raise Lab4Error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-            seeds = [int(s) for s in a.seeds.split(",") if s]
+            try:
+                seeds = [int(s) for s in a.seeds.split(",") if s]
+            except ValueError:
+                raise Lab4Error(f"--seeds {a.seeds!r}: expected integers separated by commas") from None
+            if a.jobs < 1:
+                raise Lab4Error("--jobs must be >= 1")
             run_all(variants, seeds, a.budget_s, Path(a.out), a.jobs, a.profile, a.data_root)
             print(table(Path(a.out)))
     except Lab4Error as e:

@@ -12,7 +12,6 @@ import re
 
 import torch
 
-from .errors import Lab4Error
 
 # our DepthConvBlock parameters -> the template's, inside "<module>.<index>."
 _OURS_TO_TEMPLATE = {"0.pw1": "block.0.conv1.0", "0.dw": "block.0.depth_conv", "0.pw2": "block.0.conv2",
@@ -51,22 +50,11 @@ def is_template(state) -> bool:
     return any(k.startswith(_TOP) for k in keys) and not any(".net." in k or ".pw1." in k for k in keys)
 
 
-def dims_of(model_state: dict) -> dict:
-    """Model dims (F, L, N, D) read off the weights (our names), for a checkpoint that comes without a config."""
-    try:
-        return dict(F_dim=model_state["frame_transformation.6.weight"].shape[0],
-                    L_dim=model_state["label_transformation.4.conv1.weight"].shape[0],
-                    N_dim=model_state["Gaussian_Predictor.net.6.weight"].shape[0] // 2,
-                    D_out_dim=model_state["Decoder_Fusion.5.weight"].shape[0])
-    except (KeyError, AttributeError, IndexError) as e:
-        raise Lab4Error(f"checkpoint weights lack {e} (not this lab's model)") from None
-
-
 def from_template(state: dict) -> dict:
     """A template checkpoint -> our layout: 'model' (our names) plus what the template knows (epoch, lr, tfr)."""
     model = {our_key(k): v for k, v in state["state_dict"].items()}  # order kept: same as our modules'
-    return dict(model=model, epoch=int(state.get("last_epoch", 0) or 0), template=dict(
-        lr=state.get("lr"), tfr=state.get("tfr"), last_epoch=state.get("last_epoch")))
+    return dict(model=model, epoch=int(state.get("last_epoch", 0) or 0), optimizer=state.get("optimizer") or {},
+                template=dict(lr=state.get("lr"), tfr=state.get("tfr"), last_epoch=state.get("last_epoch")))
 
 
 def to_template(state: dict) -> dict:
@@ -76,10 +64,15 @@ def to_template(state: dict) -> dict:
     cfg = make_config(**{k: v for k, v in (state.get("config") or {}).items() if k in FIELDS})
     epoch = int(state.get("epoch", 0))
     optimizer = state.get("optimizer") or {}
-    lr = optimizer["param_groups"][0]["lr"] if optimizer.get("param_groups") else cfg.lr
+    known = state.get("template") or {}  # a template checkpoint read back: keep what it said
+    lr = known.get("lr")
+    if lr is None:
+        lr = optimizer["param_groups"][0]["lr"] if optimizer.get("param_groups") else cfg.lr
+    tfr = known.get("tfr")
+    if tfr is None:
+        tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
     return dict(state_dict={template_key(k): v for k, v in state["model"].items()}, optimizer=optimizer,
-                lr=float(lr), tfr=float(teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)),
-                last_epoch=epoch)
+                lr=float(lr), tfr=float(tfr), last_epoch=epoch)
 
 
 def save_template(path, state: dict) -> None:

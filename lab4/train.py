@@ -20,13 +20,14 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .data import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
-from .checkpoint import atomic_write_text, check_writable, load_checkpoint, load_model_weights, save_checkpoint
+from .checkpoint import check_writable, load_checkpoint, load_model_weights, save_checkpoint
 from .config import Config
 from .errors import Lab4Error
 from .evaluate import validate
 from .model import CVAE
 from .hardware import amp_enabled
 from .init import init_weights
+from .io import atomic_write_text
 from .schedules import TeacherForcing, kl_beta, lr_multiplier
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",

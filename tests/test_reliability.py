@@ -6,7 +6,6 @@ so the whole module stays well under a minute and a half on 2 CPU cores. Subproc
 """
 from __future__ import annotations
 
-import csv
 import errno
 import hashlib
 import io
