@@ -18,7 +18,7 @@ endif
 # the venv's own `lab4` kernel first, whatever other checkouts registered per user
 export JUPYTER_PATH := $(CURDIR)/.venv/share/jupyter
 
-.PHONY: setup tex browser test demo experiments figures html pdf report lab bench gpu-wheels clean
+.PHONY: setup tex browser real-footage test demo experiments figures html pdf report lab bench gpu-wheels clean
 
 setup: .venv/.installed
 	@bash scripts/install_git_filters.sh $(CURDIR)/.venv/bin/python
@@ -38,7 +38,11 @@ tex:
 browser:
 	@bash scripts/install_browser.sh
 
-test: setup tex browser
+# OpenCV's sample video vtest.avi (Debian's opencv-doc) for lab4/real_footage.py and tests/test_real_footage.py.
+real-footage:
+	@bash scripts/install_real_footage.sh
+
+test: setup tex browser real-footage
 	$(PY) -m pytest -q
 
 demo: setup
