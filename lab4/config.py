@@ -57,8 +57,11 @@ class Config:
     kl_anneal_type: str = "cyclical"   # cyclical | monotonic | none
     kl_anneal_cycle: int = 10
     kl_anneal_ratio: float = 1.0
+    kl_beta_max: float = 1.0           # beta ceiling: beta = min(annealed beta, kl_beta_max); 1.0 = the lab's
+    free_bits: float = 0.0             # KL floor in nats per latent channel per frame (Kingma et al. 2016); 0 = off
     # evaluation
     val_every: int = 1                 # epochs between validation rollouts (0 = only at the end)
+    predict: bool = True               # roll the test sequences out into submission.csv (a grid's extra seeds skip it)
     # speed options (no effect on the model's structure; each has a CPU correctness test)
     amp: bool = False                  # bf16 autocast on CUDA and on CPUs with native bf16; losses and KL fp32
     channels_last: bool = False
@@ -156,6 +159,8 @@ def validate(cfg: Config) -> None:
         (cfg.clip_grad >= 0, "clip_grad must be >= 0 (0 = no clipping)"),
         (cfg.init in ("default", "kaiming"), "init must be default or kaiming"),
         (cfg.kl_weight >= 0, "kl_weight must be >= 0"),
+        (0 < cfg.kl_beta_max <= 1, "kl_beta_max must be in (0, 1]"),
+        (cfg.free_bits >= 0, "free_bits must be >= 0 (nats per latent channel per frame; 0 = off)"),
         (0 <= cfg.lr_warmup < 1, "lr_warmup must be in [0, 1)"),
         (cfg.lr_schedule in ("step", "cosine"), "lr_schedule must be step or cosine"),
         (cfg.frame_H % 4 == 0 and cfg.frame_W % 4 == 0 and cfg.frame_H > 0, "frame_H/frame_W must be multiples of 4"),

@@ -33,8 +33,10 @@ def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none")
 
 
-def generate(model, first_frame, poses, seed: int = 0, step_fn=None) -> torch.Tensor:
-    """uint8 or float inputs -> generated float frames clamped to [0, 1], (B, T, 3, H, W)."""
+def generate(model, first_frame, poses, seed: int = 0, step_fn=None, zero_z: bool = False) -> torch.Tensor:
+    """uint8 or float inputs -> generated float frames clamped to [0, 1], (B, T, 3, H, W).
+
+    ``zero_z`` generates with z = 0, the prior's mean, instead of z ~ N(0, I) (``seed`` then plays no part)."""
     device = next(model.parameters()).device
     first = first_frame if first_frame.is_floating_point() else to_float(first_frame)
     poses = poses if poses.is_floating_point() else to_float(poses)
@@ -42,21 +44,21 @@ def generate(model, first_frame, poses, seed: int = 0, step_fn=None) -> torch.Te
     was_training = model.training
     model.eval()
     try:
-        out = model.rollout(first.to(device), poses.to(device), generator=gen, step_fn=step_fn)
+        out = model.rollout(first.to(device), poses.to(device), generator=gen, step_fn=step_fn, zero_z=zero_z)
     finally:
         model.train(was_training)
     return out.float().clamp_(0, 1)
 
 
-def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = None) -> dict:
-    """Roll out the whole validation video from its first frame with z from the prior.
+def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = None, zero_z: bool = False) -> dict:
+    """Roll out the whole validation video from its first frame with z from the prior (z = 0 with ``zero_z``).
 
     ``val`` is a data.Split; returns per-frame PSNR/SSIM of the model and of the baseline that just
     repeats the first frame, for frames 1..T-1 (frame 0 is given, so it is not scored).
     """
     T = len(val) if max_frames is None else min(len(val), max_frames)
     gt = to_float(val.frames[:T])  # (T, 3, H, W)
-    pred = generate(model, val.frames[:1], val.poses[None, :T], seed=seed, step_fn=step_fn)[0].cpu()
+    pred = generate(model, val.frames[:1], val.poses[None, :T], seed=seed, step_fn=step_fn, zero_z=zero_z)[0].cpu()
     repeat = gt[:1].expand_as(gt)
     out = dict(
         frame=torch.arange(1, T),

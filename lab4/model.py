@@ -133,6 +133,15 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 # report: kl-divergence end
 
 
+def kl_per_channel(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """(..., B, N, H, W) -> (..., N): each latent channel's KL summed over H, W and averaged over the batch.
+
+    The unit of free bits: the channel's KL of one frame, so its sum over channels is kl_divergence.
+    """
+    mu, logvar = mu.float(), logvar.float()
+    return (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(dim=(-2, -1)).mean(dim=-2)
+
+
 class CVAE(nn.Module):
     """The five lab modules plus the two things training and testing need: a clip loss and a rollout."""
 
@@ -166,7 +175,8 @@ class CVAE(nn.Module):
         return self.decode(prev_feat, pose_feat, z), mu, logvar
 
     # -- a clip of frames --------------------------------------------------------------------
-    def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None, kl_weight: float = 1.0):
+    def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None, kl_weight: float = 1.0,
+                  free_bits: float = 0.0):
         """Loss of a clip batch: frames, poses (B, T, 3, H, W) in [0, 1]; frames 2..T are predicted.
 
         Returns total (summed over the T-1 frames, as in the lab), MSE and KL (likewise summed) and
@@ -174,7 +184,10 @@ class CVAE(nn.Module):
         all T-1 steps run as one batch; without it each step feeds the last prediction forward.
         ``step_fn`` lets the fast path pass a compiled version of :meth:`step`. ``kl_weight`` scales the KL
         in the total only (1.0 = the lab's loss): the MSE is a mean over pixels while the KL is summed over
-        every latent element, so ``1 / (N*H*W)`` makes it a mean per latent element too.
+        every latent element, so ``1 / (N*H*W)`` makes it a mean per latent element too. ``free_bits`` > 0
+        (Kingma et al. 2016) floors, in the total only, each latent channel's KL of each frame (summed over
+        H, W, averaged over the batch) at that many nats: below the floor the KL costs a constant and gets
+        no gradient, so the encoder is not pushed to collapse. The returned ``kl`` stays the true KL.
         """
         B, T = frames.shape[:2]
         step_fn = step_fn or self.step
@@ -201,13 +214,18 @@ class CVAE(nn.Module):
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
         kl_t = torch.stack([kl_divergence(m, lv) for m, lv in zip(mu, logvar)])  # (T-1,), the listed function
         mse, kl = mse_t.sum(), kl_t.sum()
-        loss = mse + (beta * kl_weight) * kl  # beta * 1.0 is exactly beta: the lab's loss, bit for bit
+        if free_bits > 0:
+            kl_loss = kl_per_channel(mu, logvar).clamp(min=free_bits).sum()  # (T-1, N) floored, summed
+        else:
+            kl_loss = kl  # no floor: the lab's KL term itself
+        loss = mse + (beta * kl_weight) * kl_loss  # beta * 1.0 is exactly beta: the lab's loss, bit for bit
         return dict(loss=loss, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
 
     # -- generation from the prior -----------------------------------------------------------
     @torch.no_grad()
-    def rollout(self, first_frame, poses, generator: torch.Generator | None = None, step_fn=None):
-        """Autoregressive generation with z ~ N(0, I).
+    def rollout(self, first_frame, poses, generator: torch.Generator | None = None, step_fn=None,
+                zero_z: bool = False):
+        """Autoregressive generation with z ~ N(0, I), or with z = 0 (the prior's mean) when ``zero_z``.
 
         first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W) whose frame 0 is
         the given one. Each output goes back in through :meth:`feedback` (clamped to [0, 1] unless
@@ -220,7 +238,10 @@ class CVAE(nn.Module):
         out = [first_frame]
         prev = first_frame
         for t in range(1, T):
-            z = torch.randn((B, N, H, W), generator=generator, device=poses.device, dtype=pose_feat.dtype)
+            if zero_z:  # deterministic: no sample, so the generator is not consumed
+                z = torch.zeros((B, N, H, W), device=poses.device, dtype=pose_feat.dtype)
+            else:
+                z = torch.randn((B, N, H, W), generator=generator, device=poses.device, dtype=pose_feat.dtype)
             prev = step_fn(prev, pose_feat[:, t], z)
             out.append(prev)
         return torch.stack(out, dim=1)

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import report_setup, report_training
+from . import report_ranking, report_setup, report_training
 from .report_runs import KL_STRATEGIES, Run, best_run, display_name, group
 
 NA = "n/a"  # a number that these runs cannot give
 LISTED_SOURCES = ("model.py", "schedules.py")  # main.tex lists their code between "# report:" markers
 CASES = {
-    "SeedSpreadCase": ("larger", "within", "single", "none"),  # best-worst gap against the seed spread
     "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
     "BaselineCase": ("all", "some", "no", "unknown"),  # how many runs end above repeat-the-first-frame
     "GradNormPeakCase": ("first", "later", "unknown"),  # is every run's gradient norm largest in epoch 1
@@ -31,7 +30,7 @@ CASES = {
     "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
     "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
     "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
-    **report_training.CASES, **report_setup.CASES,
+    **report_training.CASES, **report_setup.CASES, **report_ranking.CASES,
 }
 TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
 
@@ -69,7 +68,8 @@ def _pm(vals, digits: int = 2) -> str:
 
 # -- per strategy -------------------------------------------------------------------------------
 def strategy_stats(runs) -> pd.DataFrame:
-    """One row per strategy: its runs' scores as lists, and the mean and std of validation PSNR."""
+    """One row per strategy: its seeds' numbers as lists (KL: nats per frame at the last epoch), and the
+    mean and std of validation PSNR."""
     rows = []
     for s, rs in group(runs).items():
         psnr = [r.value("mean_psnr") for r in rs]
@@ -80,6 +80,8 @@ def strategy_stats(runs) -> pd.DataFrame:
             public=[r.value("public") for r in rs], private=[r.value("private") for r in rs],
             wall=[r.value("wall_seconds") for r in rs], cpu=[r.value("cpu_seconds") for r in rs],
             gain=[report_training.last_epoch_gain(r) for r in rs],
+            kl=[float(k.iloc[-1]) if len(k := report_training.kl_per_frame(r)) else math.nan for r in rs],
+            active=[report_training.active_units_of(r) for r in rs],
             mean_psnr=float(np.mean(fin)) if fin else math.nan,
             std_psnr=float(np.std(fin, ddof=1)) if len(fin) > 1 else 0.0,
         ))
@@ -100,7 +102,7 @@ def results_rows(runs) -> str:
 
 
 def strategy_macros(runs) -> dict[str, str]:
-    """Best and worst strategy, their gap, and how the gap compares with the seed-to-seed spread."""
+    """Best and worst strategy by mean validation PSNR and their gap (report_ranking tests the ranking)."""
     st = strategy_stats(runs)
     by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
     m = {f"{display_name(s)}ValPSNR": _fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
@@ -110,7 +112,7 @@ def strategy_macros(runs) -> dict[str, str]:
     m["SeedCountCase"] = "mixed" if len(counts) == 2 else "several" if counts == {True} else "one"
     if not len(finite):
         return {**m, "BestStrategy": NA, "WorstStrategy": NA, "BestStrategyValPSNR": NA, "StrategyGap": NA,
-                "MaxSeedStd": NA, "SeedSpreadCase": "none"}
+                "MaxSeedStd": NA}
     best = finite.loc[finite["mean_psnr"].idxmax()]
     worst = finite.loc[finite["mean_psnr"].idxmin()]
     gap = float(best["mean_psnr"] - worst["mean_psnr"])
@@ -119,8 +121,7 @@ def strategy_macros(runs) -> dict[str, str]:
     return {**m, "BestStrategy": tex_escape(display_name(best["strategy"])),
             "WorstStrategy": tex_escape(display_name(worst["strategy"])),
             "BestStrategyValPSNR": _fmt(best["mean_psnr"]), "StrategyGap": _fmt(gap),
-            "MaxSeedStd": _fmt(spread) if multi else NA,
-            "SeedSpreadCase": "single" if not multi else "larger" if gap > spread else "within"}
+            "MaxSeedStd": _fmt(spread) if multi else NA}
 
 
 def teacher_forcing_macros(runs) -> dict[str, str]:
@@ -264,7 +265,8 @@ def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> d
 
 
 MACRO_PARTS = (setup_macros, strategy_macros, teacher_forcing_macros, best_run_macros, grad_norm_macros,
-               drift_macros, *report_training.MACRO_PARTS, *report_setup.MACRO_PARTS)
+               drift_macros, *report_training.MACRO_PARTS, *report_setup.MACRO_PARTS,
+               *report_ranking.MACRO_PARTS)
 
 
 def macros(runs) -> dict[str, str]:
@@ -296,3 +298,47 @@ def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
     mac.write_text("% written by lab4.report_numbers.write_tables_and_macros; do not edit\n"
                    + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros(runs).items()))
     return {"table": table, "hyperparameters": hyper, "macros": mac}
+
+
+def _pm_md(vals, digits: int = 2) -> str:
+    """Markdown mean ± std (sample std), the single value for one seed, '–' for none."""
+    v = [x for x in vals if x is not None and np.isfinite(x)]
+    if not v:
+        return "–"
+    return f"{v[0]:.{digits}f}" if len(v) == 1 else f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f}"
+
+
+def readme_table(runs) -> str:
+    """The README's results table (markdown): one row per strategy, mean ± std over its seeds."""
+    lines = ["| Strategy | Seeds | Val PSNR (dB) | Val SSIM | Public (dB) | Private (dB) | KL (nats/frame) "
+             "| Active units | Last-epoch gain (dB) | CPU (min) |", "|---|" + "---:|" * 9]
+    for _, row in strategy_stats(runs).iterrows():
+        lines.append("| " + " | ".join([
+            display_name(row["strategy"]), str(row["n"]), _pm_md(row["psnr"]), _pm_md(row["ssim"], 3),
+            _pm_md(row["public"]), _pm_md(row["private"]), _pm_md(row["kl"], 3), _pm_md(row["active"], 0),
+            _pm_md(row["gain"]), _pm_md([c / 60 for c in row["cpu"]], 1)]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    """``python -m lab4.report_numbers --readme-table RUNS``: print the README's results table."""
+    import argparse
+    import sys
+    from .errors import Lab4Error
+    from .report_runs import load_runs
+    p = argparse.ArgumentParser(prog="python -m lab4.report_numbers", description=main.__doc__)
+    p.add_argument("--readme-table", metavar="RUNS", required=True, help="runs folder, e.g. runs/quick")
+    a = p.parse_args(argv)
+    try:
+        runs = load_runs(a.readme_table) if Path(a.readme_table).is_dir() else []
+        if not runs:
+            raise Lab4Error(f"{a.readme_table}: no runs with metrics.csv")
+    except Lab4Error as e:
+        print(f"lab4: error: {e}", file=sys.stderr)
+        return 2
+    print(readme_table(runs), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import ACTIVE_VARIANCE
+from .report_ranking import PAIR_CASES, pair_test
 from .report_runs import KL_STRATEGIES, Run, display_name, group
 
 NA = "n/a"
@@ -29,6 +30,8 @@ CASES = {
     "LowestMSECase": ("annealed", "constant", "unknown"),  # lowest final MSE: an annealed strategy or None
     "HighestKLCase": ("annealed", "constant", "unknown"),  # highest final KL: an annealed strategy or None
     "CollapseCase": ("all", "annealed", "constant", "unknown"),  # active latent units against annealing
+    # is the MSE / KL / active-units winner above tested over seeds against the other side (report_ranking)
+    "LowestMSETestCase": PAIR_CASES, "HighestKLTestCase": PAIR_CASES, "CollapseTestCase": PAIR_CASES,
 }
 
 
@@ -123,15 +126,26 @@ def mse_kl_macros(runs) -> dict[str, str]:
         m[f"{display_name(s)}FinalMSE"] = _fmt(mse.get(s, math.nan), 4)
         m[f"{display_name(s)}FinalKL"] = _big(kl.get(s, math.nan))
     winner = {}
+    per_seed = {"LowestMSE": {s: [_final(r, "mse") / frames_per_clip(r) for r in rs] for s, rs in g.items()},
+                "HighestKL": {s: [kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs]
+                              for s, rs in g.items()}}
     for key, vals, pick, case in (("LowestMSE", mse, min, "LowestMSECase"), ("HighestKL", kl, max, "HighestKLCase")):
         ok = {s: v for s, v in vals.items() if np.isfinite(v)}
         if "none" not in ok or len(ok) < 2:
-            m.update({f"{key}Strategy": NA, case: "unknown"})
+            m.update({f"{key}Strategy": NA, case: "unknown", f"{key}TestCase": "unknown", f"{key}Test": NA,
+                      f"{key}Rival": NA})
             continue
         best = pick(ok, key=ok.get)
         winner[key] = best = "none" if ok["none"] == ok[best] else best  # a tie: annealing did no better
         m[f"{key}Strategy"] = _tex(display_name(best))
         m[case] = "constant" if best == "none" else "annealed"
+        # the claim is annealed against constant: test the winner against the best of the other side
+        rivals = {s: v for s, v in ok.items() if (s == "none") != (best == "none")}
+        rival = pick(rivals, key=rivals.get)
+        m[f"{key}Rival"] = _tex(display_name(rival))
+        fmt = dict(digits=4) if key == "LowestMSE" else dict(unit="~nats")
+        m[f"{key}TestCase"], m[f"{key}Test"] = pair_test(per_seed[key][best], per_seed[key][rival],
+                                                         higher_wins=key == "HighestKL", **fmt)
     # from which epoch on the lowest-MSE strategy stays lowest
     m["LowestMSEFromEpoch"] = NA
     if "LowestMSE" in winner and all("mse" in r.epochs for rs in g.values() for r in rs):
@@ -168,6 +182,13 @@ def collapse_macros(runs) -> dict[str, str]:
     annealed = [_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
     annealed = [v for v in annealed if np.isfinite(v)]
     none = _mean(au.get("none", []))
+    m["CollapseTestCase"], m["CollapseTest"], m["CollapseRival"] = "unknown", NA, NA
+    if annealed and np.isfinite(none) and known and not all(v == 0 for v in known):
+        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(_mean(au[s]))),
+                   key=lambda s: _mean(au[s]))
+        winner, rival = (best, "none") if _mean(au[best]) > none else ("none", best)
+        m["CollapseRival"] = _tex(display_name(rival))
+        m["CollapseTestCase"], m["CollapseTest"] = pair_test(au[winner], au[rival], higher_wins=True, digits=1)
     if not known:
         m["CollapseCase"] = "unknown"
     elif all(v == 0 for v in known):

@@ -60,7 +60,7 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
     Returns val_summary.json's numbers plus ``seconds`` and ``cpu_seconds``. ``seed`` (of the prior's
     samples) defaults to the run's; a Trainer's own validation after its last epoch is reused when it used
     that seed. val_summary.json also counts the active latent units (evaluate.active_units), the report's
-    measure of posterior collapse.
+    measure of posterior collapse, and gives ``mean_psnr_z0``: the same rollout with z = 0 (the prior's mean).
     """
     t0, c0 = time.perf_counter(), time.process_time()
     model, cfg, run_dir = _model_and_config(run, checkpoint, device)
@@ -73,12 +73,14 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
         res = None
     if res is None:
         res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
+    # the same rollout with z = 0, the prior's mean (the bonus's test-time strategy): one more rollout, no training
+    res_z0 = _rollout(run, lambda step_fn: validate(model, val, step_fn=step_fn, zero_z=True))
     write_psnr_csv(run_dir / "psnr_per_frame.csv", res)
     plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
     save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
     summary = dict(name=cfg.name, mean_psnr=res["mean_psnr"], mean_ssim=res["mean_ssim"],
                    baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed,
-                   **active_units(model, val))
+                   mean_psnr_z0=res_z0["mean_psnr"], **active_units(model, val))
     atomic_write_text(run_dir / "val_summary.json", json.dumps(summary, indent=2) + "\n")
     return {**summary, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
@@ -126,7 +128,7 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
     summary = dict(
         name=cfg.name, profile=cfg.profile, kl_anneal_type=cfg.kl_anneal_type, tfr=cfg.tfr, tfr_sde=cfg.tfr_sde,
         tfr_d_step=cfg.tfr_d_step, seed=cfg.seed, mean_psnr=_number(evaluation.get("mean_psnr")),
-        mean_ssim=_number(evaluation.get("mean_ssim")),
+        mean_ssim=_number(evaluation.get("mean_ssim")), mean_psnr_z0=_number(evaluation.get("mean_psnr_z0")),
         baseline_mean_psnr=_number(evaluation.get("baseline_mean_psnr")),
         public=_number(prediction.get("public")), private=_number(prediction.get("private")),
         wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),

@@ -65,7 +65,8 @@ def train_for(trainer, budget_s: float, clock=time.process_time) -> dict:
     import torch
 
     from .data import to_float
-    from .schedules import kl_beta, lr_multiplier, step_factor
+    from .schedules import lr_multiplier, step_factor
+    from .train import beta_at
 
     cfg, model, opt, sampler = trainer.cfg, trainer.model, trainer.optimizer, trainer.sampler
     milestones = [m / cfg.num_epoch for m in cfg.milestones] if cfg.lr_schedule == "step" else []
@@ -78,7 +79,7 @@ def train_for(trainer, budget_s: float, clock=time.process_time) -> dict:
             data_epochs += 1
         starts = batches.pop(0)
         progress = frac * cfg.num_epoch  # virtual epochs: the profile's epoch schedules, stretched over the budget
-        beta = kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio)
+        beta = beta_at(cfg, progress)  # the annealed beta under the config's ceiling, as the Trainer's
         use_tf = trainer.tf.draw(int(progress))
         lr = cfg.lr * step_factor(frac, milestones, cfg.gamma) * lr_multiplier(frac, cfg.lr_schedule, cfg.lr_warmup)
         for group in opt.param_groups:

@@ -56,6 +56,13 @@ class OutOfMemory(Lab4Error):
     pass
 
 
+def beta_at(cfg: Config, progress: float) -> float:
+    """The KL weight at fractional epoch ``progress``: the annealing schedule, capped at ``kl_beta_max``
+    (a ceiling: the ramps climb as before and hold at the cap; the default 1.0 never binds)."""
+    return min(cfg.kl_beta_max, kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle,
+                                        cfg.kl_anneal_ratio))
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -231,7 +238,7 @@ class Trainer:
                    leave=False, mininterval=1.0)
         for it, starts in enumerate(bar):
             progress = epoch + it / n_iter
-            beta = kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio)
+            beta = beta_at(cfg, progress)
             use_tf = self.tf.draw(epoch)
             frames = to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))
             poses = to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
@@ -280,7 +287,7 @@ class Trainer:
         """The clip loss (bf16 autocast where :func:`amp_enabled`; losses and KL in fp32) and its gradients."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.train_step,
-                                       kl_weight=self.cfg.kl_weight)
+                                       kl_weight=self.cfg.kl_weight, free_bits=self.cfg.free_bits)
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         return out

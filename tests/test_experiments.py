@@ -88,9 +88,14 @@ def test_parameters_split_into_flat_and_extra(tmp_path):
 
 def test_committed_grid_is_valid():
     names = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "quick")]
-    assert names == ["cyclical", "monotonic", "none", "tf-off", "tf-half"]
+    strategies = ["cyclical", "monotonic", "none", "tf-off", "tf-half", "free-bits", "beta-max"]
+    assert names == [f"{s}{k}" for s in strategies for k in ("", "-s1", "-s2")]  # 3 seeds of every entry
     full = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "full")]
-    assert {"cyclical-s1", "monotonic-s2", "none-s1"} <= set(full) and len(full) == 11
+    assert {"cyclical-s1", "monotonic-s2", "tf-half-s2", "free-bits-s2"} <= set(full) and len(full) == 21
+    runs = dict(experiments.load_grid(ROOT / "experiments.yaml", "quick"))
+    # only the first seed rolls out the test sequences (the submission); the extra seeds skip it
+    assert "predict" not in runs["cyclical"] and runs["cyclical-s1"]["predict"] is False
+    assert runs["cyclical-s2"] == {**runs["cyclical"], "seed": 2, "predict": False}
 
 
 @pytest.mark.parametrize("text, message", [

@@ -56,11 +56,13 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def built(tiny_run, tmp_path_factory):
     """A tmp project: runs/, figures/ and report/generated/ made by lab4.report_*."""
-    from lab4 import report_figures, report_numbers, report_runs
+    from lab4 import report_figures, report_gpu, report_numbers, report_runs
     base = tmp_path_factory.mktemp("compare")
     runs = report_runs.load_runs(make_runs(tiny_run, base / "runs"))
     figs = report_figures.make_figures(runs, base / "figures")
     out = report_numbers.write_tables_and_macros(runs, base / "report" / "generated")
+    gpu_runs, bench = report_gpu.load_gpu(base / "results" / "gpu")  # no GPU session here
+    out["gpu"] = report_gpu.write_gpu(gpu_runs, runs, base / "figures", base / "report" / "generated", bench)["macros"]
     return dict(base=base, runs=runs, figs=figs, out=out)
 
 
@@ -150,14 +152,18 @@ def test_figures_and_macros(built):
     defined = macro_defs(built["out"]["macros"].read_text())
     tex = MAIN_TEX.read_text()
     # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
-    latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand"}
+    latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand", "IfFileExists"}
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
-    assert used - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - defined)}"
+    gpu = {u for u in used if u.startswith("Gpu")}  # the GPU section's: test_gpu_section_macros
+    assert used - gpu - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - gpu - defined)}"
+    assert macro_values(built["out"]["gpu"]) == {"GpuCase": "absent"}
     m = macro_values(built["out"]["macros"])
     assert m["LabParamCount"] == "1{,}585{,}620"
     assert m["NumRuns"] == "4" and m["SeedsPerStrategy"] == "1--2"
-    # cyclical's two seeds are 0.9 dB apart (std 0.64), more than the 0.3 dB between the best and worst
-    assert m["SeedSpreadCase"] == "within" and m["StrategyGap"] == "0.30" and m["MaxSeedStd"] == "0.64"
+    # the best strategy (none) has one seed, so no ranking can be tested; cyclical's two seeds are 0.9 dB apart
+    assert (m["RankCase"], m["KLRankCase"], m["RankBest"]) == ("single", "single", "None")
+    assert m["StrategyGap"] == "0.30" and m["MaxSeedStd"] == "0.64" and m["SeedCountCase"] == "mixed"
+    assert m["BaselineTestCase"] in ("above", "below", "mixed") and m["BaselineUntestedList"] == "Monotonic, None"
     assert m["TFBestCase"] == "decay" and m["DataKind"] == "synth" and m["SynthPreset"] == "tiny"
     assert m["DriftWindow"].isdigit() and "n/a" not in (m["MinDrift"], m["MaxDrift"], m["BaselineDrift"])
     # four runs 10 s apart, 12.5 s each: two overlap at a time; CPU-seconds 20..23
@@ -172,7 +178,9 @@ def test_figures_and_macros(built):
 
 def test_every_case_has_its_sentences():
     """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
+    from lab4.report_gpu import CASES as GPU_CASES
     from lab4.report_numbers import CASES
+    CASES = {**CASES, **GPU_CASES}
     found = cases_in_tex(MAIN_TEX.read_text())
     assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != report_numbers.CASES {sorted(CASES)}"
     for name, values in CASES.items():
@@ -237,7 +245,9 @@ def test_report_compiles(built):
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     captions = set(re.findall(r"Figure (\d+):", text))
     assert len(captions) == len(FIGURES), captions
-    assert "iswithinthelargestseedtoseedstandarddeviation" in pdf_words(pdf)  # SeedSpreadCase "within"
+    words = pdf_words(pdf)
+    assert "itsleadisnottestedoverseeds" in words  # RankCase "single": the best strategy has one seed
+    assert "NoGPUresultsareincludedinthisreport" in words  # GpuCase "absent"
     for bad in ("??", "...", "undefined"):
         assert bad not in text, f"{bad!r} in the PDF text"
 
@@ -304,20 +314,37 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
     return runs
 
 
+def seeds(**strategies) -> dict[str, float]:
+    """cyclical=[25.0, 25.2] -> {"cyclical": 25.0, "cyclical-s1": 25.2}: the run names the grid gives seeds."""
+    return {f"{s.replace('_', '-')}{f'-s{k}' if k else ''}": v
+            for s, vs in strategies.items() for k, v in enumerate(vs)}
+
+
 # Sets of runs whose numbers give different verdicts; each case value with a phrase of its sentence
 # (a phrase must be absent from the PDF of every set where its case has another value).
 FLIPS = {
-    "a": (dict(psnr={"cyclical": 25.0, "cyclical-s1": 25.2, "monotonic": 22.0, "none": 21.0, "tf-off": 26.0,
-                     "tf-half": 20.0}, falling="none", clip=1.0, per_epoch=True, data_root="", rise="ratio",
-               active={}),
-          {"SeedSpreadCase": ("larger", "islargerthanthelargestseedtoseedstandarddeviation"),
-           "DriftCase": ("falls", "fallsbymorethan1dBin1ofthe6runs"),
-           "TFBestCase": ("off", "trainingwithoutteacherforcingwasthebest"),
+    "a": (dict(psnr=seeds(cyclical=[25.0, 25.2, 25.1], monotonic=[22.0, 22.1, 22.2], none=[21.0, 21.2, 21.1],
+                          tf_off=[26.0, 26.2, 26.1], tf_half=[20.0, 20.1, 20.2]),
+               falling="none", clip=1.0, per_epoch=True, data_root="", rise="ratio", active={}),
+          {"RankCase": ("clear", "excludeszeroagainsteveryotherstrategy(Section"),
+           "KLRankCase": ("clear", "excludeszeroagainsteachoftheothers(differenceofmean"),
+           "TFOffTestCase": ("better", "trainingwithoutteacherforcingisbetter"),
+           "TFHalfTestCase": ("worse", "Thefixedratioof0.5isworsethanthedecayingratio"),
+           "BaselineTestCase": ("above", "everystrategywithseveralseedsisabovethe"),
+           "GpuCase": ("present", "ThesamecomparisononaGPU"),
+           "GpuRankCase": ("clear", "againsteachoftheotherKLannealingstrategies"),
+           "GpuAgreeCase": ("same", "TheGPUgridorderstheKLannealingstrategiesastheCPUgriddoes"),
+           "GpuEvidenceCase": ("both", "Bothrankingsrestonintervals"),
+           "GpuBenchCase": ("measured", "timesasfastasthelab"),
+           "LowestMSETestCase": ("distinct", "isbelowthatofNone,thebestoftheotherside"),
+           "HighestKLTestCase": ("distinct", "finalKLperframeisabovethatof"),
+           "DriftCase": ("falls", "fallsbymorethan1dBin1ofthe15runs"),
+           "TFBestCase": ("off", "trainingwithoutteacherforcinghasthehighestmean"),
            "GradClipCase": ("on", "thegradientnormisclippedto1"),
            "TFPerEpoch": ("true", "Atthestartofeveryepochacoin"),
            "DataKind": ("synth", "onSynthDancetiny"),
-           "SeedCountCase": ("mixed", "astrategywithoneseedshowsitssinglerun"),
-           "BaselineCase": ("all", "All6runswithascoreendabove"),
+           "SeedCountCase": ("several", "Eachstrategyhas3seeds;withsofew"),
+           "BaselineCase": ("all", "All15runswithascoreendabove"),
            "GradNormPeakCase": ("first", "largestinthefirstepoch"),
            "GradClipActsCase": ("acts", "clipatnorm1wouldact"),
            "ConvergenceCase": ("flat", "endonaplateau"),
@@ -325,21 +352,29 @@ FLIPS = {
            "LowestMSECase": ("annealed", "anannealedstrategy,andithasbeenthelowest"),
            "HighestKLCase": ("constant", "annealingdidnotkeepmoreinformation"),
            "CollapseCase": ("all", "collapsedineverystrategy"),
-           "ConcurrencyCase": ("several", "Upto6runstrainedatthesametime"),
+           "ConcurrencyCase": ("several", "Upto15runstrainedatthesametime"),
            "ScoredCase": ("scored", "Thesearelocalscores")}),
-    "b": (dict(psnr={"cyclical": 24.0, "cyclical-s1": 28.0, "monotonic": 25.5, "none": 25.2, "tf-off": 25.0,
-                     "tf-half": 26.5}, falling=None, clip=0.0, per_epoch=False, data_root="REAL",
+    "b": (dict(psnr=seeds(cyclical=[24.0, 28.0], monotonic=[25.5], none=[25.2], tf_off=[25.0],
+                          tf_half=[26.0, 27.0]), falling=None, clip=0.0, per_epoch=False, data_root="REAL",
                mse_winner="none", kl_winner="cyclical", gains={"none": 2.0, "tf-off": -2.0}, rise="beta",
                grad="later", active={"cyclical": 30, "monotonic": 0, "none": 0}, concurrent=False, scored=False,
                baseline=25.3),
-          {"SeedSpreadCase": ("within", "sotherankingisnotreliable"),
+          {"RankCase": ("tied", "spanszeroagainsteveryotherstrategytested:atthisbudgetthestrategiesarenot"),
+           "KLRankCase": ("single", "eachcomparisonofithasasingleseedononeside"),
+           "TFOffTestCase": ("untested", "Trainingwithoutteacherforcingisnottested"),
+           "TFHalfTestCase": ("same", "Thefixedratioof0.5andthedecayingratioarenotdistinguishable"),
+           "BaselineTestCase": ("mixed", "thestrategiesdonotagree"),
+           "GpuCase": ("absent", "NoGPUresultsareincludedinthisreport"),
+           "LowestMSETestCase": ("untested", "thisMSEcomparisonisnottested"),
+           "HighestKLTestCase": ("untested", "theKLcomparisonisnottested"),
+           "CollapseTestCase": ("untested", "differenceinactiveunitsisnottested"),
            "DriftCase": ("flat", "donotvisiblyaccumulate"),
-           "TFBestCase": ("half", "thefixedratioof0.5wasthebest"),
+           "TFBestCase": ("half", "thefixedratioof0.5hasthehighestmean"),
            "GradClipCase": ("off", "thegradientnormisnotclipped"),
            "TFPerEpoch": ("false", "Foreverybatchacoin"),
            "DataKind": ("real", "ontherealdancedataset"),
            "SeedCountCase": ("mixed", "astrategywithoneseedshowsitssinglerun"),
-           "BaselineCase": ("some", "3ofthe6runswithascoreendabove"),
+           "BaselineCase": ("some", "4ofthe7runswithascoreendabove"),
            "GradNormPeakCase": ("later", "peaksafterthefirstepoch"),
            "GradClipActsCase": ("never", "wouldneveractontheseruns"),
            "ConvergenceCase": ("mixed", "dependonwherethebudgetstops"),
@@ -352,8 +387,9 @@ FLIPS = {
     "c": (dict(psnr={"cyclical": 17.0, "monotonic": 16.0, "tf-off": 15.5, "tf-half": 15.0}, falling=None,
                clip=1.0, per_epoch=True, data_root="", gains=2.0, rise="neither", grad=None,
                concurrent=None, scored=False),
-          {"SeedSpreadCase": ("single", "becauseeverystrategywastrainedwithasingleseed"),
-           "TFBestCase": ("decay", "thedecayingratiowasthebest"),
+          {"RankCase": ("single", "itsleadisnottestedoverseedsandthisrankingmaybenoise"),
+           "BaselineTestCase": ("single", "Withoneseedperstrategythesemarginsarenottested"),
+           "TFBestCase": ("decay", "thedecayingratiohasthehighestmean"),
            "SeedCountCase": ("one", "Everystrategywastrainedwithasingleseed"),
            "BaselineCase": ("no", "Norunendsabovetherepeatfirstframebaseline"),
            "GradNormPeakCase": ("unknown", "Therunsdonotlogthegradientnorm"),
@@ -366,9 +402,15 @@ FLIPS = {
 }
 
 
+# the GPU session's runs beside a set (none: no results/gpu/): validation PSNR per run, and a bench record
+GPU_SETS = {"a": (seeds(cyclical=[23.0, 23.1, 23.2], monotonic=[21.0, 21.2, 21.1], none=[19.0, 19.1, 19.2]),
+                  dict(ratio_vs_lab=25.3, train_frames_per_s=2500.0, lab_train_frames_per_s=98.7)),
+            "b": (seeds(cyclical=[20.0, 21.0, 20.5], monotonic=[24.9, 25.6, 25.0], none=[25.0, 25.5, 25.2]), None)}
+
+
 def test_verdicts_flip_with_the_numbers(built, tmp_path):
     """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
-    from lab4 import report_numbers
+    from lab4 import report_gpu, report_numbers, report_ranking
     from lab4.report_runs import strategy_of
     tex = have_tex()
     words = {}
@@ -378,10 +420,16 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
         runs = synthetic_runs(tmp_path, **kw)
         project = tmp_path / key
         out = report_numbers.write_tables_and_macros(runs, project / "report" / "generated")
-        m = macro_values(out["macros"])
+        gpu_runs, bench = [], None
+        if key == "a":  # GPU runs beside set a only; b and c say that there are none
+            gpu_runs = synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, "")
+            bench = GPU_SETS["a"][1]
+        gpu_out = report_gpu.write_gpu(gpu_runs, runs, built["base"] / "figures", project / "report" / "generated",
+                                       bench)
+        m = {**macro_values(out["macros"]), **macro_values(gpu_out["macros"])}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
-        single = [r for r in runs if r.name != "cyclical-s1"]  # one seed each: the spread is unknown
-        assert report_numbers.strategy_macros(single)["SeedSpreadCase"] == "single"
+        single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
+        assert report_ranking.ranking_macros(single)["RankCase"] == "single"
         assert {strategy_of(r.name) for r in single} == {strategy_of(r.name) for r in runs}
         if tex:
             (project / "figures").symlink_to(built["base"] / "figures")
@@ -414,3 +462,108 @@ def test_every_new_verdict_value_is_reachable(tmp_path):
     kl = T.collapse_macros(runs)
     # 7 nats per 8-frame clip (7 predicted frames) is 1 nat per frame; 7,000 is 1,000
     assert (kl["FinalKLMin"], kl["FirstKLMax"], kl["LatentUnits"]) == ("1.00", "1{,}000", "8{,}192")
+
+
+def test_ranking_cases_from_their_functions():
+    """The ranking values the PDF sets above do not reach, from report_ranking on plain numbers."""
+    from lab4 import report_ranking as R
+    partial = R.rank_macros({"none": [25.0, 25.5, 25.2], "monotonic": [24.9, 25.6, 25.0],
+                             "cyclical": [20.0, 21.0, 20.5], "tf-off": [19.0]}, "X")
+    assert (partial["XRankCase"], partial["XRankBest"], partial["XRankAboveList"]) == ("partial", "None", "Cyclical")
+    assert (partial["XRankSpanList"], partial["XRankUntestedList"], partial["XRankBestSeeds"]) == \
+        ("Monotonic", "tf-off", "3")
+    tests = partial["XRankTests"]
+    assert tests.startswith("Monotonic $+$0.07~dB [$-$") and "Cyclical $+$4.73~dB [" in tests
+    assert R.rank_macros({"none": [25.0, 25.1]}, "")["RankCase"] == "none"
+    assert R.rank_macros({}, "")["RankCase"] == "none"
+
+
+def test_teacher_forcing_and_baseline_tests(tmp_path):
+    from lab4 import report_ranking as R
+    kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
+    m = R.teacher_forcing_test_macros(synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1], tf_off=[20.0, 20.2]), **kw))
+    assert (m["TFOffTestCase"], m["TFHalfTestCase"]) == ("worse", "missing")
+    below = R.baseline_test_macros(synthetic_runs(tmp_path, seeds(cyclical=[15.0, 15.1]), **kw))
+    assert below["BaselineTestCase"] == "below" and below["BaselineBelowList"] == "Cyclical"
+    assert R.baseline_test_macros([])["BaselineTestCase"] == "unknown"
+
+
+def test_gpu_comparison_verdicts(tmp_path):
+    """The GPU section's comparison with the CPU ranking follows both grids' numbers."""
+    from lab4.report_gpu import gpu_macros
+    kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
+    cpu_b = synthetic_runs(tmp_path, FLIPS["b"][0]["psnr"], **kw)  # KL order Cyclical > Monotonic > None, untested
+    gpu_b = synthetic_runs(tmp_path, GPU_SETS["b"][0], **kw)  # None > Monotonic (spans) > Cyclical
+    m = gpu_macros(gpu_b, cpu_b)
+    assert (m["GpuAgreeCase"], m["GpuRankCase"], m["GpuEvidenceCase"], m["GpuBenchCase"]) == \
+        ("differ", "partial", "neither", "none")
+    assert m["GpuOrder"] == "None $>$ Monotonic $>$ Cyclical" and m["GpuCpuOrder"] == "Cyclical $>$ Monotonic $>$ None"
+    cpu_a = synthetic_runs(tmp_path, FLIPS["a"][0]["psnr"], **kw)  # Cyclical > Monotonic > None, all separated
+    gpu_best = synthetic_runs(tmp_path, seeds(cyclical=[23.0, 23.1], none=[21.0, 21.1], monotonic=[20.0, 20.1]), **kw)
+    m = gpu_macros(gpu_best, cpu_a)
+    assert (m["GpuAgreeCase"], m["GpuEvidenceCase"]) == ("best", "both")
+    tied = synthetic_runs(tmp_path, seeds(cyclical=[23.0, 21.0], monotonic=[22.0, 22.5], none=[21.5, 22.6]), **kw)
+    m = gpu_macros(tied, cpu_a)
+    assert (m["GpuRankCase"], m["GpuEvidenceCase"]) == ("tied", "one")
+    no_kl = synthetic_runs(tmp_path, seeds(tf_off=[20.0, 20.1]), **kw)
+    assert gpu_macros(gpu_b, no_kl)["GpuAgreeCase"] == "unknown"
+    assert gpu_macros([], cpu_a) == {"GpuCase": "absent"}
+
+
+def test_gpu_results_folder_makes_the_second_section(tmp_path):
+    """A results/gpu/ laid out as lab4/gpucheck.py writes it gives the GPU figures, table and every Gpu macro."""
+    import json
+    from lab4 import report_gpu
+    results = tmp_path / "results"
+    for r in synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, ""):
+        d = results / "gpu" / r.name
+        d.mkdir(parents=True)
+        r.metrics.to_csv(d / "metrics.csv", index=False)
+        r.psnr.to_csv(d / "psnr_per_frame.csv", index=False)
+        (d / "summary.json").write_text(json.dumps({**r.summary, "device": "cuda"}))
+        (d / "config.json").write_text(json.dumps(r.config))
+    (results / "gpu" / "figures").mkdir()  # 03_compare's own output on the device: not a run
+    (results / "bench").mkdir()
+    (results / "bench" / "nvidia-h200.json").write_text(json.dumps(GPU_SETS["a"][1]))
+    runs, bench = report_gpu.load_gpu(results / "gpu")
+    assert len(runs) == 9 and bench["ratio_vs_lab"] == 25.3
+    cpu = synthetic_runs(tmp_path, FLIPS["a"][0]["psnr"], None, 1.0, True, "")
+    out = report_gpu.write_gpu(runs, cpu, tmp_path / "figures", tmp_path / "generated", bench)
+    for stem in report_gpu.GPU_FIGURES:
+        assert (tmp_path / "figures" / "gpu" / f"{stem}.pdf").is_file()
+    table = out["table"].read_text()
+    assert table.count(r"\\") == 3 and r"23.10 $\pm$ 0.10" in table  # cyclical: mean +- std of 3 seeds
+    m = macro_values(out["macros"])
+    assert (m["GpuCase"], m["GpuDevice"], m["GpuBenchRatio"], m["GpuSeedsPerStrategy"]) == \
+        ("present", "cuda", "25.3", "3")
+    used = {u for u in re.findall(r"\\(Gpu[A-Za-z]+)", MAIN_TEX.read_text())} - macro_defs(MAIN_TEX.read_text())
+    assert used - set(m) == set(), f"main.tex's GPU section uses macros gpu.tex lacks: {sorted(used - set(m))}"
+    assert report_gpu.load_gpu(tmp_path / "nowhere") == ([], None)
+
+
+def test_readme_table_mean_std(tmp_path, capsys):
+    """The README's results table: mean +- std over seeds, one value for one seed; the CLI prints it."""
+    from lab4 import report_numbers
+    runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.2, 25.1], tf_off=[26.0]), None, 1.0, True, "")
+    table = report_numbers.readme_table(runs).splitlines()
+    assert table[0].startswith("| Strategy | Seeds | Val PSNR (dB) |") and len(table) == 4
+    assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith("| tf-off | 1 | 26.00 |")
+    assert report_numbers.main(["--readme-table", str(tmp_path / "none")]) == 2
+    assert "no runs with metrics.csv" in capsys.readouterr().err
+
+
+def test_training_rankings_are_tested_over_seeds(tmp_path):
+    """The MSE, KL and active-unit winners are tested against the other side; noisy seeds span zero."""
+    from lab4 import report_training as T
+    runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1, 25.2], none=[24.0, 24.1, 24.2]), None, 0.0, False, "",
+                          active={"cyclical": 5, "none": 3})
+    m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
+    assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("distinct",) * 3
+    assert m["LowestMSETest"].startswith("$-$0.0286 [") and m["CollapseRival"] == "None"
+    for k, r in enumerate(runs):  # the seeds' final MSE and KL now overlap, and so do their active units
+        ep = r.metrics["kind"] == "epoch"
+        r.metrics.loc[ep, "mse"] = r.metrics.loc[ep, "mse"].to_numpy() * (1 + (0.8 if k % 3 == 0 else -0.6))
+        r.metrics.loc[ep, "kl"] = r.metrics.loc[ep, "kl"].to_numpy() * (0.01 if k % 3 == 1 else 1.0)
+        r.summary["active_units"] = {0: 0, 1: 9, 2: 4}[k % 3]
+    m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
+    assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("spans",) * 3
