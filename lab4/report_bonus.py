@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .report_runs import Run, group
+from .report_stats import bootstrap_diff
 from .report_training import _big, active_units_of, kl_per_frame
 
 NA = "n/a"
@@ -101,18 +102,29 @@ def final_kl(run: Run) -> float:
 def stats(rs: list[Run]) -> dict:
     """A strategy's runs -> mean val PSNR (and its std over seeds), final KL per frame, active units, z = 0."""
     psnr = [r.value("mean_psnr") for r in rs]
-    return dict(n=len(rs), psnr=_mean(psnr), std=_std(psnr), kl=_mean([final_kl(r) for r in rs]),
+    return dict(n=len(rs), values=psnr, psnr=_mean(psnr), std=_std(psnr), kl=_mean([final_kl(r) for r in rs]),
                 active=_mean([active_units_of(r) for r in rs]), z0=_mean([psnr_z0(r) for r in rs]))
 
 
 # -- verdicts -----------------------------------------------------------------------------------
 def compare_case(s: dict | None, ref: dict | None) -> str:
-    """better / worse / same (within SAME_DB or the larger seed std) / none, for mean val PSNR."""
+    """better / worse / same / none, for mean val PSNR: by the report's bootstrap test over seeds
+    (report_stats.bootstrap_diff; "same" = the interval spans zero) when both sides have two seeds or more,
+    else within SAME_DB or the larger seed std."""
     if not s or not ref or not np.isfinite(s["psnr"]) or not np.isfinite(ref["psnr"]):
         return "none"
+    iv = bootstrap_diff(s["values"], ref["values"])
+    if iv is not None:
+        return {"above": "better", "below": "worse", "spans": "same"}[iv.verdict]
     tol = max([SAME_DB] + [x for x in (s["std"], ref["std"]) if np.isfinite(x)])
     d = s["psnr"] - ref["psnr"]
     return "same" if abs(d) <= tol else "better" if d > 0 else "worse"
+
+
+def _interval(s: dict | None, ref: dict | None) -> str:
+    """The bootstrap interval of the difference as text, or "not tested" below two seeds on a side."""
+    iv = bootstrap_diff(s["values"], ref["values"]) if s and ref else None
+    return "not tested" if iv is None else f"95\\% interval {_signed(iv.lo)} to {_signed(iv.hi)} dB"
 
 
 def collapse_case(s: dict | None) -> str:
@@ -165,6 +177,7 @@ def bonus_macros(runs) -> dict[str, str]:
                   f"Bonus{kind}Delta": _signed(s["psnr"] - ref["psnr"]) if s and ref else NA,
                   f"Bonus{kind}KL": _big(s["kl"]) if s else NA,
                   f"Bonus{kind}Active": _units(s["active"]) if s else NA,
+                  f"Bonus{kind}Interval": _interval(s, ref),
                   f"Bonus{kind}Case": compare_case(s, ref), f"Bonus{kind}CollapseCase": collapse_case(s)})
         if kind == "FreeBits":
             n_dim = int(strategies[0][1][0].config.get("N_dim", 12)) if strategies else 0

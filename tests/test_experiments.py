@@ -88,10 +88,10 @@ def test_parameters_split_into_flat_and_extra(tmp_path):
 
 def test_committed_grid_is_valid():
     names = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "quick")]
-    strategies = ["cyclical", "monotonic", "none", "tf-off", "tf-half", "free-bits", "beta-max"]
+    strategies = ["cyclical", "monotonic", "none", "tf-off", "tf-half", "free-bits"]
     assert names == [f"{s}{k}" for s in strategies for k in ("", "-s1", "-s2")]  # 3 seeds of every entry
     full = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "full")]
-    assert {"cyclical-s1", "monotonic-s2", "tf-half-s2", "free-bits-s2"} <= set(full) and len(full) == 21
+    assert {"cyclical-s1", "monotonic-s2", "tf-half-s2", "free-bits-s2"} <= set(full) and len(full) == 18
     runs = dict(experiments.load_grid(ROOT / "experiments.yaml", "quick"))
     # only the first seed rolls out the test sequences (the submission); the extra seeds skip it
     assert "predict" not in runs["cyclical"] and runs["cyclical-s1"]["predict"] is False

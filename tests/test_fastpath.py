@@ -192,3 +192,27 @@ def test_trainer_epoch_compiled_channels_last(trainer, tiny_root, tmp_path):
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(trainer.model))
     plain = Trainer(make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path), channels_last=False))
     assert not any(w.is_contiguous(memory_format=torch.channels_last) for w in _conv_weights(plain.model))
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_rollouts_in_bf16_where_training_was_and_re_evaluation_agrees(tiny_root, tmp_path, monkeypatch, native_bf16):
+    """An amp run on a CPU with native bf16 validates in bf16 (lab4.hardware.rollout_autocast), and
+    `lab4 evaluate` of its folder rolls out the same way, so it gives the Trainer's own number; elsewhere fp32."""
+    import lab4.hardware
+    from lab4.runs import evaluate_run
+    monkeypatch.setattr(lab4.hardware, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
+    seen = []
+    real_rollout = CVAE.rollout
+
+    def spy(self, *a, **kw):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real_rollout(self, *a, **kw)
+
+    monkeypatch.setattr(CVAE, "rollout", spy)
+    cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path / "r"), device="cpu", amp=True,
+                      num_epoch=1, milestones=(1,))
+    tr = Trainer(cfg).fit()
+    assert seen == [native_bf16]
+    again = evaluate_run(tmp_path / "r", device="cpu")
+    assert seen[1:] == [native_bf16, native_bf16]  # the run's rollout, then the z = 0 one
+    assert again["mean_psnr"] == tr.last_val["mean_psnr"]
