@@ -29,13 +29,6 @@ def amp_enabled(cfg: Config, device: torch.device) -> bool:
     return cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()))
 
 
-def rollout_autocast(cfg: Config, device: torch.device):
-    """bf16 autocast for rollouts (validation, test) on a CPU where :func:`amp_enabled`: a 630-frame rollout at
-    batch 1 costs about a quarter less, and the PSNR moves by hundredths of a dB. Off on CUDA, whose rollout
-    path (CUDA graphs) is checked in fp32 by lab4.gpucheck."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=device.type == "cpu" and amp_enabled(cfg, device))
-
-
 def cpu_model_name() -> str:
     """The CPU's model name as lscpu shows it (``platform.processor()`` where /proc/cpuinfo is missing)."""
     try:

@@ -18,7 +18,7 @@ import torch
 from .config import FIELDS, Config, make_config
 from .data import PROJECT_ROOT, load_split, load_test, load_test_gt, run_dataset
 from .evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
-from .hardware import cpu_model_name, rollout_autocast  # results are bit-identical on one machine, not across processors
+from .hardware import cpu_model_name  # results are bit-identical on one machine, not across processors
 from .io import atomic_write_text
 from .plots import plot_psnr_run, save_strip
 from .train import Trainer, load_trained
@@ -46,13 +46,12 @@ def _model_and_config(run, checkpoint: str, device: str):
     return model, cfg, Path(run)
 
 
-def _rollout(run, fn, model, cfg):
-    """fn(step_fn) with a Trainer's compiled rollout step (eager again if it fails), or eagerly; in bf16 where
-    training was (lab4.hardware.rollout_autocast), so that a re-evaluation gives the run's own numbers."""
-    with rollout_autocast(cfg, next(model.parameters()).device):
-        if isinstance(run, Trainer):
-            return run.with_fallback(lambda: fn(run.rollout_step), step="rollout")
-        return fn(None)
+def _rollout(run, fn):
+    """fn(step_fn) with a Trainer's compiled rollout step (eager again if it fails), or eagerly. Always in fp32,
+    even after bf16 training: the 630-frame rollout amplifies bf16 rounding into dB (docs/speedrun.md)."""
+    if isinstance(run, Trainer):
+        return run.with_fallback(lambda: fn(run.rollout_step), step="rollout")
+    return fn(None)
 
 
 def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | None = None,
@@ -74,9 +73,9 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
         val = load_split(run_dataset(run_dir, data_root, progress), "val", cfg.frame_H, cfg.frame_W, progress)
         res = None
     if res is None:
-        res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn), model, cfg)
+        res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
     # the same rollout with z = 0, the prior's mean (the bonus's test-time strategy): one more rollout, no training
-    res_z0 = _rollout(run, lambda step_fn: validate(model, val, step_fn=step_fn, zero_z=True), model, cfg)
+    res_z0 = _rollout(run, lambda step_fn: validate(model, val, step_fn=step_fn, zero_z=True))
     write_psnr_csv(run_dir / "psnr_per_frame.csv", res)
     plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
     save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
@@ -99,7 +98,7 @@ def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path 
     seed = cfg.seed if seed is None else seed
     root = run_dataset(run_dir, data_root, progress)
     seqs = load_test(root, cfg.frame_H, cfg.frame_W, progress=progress)
-    preds = _rollout(run, lambda step_fn: predict_test(model, seqs, seed=seed, step_fn=step_fn), model, cfg)
+    preds = _rollout(run, lambda step_fn: predict_test(model, seqs, seed=seed, step_fn=step_fn))
     out = Path(out) if out else run_dir / "submission.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_submission(out, preds)

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import Lab4Error
 from .evaluate import validate
 from .model import CVAE
-from .hardware import amp_enabled, rollout_autocast
+from .hardware import amp_enabled
 from .init import init_weights
 from .io import atomic_write_text
 from .schedules import TeacherForcing, kl_beta, lr_multiplier
@@ -300,9 +300,8 @@ class Trainer:
                                 f"training stopped, last good checkpoint kept at {self.run_dir / 'last.pt'}")
 
     def validate(self) -> dict:
-        with rollout_autocast(self.cfg, self.device):
-            res = self.with_fallback(lambda: validate(self.model, self.val_data, seed=self.cfg.seed,
-                                                      step_fn=self.rollout_step), step="rollout")
+        res = self.with_fallback(lambda: validate(self.model, self.val_data, seed=self.cfg.seed,
+                                                  step_fn=self.rollout_step), step="rollout")
         self.last_val = res
         self._trigger("on_validation_end", res)
         return res
