@@ -28,6 +28,7 @@ CASES = {
     "TFBestCase": ("off", "half", "decay", "none"),  # which teacher-forcing variant scored best
     "DriftCase": ("flat", "falls", "rises", "none"),  # PSNR from the first to the last frames
     "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
+    "KLWeightCase": ("lab", "mean", "other"),  # the KL's weight in the loss: the lab's 1, 1/(N*H*W), or another
     "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
     "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
     **report_training.CASES, **report_setup.CASES, **report_ranking.CASES,
@@ -213,6 +214,11 @@ def setup_macros(runs) -> dict[str, str]:
         m[key] = tex_escape(f"{v:g}" if isinstance(v, float) else v) if v is not None else NA
     clip = cfg.get("clip_grad")
     m["GradClipCase"] = "unknown" if clip is None else "off" if float(clip) == 0 else "on"
+    w = float(cfg.get("kl_weight", 1.0))
+    n_latent = int(cfg.get("N_dim", 12)) * int(cfg.get("frame_H", 32)) * int(cfg.get("frame_W", 64))
+    m["KLWeight"] = f"{w:.4g}"
+    m["LatentElements"] = f"{n_latent:,}".replace(",", "{,}")
+    m["KLWeightCase"] = "lab" if w == 1 else "mean" if math.isclose(w * n_latent, 1, rel_tol=1e-6) else "other"
     m["TFPerEpoch"] = "true" if cfg.get("tfr_per_epoch") else "false"
     ms = cfg.get("milestones")
     m["Milestones"] = ", ".join(str(x) for x in ms) if ms else NA

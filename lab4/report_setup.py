@@ -17,6 +17,7 @@ NA = "n/a"
 CASES = {
     "ConcurrencyCase": ("one", "several", "unknown"),  # at most one run at a time, or several
     "ScoredCase": ("scored", "unscored"),  # does any run have a local test score
+    "TestSeedsCase": ("all", "some"),  # did every scored run's seeds roll the test set out, or only some
 }
 # (config field, what the table calls it); the report explains each in its own section
 HYPERPARAMETERS = (
@@ -32,6 +33,7 @@ HYPERPARAMETERS = (
     ("tfr_d_step", "teacher-forcing step per epoch"), ("tfr_per_epoch", "one teacher-forcing coin per epoch"),
     ("kl_anneal_type", "KL annealing"), ("kl_anneal_cycle", "KL annealing cycles $M$"),
     ("kl_anneal_ratio", "KL annealing ramp ratio $R$"), ("kl_weight", "KL weight on top of $\\beta$"),
+    ("kl_beta_max", "$\\beta$ ceiling"), ("free_bits", "free bits $\\lambda$ (nats per channel)"),
     ("init", "weight initialisation"), ("lr_schedule", "learning-rate schedule"),
     ("lr_warmup", "learning-rate warm-up (fraction of the run)"), ("amp", "bf16 autocast"),
     ("synth_preset", "SynthDance preset"),
@@ -114,6 +116,10 @@ def compute_macros(runs) -> dict[str, str]:
          "ConcurrencyCase": "unknown" if k is None else "one" if k == 1 else "several"}
     scored = any(np.isfinite(r.value("public")) for r in runs)
     m["ScoredCase"] = "scored" if scored else "unscored"
+    # the grid's extra seeds skip the test rollout (predict=False): their strategy's score is one run's
+    skipped = [r for r in runs if r.config.get("predict") is False]
+    m["TestSeedsCase"] = "some" if scored and skipped else "all"
+    m["TestSkippedRuns"] = str(len(skipped))
     m["NumDepartures"] = str(len(departures(runs)))
     return m
 
