@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .report_format import NA, big, finite_mean, fmt, signed, tex_escape
 from .report_runs import Run, group
-from .report_stats import bootstrap_diff
-from .report_training import _big, active_units_of, kl_per_frame
+from .report_stats import bootstrap_diff, mean_std
+from .report_training import active_units_of, kl_per_frame
 
-NA = "n/a"
 REFERENCE = "cyclical"
 SAME_DB = 0.1     # two mean PSNRs closer than this (or than their seed spread) are "the same"
 ZERO_Z_DB = 0.05  # z = 0 and z ~ N(0, I) closer than this on a run are "the same"
@@ -37,13 +37,8 @@ CASES = {
 }
 
 
-def _fmt(x, digits: int = 2) -> str:
-    return NA if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _signed(x, digits: int = 2) -> str:
-    """+1.23 or $-$1.23: a difference shows its sign either way."""
-    return _fmt(x, digits) if not np.isfinite(x) else f"{x:+.{digits}f}".replace("-", "$-$", 1)
 
 
 def _units(x) -> str:
@@ -51,19 +46,10 @@ def _units(x) -> str:
     return NA if x is None or not np.isfinite(x) else f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
 
 
-def _tex(s) -> str:
-    from .report_numbers import tex_escape
-    return tex_escape(s)
 
 
-def _mean(vals) -> float:
-    v = [x for x in vals if np.isfinite(x)]
-    return float(np.mean(v)) if v else math.nan
 
 
-def _std(vals) -> float:
-    v = [x for x in vals if np.isfinite(x)]
-    return float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
 
 
 # -- per run ------------------------------------------------------------------------------------
@@ -102,8 +88,8 @@ def final_kl(run: Run) -> float:
 def stats(rs: list[Run]) -> dict:
     """A strategy's runs -> mean val PSNR (and its std over seeds), final KL per frame, active units, z = 0."""
     psnr = [r.value("mean_psnr") for r in rs]
-    return dict(n=len(rs), values=psnr, psnr=_mean(psnr), std=_std(psnr), kl=_mean([final_kl(r) for r in rs]),
-                active=_mean([active_units_of(r) for r in rs]), z0=_mean([psnr_z0(r) for r in rs]))
+    return dict(n=len(rs), values=psnr, psnr=finite_mean(psnr), std=mean_std(psnr)[1], kl=finite_mean([final_kl(r) for r in rs]),
+                active=finite_mean([active_units_of(r) for r in rs]), z0=finite_mean([psnr_z0(r) for r in rs]))
 
 
 # -- verdicts -----------------------------------------------------------------------------------
@@ -124,7 +110,7 @@ def compare_case(s: dict | None, ref: dict | None) -> str:
 def _interval(s: dict | None, ref: dict | None) -> str:
     """The bootstrap interval of the difference as text, or "not tested" below two seeds on a side."""
     iv = bootstrap_diff(s["values"], ref["values"]) if s and ref else None
-    return "not tested" if iv is None else f"95\\% interval {_signed(iv.lo)} to {_signed(iv.hi)} dB"
+    return "not tested" if iv is None else f"95\\% interval {signed(iv.lo, plus='+')} to {signed(iv.hi, plus='+')} dB"
 
 
 def collapse_case(s: dict | None) -> str:
@@ -162,35 +148,35 @@ def bonus_strategies(runs) -> dict[str, list[tuple[str, list[Run]]]]:
 def bonus_macros(runs) -> dict[str, str]:
     g = group(runs)
     ref = stats(g[REFERENCE]) if REFERENCE in g else None
-    m = {"BonusRefPSNR": _fmt(ref["psnr"]) if ref else NA, "BonusRefSeeds": str(ref["n"]) if ref else "0",
-         "BonusRefKL": _big(ref["kl"]) if ref else NA, "BonusRefActive": _units(ref["active"]) if ref else NA,
+    m = {"BonusRefPSNR": fmt(ref["psnr"]) if ref else NA, "BonusRefSeeds": str(ref["n"]) if ref else "0",
+         "BonusRefKL": big(ref["kl"]) if ref else NA, "BonusRefActive": _units(ref["active"]) if ref else NA,
          "BonusRefCollapseCase": collapse_case(ref), "BonusSameDB": f"{SAME_DB:g}", "BonusZeroZTol": f"{ZERO_Z_DB:g}"}
     counts = [ref["n"]] if ref else []
     for kind, strategies in bonus_strategies(runs).items():
         s = stats(strategies[0][1]) if strategies else None
         setting = setting_of(strategies[0][1][0], kind) if strategies else math.nan
         counts += [s["n"]] if s else []
-        m.update({f"Bonus{kind}Name": _tex(strategies[0][0]) if s else NA,
+        m.update({f"Bonus{kind}Name": tex_escape(strategies[0][0]) if s else NA,
                   f"Bonus{kind}Setting": f"{setting:g}" if np.isfinite(setting) else NA,
                   f"Bonus{kind}Seeds": str(s["n"]) if s else "0",
-                  f"Bonus{kind}PSNR": _fmt(s["psnr"]) if s else NA,
-                  f"Bonus{kind}Delta": _signed(s["psnr"] - ref["psnr"]) if s and ref else NA,
-                  f"Bonus{kind}KL": _big(s["kl"]) if s else NA,
+                  f"Bonus{kind}PSNR": fmt(s["psnr"]) if s else NA,
+                  f"Bonus{kind}Delta": signed(s["psnr"] - ref["psnr"], plus="+") if s and ref else NA,
+                  f"Bonus{kind}KL": big(s["kl"]) if s else NA,
                   f"Bonus{kind}Active": _units(s["active"]) if s else NA,
                   f"Bonus{kind}Interval": _interval(s, ref),
                   f"Bonus{kind}Case": compare_case(s, ref), f"Bonus{kind}CollapseCase": collapse_case(s)})
         if kind == "FreeBits":
             n_dim = int(strategies[0][1][0].config.get("N_dim", 12)) if strategies else 0
             floor = setting * n_dim if strategies else math.nan  # nats per frame: the floor of every channel
-            m["BonusFreeBitsFloorFrame"] = _fmt(floor, 1)
+            m["BonusFreeBitsFloorFrame"] = fmt(floor, 1)
             m["BonusFreeBitsFloorCase"] = floor_case(s["kl"] if s else math.nan, floor)
     m["BonusSeedCase"] = ("none" if not counts else "one" if max(counts) == 1
                           else "several" if min(counts) > 1 else "mixed")
     diffs = [psnr_z0(r) - r.value("mean_psnr") for r in runs]
     fin = [d for d in diffs if np.isfinite(d)]
     m.update({"BonusZeroZRuns": str(len(fin)), "BonusZeroZHigher": str(sum(d > ZERO_Z_DB for d in fin)),
-              "BonusZeroZLower": str(sum(d < -ZERO_Z_DB for d in fin)), "BonusZeroZMeanDiff": _signed(_mean(fin)),
-              "BonusZeroZMaxAbs": _fmt(max(map(abs, fin)) if fin else math.nan),
+              "BonusZeroZLower": str(sum(d < -ZERO_Z_DB for d in fin)), "BonusZeroZMeanDiff": signed(finite_mean(fin), plus="+"),
+              "BonusZeroZMaxAbs": fmt(max(map(abs, fin)) if fin else math.nan),
               "BonusZeroZCase": zero_z_case(fin)})
     return m
 
@@ -206,9 +192,9 @@ def bonus_rows(runs) -> str:
     lines = []
     for s, setting, rs in rows:
         st = stats(rs)
-        pm = _fmt(st["psnr"]) + (f" $\\pm$ {_fmt(st['std'])}" if np.isfinite(st["std"]) else "")
-        lines.append(f"{_tex(s)} & {setting} & {st['n']} & {pm} & {_big(st['kl'])} & {_units(st['active'])} & "
-                     f"{_fmt(st['z0'])} \\\\")
+        pm = fmt(st["psnr"]) + (f" $\\pm$ {fmt(st['std'])}" if np.isfinite(st["std"]) else "")
+        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {pm} & {big(st['kl'])} & {_units(st['active'])} & "
+                     f"{fmt(st['z0'])} \\\\")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import report_figures, report_numbers, report_ranking
+from .report_format import NA, tex_escape
 from .report_runs import KL_STRATEGIES, Run, display_name, load_runs
 
 GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse")
@@ -50,7 +51,7 @@ def _order(runs) -> list[str]:
 
 
 def _order_text(order: list[str]) -> str:
-    return " $>$ ".join(report_numbers.tex_escape(display_name(s)) for s in order) or report_numbers.NA
+    return " $>$ ".join(tex_escape(display_name(s)) for s in order) or NA
 
 
 def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:

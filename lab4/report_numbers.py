@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from . import report_ranking, report_setup, report_training
+from .report_format import NA, fmt, signed, tex_escape
 from .report_runs import KL_STRATEGIES, Run, best_run, display_name, group
 
-NA = "n/a"  # a number that these runs cannot give
 LISTED_SOURCES = ("model.py", "schedules.py")  # main.tex lists their code between "# report:" markers
 CASES = {
     "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
@@ -34,23 +34,6 @@ CASES = {
     **report_training.CASES, **report_setup.CASES, **report_ranking.CASES,
 }
 TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
-
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def tex_escape(s) -> str:
-    return "".join(_LATEX_SPECIALS.get(c, c) for c in str(s))
-
-
-def _fmt(x, digits: int = 2) -> str:
-    return NA if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
-
-
-def _signed(x, digits: int = 2) -> str:
-    """Like _fmt, with a minus sign rather than a hyphen in the PDF."""
-    return _fmt(x, digits).replace("-", "$-$", 1)
-
 
 def _range(values) -> str:
     """1 -> "1", [1, 2] -> "1--2" (an en dash in the PDF)."""
@@ -106,7 +89,7 @@ def strategy_macros(runs) -> dict[str, str]:
     """Best and worst strategy by mean validation PSNR and their gap (report_ranking tests the ranking)."""
     st = strategy_stats(runs)
     by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
-    m = {f"{display_name(s)}ValPSNR": _fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
+    m = {f"{display_name(s)}ValPSNR": fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
     finite = st[np.isfinite(st["mean_psnr"])] if len(st) else st
     m.update(NumStrategies=str(len(st)), SeedsPerStrategy=_range(int(n) for n in st["n"]) if len(st) else "0")
     counts = {int(n) > 1 for n in st["n"]} if len(st) else {False}
@@ -121,8 +104,8 @@ def strategy_macros(runs) -> dict[str, str]:
     multi = int(st["n"].max()) > 1
     return {**m, "BestStrategy": tex_escape(display_name(best["strategy"])),
             "WorstStrategy": tex_escape(display_name(worst["strategy"])),
-            "BestStrategyValPSNR": _fmt(best["mean_psnr"]), "StrategyGap": _fmt(gap),
-            "MaxSeedStd": _fmt(spread) if multi else NA}
+            "BestStrategyValPSNR": fmt(best["mean_psnr"]), "StrategyGap": fmt(gap),
+            "MaxSeedStd": fmt(spread) if multi else NA}
 
 
 def teacher_forcing_macros(runs) -> dict[str, str]:
@@ -132,7 +115,7 @@ def teacher_forcing_macros(runs) -> dict[str, str]:
     m, scored = {}, {}
     for s, (key, case) in TF_VARIANTS.items():
         v = by.get(s, math.nan)
-        m[f"{key}ValPSNR"] = _fmt(v)
+        m[f"{key}ValPSNR"] = fmt(v)
         if np.isfinite(v):
             scored[case] = v
     m["TFBestCase"] = max(scored, key=scored.get) if scored else "none"
@@ -147,10 +130,10 @@ def best_run_macros(runs) -> dict[str, str]:
     m = {"BestRun": tex_escape(best.name) if best else NA}
     for key, field_, digits in (("BestValPSNR", "mean_psnr", 2), ("BestValSSIM", "mean_ssim", 3),
                                 ("BestPublic", "public", 2), ("BestPrivate", "private", 2)):
-        m[key] = _fmt(best.value(field_), digits) if best else NA
+        m[key] = fmt(best.value(field_), digits) if best else NA
     bases = [r.value("baseline_mean_psnr") for r in runs]
     bases = [b for b in bases if np.isfinite(b)]
-    m["BaselinePSNR"] = _fmt(float(np.mean(bases))) if bases else NA
+    m["BaselinePSNR"] = fmt(float(np.mean(bases))) if bases else NA
     margins = [r.value("mean_psnr") - r.value("baseline_mean_psnr") for r in runs]
     margins = [x for x in margins if np.isfinite(x)]
     m["NumAboveBaseline"] = str(sum(x > 0 for x in margins))
@@ -158,8 +141,8 @@ def best_run_macros(runs) -> dict[str, str]:
     above = sum(x > 0 for x in margins)
     m["BaselineCase"] = ("unknown" if not margins else "all" if above == len(margins) else "some" if above
                          else "no")
-    m["MinBaselineMargin"] = _signed(min(margins)) if margins else NA
-    m["MaxBaselineMargin"] = _signed(max(margins)) if margins else NA
+    m["MinBaselineMargin"] = signed(min(margins)) if margins else NA
+    m["MaxBaselineMargin"] = signed(max(margins)) if margins else NA
     return m
 
 
@@ -239,10 +222,10 @@ def grad_norm_macros(runs) -> dict[str, str]:
                 "GradClipActsCase": "unknown"}
     above = norms[norms > 1]
     return {**m, "GradClipActsCase": "acts" if len(above) else "never",
-            "GradNormMedian": _fmt(float(np.median(norms))),
-            "GradNormAboveOnePct": _fmt(100 * len(above) / len(norms), 0),
+            "GradNormMedian": fmt(float(np.median(norms))),
+            "GradNormAboveOnePct": fmt(100 * len(above) / len(norms), 0),
             # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
-            "GradNormMedianScale": _fmt(float(np.median(1 / above)), 3) if len(above) else NA}
+            "GradNormMedianScale": fmt(float(np.median(1 / above)), 3) if len(above) else NA}
 
 
 def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> dict[str, str]:
@@ -266,8 +249,8 @@ def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> d
         return {**m, "DriftWindow": NA, "MinDrift": NA, "MaxDrift": NA, "BaselineDrift": NA, "DriftCase": "none"}
     lo, hi = min(changes), max(changes)
     case = "falls" if lo < -tolerance_db else "rises" if hi > tolerance_db else "flat"
-    return {**m, "DriftWindow": str(n), "MinDrift": _signed(lo), "MaxDrift": _signed(hi),
-            "BaselineDrift": _signed(base) if base is not None else NA, "DriftCase": case}
+    return {**m, "DriftWindow": str(n), "MinDrift": signed(lo), "MaxDrift": signed(hi),
+            "BaselineDrift": signed(base) if base is not None else NA, "DriftCase": case}
 
 
 MACRO_PARTS = (setup_macros, strategy_macros, teacher_forcing_macros, best_run_macros, grad_norm_macros,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import report_stats as S
+from .report_format import NA, signed, tex_escape
 from .report_runs import KL_STRATEGIES, display_name, group
 
-NA = "n/a"
 RANK_CASES = ("clear", "partial", "tied", "single", "none")
 CASES = {
     "RankCase": RANK_CASES,  # best strategy vs every other: all distinct, some, none, untested, no scores
@@ -26,19 +26,14 @@ CASES = {
 TF_REFERENCE = "cyclical"  # the decaying-ratio run the teacher-forcing variants share their KL schedule with
 
 
-def _tex(s) -> str:
-    from .report_numbers import tex_escape
-    return tex_escape(s)
 
 
-def _signed(x: float, digits: int = 2) -> str:
-    return f"{x:+.{digits}f}".replace("-", "$-$").replace("+", "$+$")
 
 
 def interval_text(iv: S.Interval, unit: str = "~dB", digits: int = 2) -> str:
     """'$+$0.52~dB [0.10, 0.90]': the difference and its 95% interval."""
     lo, hi = (f"{v:.{digits}f}".replace("-", "$-$") for v in (iv.lo, iv.hi))
-    return f"{_signed(iv.diff, digits)}{unit} [{lo}, {hi}]"
+    return f"{signed(iv.diff, digits, plus='$+$')}{unit} [{lo}, {hi}]"
 
 
 PAIR_CASES = ("distinct", "spans", "untested", "unknown")
@@ -58,7 +53,7 @@ def pair_test(winner, other, higher_wins: bool, unit: str = "", digits: int = 2)
 
 
 def _names(strategies) -> str:
-    return ", ".join(_tex(display_name(s)) for s in strategies) or NA
+    return ", ".join(tex_escape(display_name(s)) for s in strategies) or NA
 
 
 def psnr_by_strategy(runs) -> dict[str, list[float]]:
@@ -88,11 +83,11 @@ def rank_macros(scores: dict[str, list[float]], prefix: str) -> dict[str, str]:
             untested.append(s)
             continue
         (above if iv.verdict == "above" else span).append(s)
-        tests.append(f"{_tex(display_name(s))} {interval_text(iv)}")
+        tests.append(f"{tex_escape(display_name(s))} {interval_text(iv)}")
     others = len(scores) - 1
     case = ("single" if len(untested) == others else "clear" if len(above) == others
             else "tied" if not above else "partial")
-    m.update({f"{p}RankCase": case, f"{p}RankBest": _tex(display_name(best)),
+    m.update({f"{p}RankCase": case, f"{p}RankBest": tex_escape(display_name(best)),
               f"{p}RankBestPSNR": f"{np.mean(scores[best]):.2f}", f"{p}RankBestSeeds": str(len(scores[best])),
               f"{p}RankAboveList": _names(above), f"{p}RankSpanList": _names(span),
               f"{p}RankUntestedList": _names(untested), f"{p}RankTests": "; ".join(tests) or NA})
@@ -131,7 +126,7 @@ def baseline_test_macros(runs) -> dict[str, str]:
         iv = S.bootstrap_diff(margins)
         lists["untested" if iv is None else iv.verdict].append(s)
         if iv is not None:
-            tests.append(f"{_tex(display_name(s))} {interval_text(iv)}")
+            tests.append(f"{tex_escape(display_name(s))} {interval_text(iv)}")
     tested = [s for k in ("above", "below", "spans") for s in lists[k]]
     case = ("unknown" if not tested and not lists["untested"] else "single" if not tested
             else "above" if len(lists["above"]) == len(tested) else "below" if len(lists["below"]) == len(tested)

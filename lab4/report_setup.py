@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .config import make_config
+from .report_format import NA, tex_escape
 from .report_runs import Run
 
-NA = "n/a"
 CASES = {
     "ConcurrencyCase": ("one", "several", "unknown"),  # at most one run at a time, or several
     "ScoredCase": ("scored", "unscored"),  # does any run have a local test score
@@ -41,7 +41,6 @@ HYPERPARAMETERS = (
 
 
 def _show(v) -> str:
-    from .report_numbers import tex_escape
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
@@ -104,7 +103,6 @@ def compute_macros(runs) -> dict[str, str]:
     threads = sorted({int(r.summary["threads"]) for r in runs if r.summary.get("threads")})
     cpus = sorted({int(r.summary["cpus"]) for r in runs if r.summary.get("cpus")})
     procs = sorted({str(r.summary["processor"]) for r in runs if r.summary.get("processor")})
-    from .report_numbers import tex_escape
     k = max_concurrent(runs)
     m = {"CPUSecondsMin": f"{min(cpu):.0f}" if cpu else NA, "CPUSecondsMax": f"{max(cpu):.0f}" if cpu else NA,
          "CPUMinutesTotal": f"{sum(cpu) / 60:.1f}" if cpu else NA, "CPURunCount": str(len(cpu)),

@@ -18,9 +18,9 @@ import pandas as pd
 
 from .evaluate import ACTIVE_VARIANCE
 from .report_ranking import PAIR_CASES, pair_test
+from .report_format import NA, big, finite_mean, fmt, signed, tex_escape
 from .report_runs import KL_STRATEGIES, Run, display_name, group
 
-NA = "n/a"
 ACTIVE_THRESHOLD = ACTIVE_VARIANCE  # the threshold behind summary.json's active_units
 RISE_TOLERANCE = 0.01      # a loss "rises" when an epoch's mean is more than 1% above the previous one
 GAIN_TOLERANCE_DB = 0.5    # a last-epoch change of validation PSNR within this is "flat"
@@ -35,28 +35,12 @@ CASES = {
 }
 
 
-def _fmt(x, digits: int = 2) -> str:
-    return NA if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
-def _signed(x, digits: int = 2) -> str:
-    return _fmt(x, digits).replace("-", "$-$", 1)
 
 
-def _big(x) -> str:
-    """1234.5 -> "1{,}235" (a thin comma in the PDF), 12.345 -> "12.35", 0.0123 -> "0.012"."""
-    if x is None or not np.isfinite(x):
-        return NA
-    if abs(x) >= 100:
-        return f"{x:,.0f}".replace(",", "{,}")
-    if abs(x) >= 1 or x == 0:
-        return f"{x:.2f}"
-    return f"{x:.2g}" if abs(x) >= 1e-3 else "$<$0.001"
 
 
-def _tex(s) -> str:
-    from .report_numbers import tex_escape
-    return tex_escape(s)
 
 
 # -- units ------------------------------------------------------------------------------------
@@ -110,21 +94,18 @@ def _kl_groups(runs):
     return {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
 
 
-def _mean(vals) -> float:
-    v = [x for x in vals if np.isfinite(x)]
-    return float(np.mean(v)) if v else math.nan
 
 
 def mse_kl_macros(runs) -> dict[str, str]:
     """Which KL strategy ends with the lowest training MSE and the highest KL (means over seeds)."""
     g = _kl_groups(runs)
-    mse = {s: _mean([_final(r, "mse") / frames_per_clip(r) for r in rs]) for s, rs in g.items()}
-    kl = {s: _mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
+    mse = {s: finite_mean([_final(r, "mse") / frames_per_clip(r) for r in rs]) for s, rs in g.items()}
+    kl = {s: finite_mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
           for s, rs in g.items()}
     m = {"FramesPerClip": str(frames_per_clip(runs[0])) if runs else NA}
     for s in KL_STRATEGIES:
-        m[f"{display_name(s)}FinalMSE"] = _fmt(mse.get(s, math.nan), 4)
-        m[f"{display_name(s)}FinalKL"] = _big(kl.get(s, math.nan))
+        m[f"{display_name(s)}FinalMSE"] = fmt(mse.get(s, math.nan), 4)
+        m[f"{display_name(s)}FinalKL"] = big(kl.get(s, math.nan))
     winner = {}
     per_seed = {"LowestMSE": {s: [_final(r, "mse") / frames_per_clip(r) for r in rs] for s, rs in g.items()},
                 "HighestKL": {s: [kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs]
@@ -137,15 +118,16 @@ def mse_kl_macros(runs) -> dict[str, str]:
             continue
         best = pick(ok, key=ok.get)
         winner[key] = best = "none" if ok["none"] == ok[best] else best  # a tie: annealing did no better
-        m[f"{key}Strategy"] = _tex(display_name(best))
+        m[f"{key}Strategy"] = tex_escape(display_name(best))
         m[case] = "constant" if best == "none" else "annealed"
         # the claim is annealed against constant: test the winner against the best of the other side
         rivals = {s: v for s, v in ok.items() if (s == "none") != (best == "none")}
         rival = pick(rivals, key=rivals.get)
-        m[f"{key}Rival"] = _tex(display_name(rival))
-        fmt = dict(digits=4) if key == "LowestMSE" else dict(unit="~nats")
+        m[f"{key}Rival"] = tex_escape(display_name(rival))
+        # an MSE per frame is ~1e-3 and its differences ~1e-5: six decimals, or they print as 0.0000
+        style = dict(digits=6, unit="") if key == "LowestMSE" else dict(unit="~nats")
         m[f"{key}TestCase"], m[f"{key}Test"] = pair_test(per_seed[key][best], per_seed[key][rival],
-                                                         higher_wins=key == "HighestKL", **fmt)
+                                                         higher_wins=key == "HighestKL", **style)
     # from which epoch on the lowest-MSE strategy stays lowest
     m["LowestMSEFromEpoch"] = NA
     if "LowestMSE" in winner and all("mse" in r.epochs for rs in g.values() for r in rs):
@@ -166,28 +148,28 @@ def collapse_macros(runs) -> dict[str, str]:
     firsts = [kl_per_frame(r).iloc[0] for r in runs if len(kl_per_frame(r))]
     lasts = [kl_per_frame(r).iloc[-1] for r in runs if len(kl_per_frame(r))]
     units = {latent_units(r) for r in runs}
-    m = {"LatentUnits": _big(units.pop()) if len(units) == 1 else NA,
-         "FirstKLMin": _big(min(firsts)) if firsts else NA, "FirstKLMax": _big(max(firsts)) if firsts else NA,
-         "FinalKLMin": _big(min(lasts)) if lasts else NA, "FinalKLMax": _big(max(lasts)) if lasts else NA,
+    m = {"LatentUnits": big(units.pop()) if len(units) == 1 else NA,
+         "FirstKLMin": big(min(firsts)) if firsts else NA, "FirstKLMax": big(max(firsts)) if firsts else NA,
+         "FinalKLMin": big(min(lasts)) if lasts else NA, "FinalKLMax": big(max(lasts)) if lasts else NA,
          "ActiveThreshold": f"{ACTIVE_THRESHOLD:g}"}
     au = {s: [active_units_of(r) for r in rs] for s, rs in g.items()}
     for s in KL_STRATEGIES:
-        v = _mean(au.get(s, []))
+        v = finite_mean(au.get(s, []))
         m[f"{display_name(s)}ActiveUnits"] = NA if not np.isfinite(v) else f"{v:.0f}" if v == round(v) else f"{v:.1f}"
     every = [active_units_of(r) for r in runs]
     known = [v for v in every if np.isfinite(v)]
     m["ActiveRunCount"], m["ZeroActiveRunCount"] = str(len(known)), str(sum(v == 0 for v in known))
     fr = [v / latent_units(r) for v, r in zip(every, runs) if np.isfinite(v)]
-    m["MaxActivePct"] = _fmt(100 * max(fr), 1) if fr else NA
-    annealed = [_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
+    m["MaxActivePct"] = fmt(100 * max(fr), 1) if fr else NA
+    annealed = [finite_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
     annealed = [v for v in annealed if np.isfinite(v)]
-    none = _mean(au.get("none", []))
+    none = finite_mean(au.get("none", []))
     m["CollapseTestCase"], m["CollapseTest"], m["CollapseRival"] = "unknown", NA, NA
     if annealed and np.isfinite(none) and known and not all(v == 0 for v in known):
-        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(_mean(au[s]))),
-                   key=lambda s: _mean(au[s]))
-        winner, rival = (best, "none") if _mean(au[best]) > none else ("none", best)
-        m["CollapseRival"] = _tex(display_name(rival))
+        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(finite_mean(au[s]))),
+                   key=lambda s: finite_mean(au[s]))
+        winner, rival = (best, "none") if finite_mean(au[best]) > none else ("none", best)
+        m["CollapseRival"] = tex_escape(display_name(rival))
         m["CollapseTestCase"], m["CollapseTest"] = pair_test(au[winner], au[rival], higher_wins=True, digits=1)
     if not known:
         m["CollapseCase"] = "unknown"
@@ -211,7 +193,7 @@ def convergence_macros(runs, tol: float = GAIN_TOLERANCE_DB) -> dict[str, str]:
         return {**m, "MinLastGain": NA, "MaxLastGain": NA, "ConvergenceCase": "unknown"}
     up, down = any(x > tol for x in gains), any(x < -tol for x in gains)
     case = "mixed" if up and down else "rising" if up else "falling" if down else "flat"
-    return {**m, "MinLastGain": _signed(min(gains)), "MaxLastGain": _signed(max(gains)), "ConvergenceCase": case}
+    return {**m, "MinLastGain": signed(min(gains)), "MaxLastGain": signed(max(gains)), "ConvergenceCase": case}
 
 
 def last_epoch_gain(run: Run) -> float:
@@ -248,7 +230,7 @@ def loss_rise_macros(runs) -> dict[str, str]:
     whys = {why for _, _, why in rises}
     case = ("none" if not rises else "neither" if "neither" in whys else whys.pop() if len(whys) == 1 else "mixed")
     return {"LossRiseCase": case, "LossRiseCount": str(len(rises)), "RiseTolerancePct": f"{100 * RISE_TOLERANCE:g}",
-            "LossRiseList": ", ".join(f"\\texttt{{{_tex(n)}}} {e}" for n, e, _ in rises) or NA,
+            "LossRiseList": ", ".join(f"\\texttt{{{tex_escape(n)}}} {e}" for n, e, _ in rises) or NA,
             "LossRiseNeitherCount": str(sum(w == "neither" for _, _, w in rises))}
 
 
