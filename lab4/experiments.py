@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import json
 import os
 import sys
@@ -28,42 +29,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import notebook_run
 from .cliutil import KebabRawHelpFormatter, add_flag
 from .config import FIELDS, PROFILES, make_config
 from .errors import Lab4Error
+from .grid_progress import ATTEMPTS_LOG
 from .grid import load_grid  # noqa: F401  (the driver's grid file; re-exported)
 from .html_export import run_html  # pages that stand on their own
+from .notebook_run import use_venv_kernel  # noqa: F401  (tests and workers set the kernel up through here)
 from .paths import absolute, project_root, require_checkout, shown
 
 PROJECT_ROOT = project_root()  # the driver needs the checkout's notebooks; see require_checkout()
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
 COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
-KERNEL = "lab4"
+RETRIES = 1         # a run whose kernel died or passed its deadline is tried once more, from last.pt
 
 
-def use_venv_kernel() -> None:
-    """Make the ``lab4`` kernel resolve to this interpreter's own kernelspec (``make setup`` installs it
-    with --sys-prefix): JUPYTER_PATH is searched before the per-user folder, where another checkout's
-    ``lab4`` kernel may be registered."""
-    mine = str(Path(sys.prefix) / "share" / "jupyter")
-    paths = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
-    if mine not in paths:
-        os.environ["JUPYTER_PATH"] = os.pathsep.join([mine, *paths])
-
-
-# ipykernel >= 7.3 warns on every start that its TCP sockets are unencrypted, once per run, burying the
-# driver's own lines. The kernel binds to 127.0.0.1 and signs every message with the connection key.
-# (CurveZMQ keys from jupyter_client silence it too; a test-suite run hung once with them, cause unknown.)
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
-
-
-def execute_notebook(notebook, out, parameters: dict):
-    """papermill with the lab4 kernel, run from notebooks/ (so relative paths resolve as in JupyterLab)."""
-    import papermill as pm
-    use_venv_kernel()  # here, not at import: on a Dask worker too, this interpreter's kernel is the one
-    return pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name=KERNEL,
-                               cwd=str(NOTEBOOKS), progress_bar=False, log_output=False, extra_arguments=KERNEL_ARGS)
+def execute_notebook(notebook, out, parameters: dict, **deadlines):
+    """A notebook run from notebooks/ under deadlines (lab4/notebook_run.py), as the driver runs it."""
+    return notebook_run.execute(notebook, out, parameters, cwd=NOTEBOOKS, **deadlines)
 
 
 def notebook_flat_params() -> frozenset[str]:
@@ -96,6 +81,7 @@ class Result:
     notebook: str = ""
     error: str = ""
     summary: dict = field(default_factory=dict)
+    retried: list[str] = field(default_factory=list)  # why each earlier attempt stopped (deadline, dead kernel)
 
 
 def notebook_parameters(run: Run) -> dict:
@@ -126,11 +112,12 @@ def is_complete(run: Run) -> bool:
 
 
 # -- one run -------------------------------------------------------------------------------------
-def execute(run: Run, train: bool = True) -> Result | None:
+def execute(run: Run, train: bool = True, retries: int = RETRIES) -> Result | None:
     """Execute 02_train for one run under its driver lock; never raises for a failing notebook.
 
     This is the Dask task of a run. ``train=False`` only looks (locked? complete? else None), so the
-    driver settles finished and locked runs without starting a cluster for them.
+    driver settles finished and locked runs without starting a cluster for them. A run whose kernel died
+    or ran past a deadline is executed again, up to ``retries`` times; the notebook resumes from last.pt.
     """
     from filelock import FileLock, Timeout
     run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -146,20 +133,43 @@ def execute(run: Run, train: bool = True) -> Result | None:
         if not train:
             return None
         import papermill as pm
-        try:
-            execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run))
-        except pm.PapermillExecutionError as e:
-            return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook), f"{e.ename}: {e.evalue}")
-        except Exception as e:  # a dead kernel, a missing kernel spec: still only this run's problem
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook), f"{type(e).__name__}: {msg}")
+        retried = []
+        while True:
+            try:
+                execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run), profile=run.profile)
+                break
+            except pm.PapermillExecutionError as e:  # the notebook's own error: another try would repeat it
+                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
+                              f"{e.ename}: {e.evalue}", retried=retried)
+            except notebook_run.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
+                kept = keep_attempt(run, len(retried) + 1, e)
+                retried.append(e.what)
+                if len(retried) > retries:
+                    return Result(run.name, "failed", time.perf_counter() - t0, str(kept),
+                                  f"{e.what} (tried {len(retried)} times)", retried=retried[:-1])
+            except Exception as e:  # a missing kernel spec, a broken notebook file: still only this run's problem
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
+                              f"{type(e).__name__}: {msg}", retried=retried)
         try:
             summary = json.loads((run.run_dir / "summary.json").read_text())
         except (OSError, ValueError):
             summary = {}
-        return Result(run.name, "done", time.perf_counter() - t0, str(run.notebook), summary=summary)
+        return Result(run.name, "done", time.perf_counter() - t0, str(run.notebook), summary=summary,
+                      retried=retried)
     finally:
         lock.release()
+
+
+def keep_attempt(run: Run, attempt: int, stopped: notebook_run.NotebookStopped) -> Path:
+    """Keep a stopped attempt's executed notebook beside the run (02_train.attempt1.ipynb) and log why it
+    stopped in the run folder, where the grid's progress display sees it; the next attempt writes its own."""
+    kept = run.notebook.with_name(f"{run.notebook.stem}.attempt{attempt}.ipynb")
+    if stopped.notebook.is_file():
+        os.replace(stopped.notebook, kept)
+    with open(run.run_dir / ATTEMPTS_LOG, "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt {attempt}: {stopped.what} ({shown(kept)})\n")
+    return kept
 
 
 def describe(i: int, n: int, r: Result) -> str:
@@ -167,7 +177,9 @@ def describe(i: int, n: int, r: Result) -> str:
     if r.status == "done":
         psnr = r.summary.get("mean_psnr")
         extra = f", val PSNR {psnr:.2f} dB" if isinstance(psnr, (int, float)) else ""
-        return f"{head} done in {r.seconds:.1f}s{extra} -> {shown(r.notebook)}"
+        retry = f" after {len(r.retried)} retry (resumed from last.pt)" if len(r.retried) == 1 else \
+            f" after {len(r.retried)} retries (resumed from last.pt)" if r.retried else ""
+        return f"{head} done in {r.seconds:.1f}s{retry}{extra} -> {shown(r.notebook)}"
     if r.status == "complete":
         return f"{head} skipped (already complete) -> {shown(r.notebook)}"
     if r.status == "locked":
@@ -202,7 +214,8 @@ def prepare_data(runs: list[Run]) -> None:
             continue
 
 
-def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, scheduler: str | None = None) -> int:
+def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, scheduler: str | None = None,
+             retries: int = RETRIES) -> int:
     require_checkout("the experiment driver (make experiments)")
     if not TRAIN_NB.is_file():
         raise Lab4Error(f"{shown(TRAIN_NB)}: the training notebook is missing")
@@ -232,11 +245,13 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
         print(describe(i, n, r), flush=True)
     if todo:
         prepare_data(todo)
-        results += run_on_dask(todo, n, len(results), scheduler, jobs, gpus)
+        results += run_on_dask(todo, n, len(results), scheduler, jobs, gpus, retries)
     failed = [r for r in results if r.status == "failed"]
     locked = [r for r in results if r.status == "locked"]
     done = sum(r.status in ("done", "complete") for r in results)
-    print(f"{done}/{n} run(s) complete, {len(failed)} failed, {len(locked)} skipped (locked)", flush=True)
+    retried = sum(bool(r.retried) for r in results if r.status == "done")
+    again = f" ({retried} after a retry)" if retried else ""
+    print(f"{done}/{n} run(s) complete{again}, {len(failed)} failed, {len(locked)} skipped (locked)", flush=True)
     if failed:
         print("failed runs (the executed notebooks are kept):", file=sys.stderr)
         for r in failed:
@@ -249,7 +264,8 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
     return 0
 
 
-def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpus: list[str]) -> list[Result]:
+def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpus: list[str],
+                retries: int = RETRIES) -> list[Result]:
     """One Dask task per run (``execute``); a run that trains on CUDA asks for one GPU. ``settled`` runs of
     the ``n`` in the grid were already reported."""
     from . import grid_dask
@@ -266,7 +282,7 @@ def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpu
                 result = result or Result(run.name, "failed", notebook=str(run.notebook), error=error)
                 results.append(result)
                 progress.finish(run.name, describe(settled + len(results), n, result))
-            grid_dask.run_all(client, execute, runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
+            grid_dask.run_all(client, functools.partial(execute, retries=retries), runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
     return results
 
 
@@ -293,6 +309,9 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> in
     except pm.PapermillExecutionError as e:
         print(f"figures: FAILED ({e.ename}: {e.evalue}) -> {shown(out)}", file=sys.stderr)
         return EXIT_FAILED
+    except notebook_run.NotebookStopped as e:
+        print(f"figures: FAILED ({e})", file=sys.stderr)
+        return EXIT_FAILED
     print(f"figures: done in {time.perf_counter() - t0:.1f}s -> {shown(out)}")
     return 0
 
@@ -313,6 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="an existing Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER, else a "
                         "LocalCluster); its workers need this repository and the runs folder at the same path")
+    p.add_argument("--retries", type=int, default=RETRIES,
+                   help=f"tries more for a run whose kernel died or passed its deadline (default {RETRIES})")
+    add_flag(p, "--train-deadline", type=float, default=None, metavar="SECONDS",
+             help="how long the training cell may run (default: by profile, "
+                  f"{', '.join(f'{k} {notebook_run.human(v)}' for k, v in notebook_run.TRAINING_S.items())}; "
+                  "or $LAB4_TRAIN_DEADLINE)")
+    add_flag(p, "--cell-deadline", type=float, default=None, metavar="SECONDS",
+             help=f"how long any other cell may run (default {notebook_run.human(notebook_run.CELL_S)}, "
+                  "or $LAB4_CELL_DEADLINE)")
     p.add_argument("--build", default=None, help="where figures/html builds go (default report/build)")
     add_flag(p, "--figures-dir", default=None, help="03_compare's figures_dir (default: the notebook's)")
     add_flag(p, "--generated-dir", default=None, help="03_compare's generated_dir (default: the notebook's)")
@@ -327,11 +355,20 @@ def main(argv=None) -> int:
     try:
         if args.jobs is not None and args.jobs < 1:
             raise Lab4Error("--jobs must be >= 1")
+        if args.retries < 0:
+            raise Lab4Error("--retries must be >= 0")
+        for flag, value, env in (("--train-deadline", args.train_deadline, "LAB4_TRAIN_DEADLINE"),
+                                 ("--cell-deadline", args.cell_deadline, "LAB4_CELL_DEADLINE")):
+            if value is not None:
+                if value <= 0:
+                    raise Lab4Error(f"{flag} must be > 0 seconds")
+                os.environ[env] = f"{value:g}"  # the workers and their kernels start after this, and inherit it
+        notebook_run.training_deadline(args.profile), notebook_run.cell_deadline()  # a bad $LAB4_*_DEADLINE: exit 2
         if args.figures:
             return run_figures(runs, args.build, args.figures_dir, args.generated_dir)
         if args.html:
             return run_html(runs, args.build)
-        return run_grid(args.grid, args.profile, runs, args.only, args.jobs, scheduler)
+        return run_grid(args.grid, args.profile, runs, args.only, args.jobs, scheduler, args.retries)
     except Lab4Error as e:
         print(f"lab4.experiments: error: {e}", file=sys.stderr)
         return EXIT_USAGE

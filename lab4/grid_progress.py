@@ -13,6 +13,16 @@ import time
 
 from tqdm import tqdm
 
+ATTEMPTS_LOG = "attempts.log"  # in a run folder: one line per failed attempt, written by the grid's task
+
+
+def failed_attempts(run_dir) -> list[str]:
+    """The lines of a run's attempts.log (why each earlier attempt stopped); none when it has none."""
+    try:
+        return (run_dir / ATTEMPTS_LOG).read_text().splitlines()
+    except OSError:
+        return []
+
 
 def epochs_done(metrics_csv) -> tuple[int, float | None]:
     """(finished epochs, the last validation PSNR or None) from a run's metrics.csv (absent: 0, None)."""
@@ -41,6 +51,7 @@ class GridProgress:
         self.total_runs, self.done_runs = total_runs, done_runs
         self.seen = {name: min(epochs_done(r.run_dir / "metrics.csv")[0], self.epochs[name])
                      for name, r in self.runs.items()}  # a resumed run starts part-way
+        self.attempts = {name: len(failed_attempts(r.run_dir)) for name, r in self.runs.items()}
         self.total, self.start = sum(self.epochs.values()), sum(self.seen.values())
         self.started, self.finished = set(), set()
         self.t0 = time.monotonic()
@@ -95,6 +106,10 @@ class GridProgress:
         return f"grid: {self.done_runs}/{self.total_runs} runs done"
 
     def _poll(self, name: str) -> None:
+        lines = failed_attempts(self.runs[name].run_dir)
+        for line in lines[self.attempts[name]:]:  # the task tries again, resuming from last.pt
+            self.write(f"  {name}: {line.split(': ', 1)[-1]} -> trying again from last.pt")
+        self.attempts[name] = max(self.attempts[name], len(lines))
         n, psnr = epochs_done(self.runs[name].run_dir / "metrics.csv")
         n = min(n, self.epochs[name])
         while self.seen[name] < n:  # one line per finished epoch, even when several finished since the last look

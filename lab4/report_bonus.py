@@ -17,7 +17,7 @@ import numpy as np
 
 from .report_format import NA, big, finite_mean, fmt, signed, tex_escape
 from .report_runs import Run, group
-from .report_stats import bootstrap_diff, mean_std
+from .report_stats import mean_std, p_text, welch_diff
 from .report_training import active_units_of, kl_per_frame
 
 REFERENCE = "cyclical"
@@ -94,12 +94,12 @@ def stats(rs: list[Run]) -> dict:
 
 # -- verdicts -----------------------------------------------------------------------------------
 def compare_case(s: dict | None, ref: dict | None) -> str:
-    """better / worse / same / none, for mean val PSNR: by the report's bootstrap test over seeds
-    (report_stats.bootstrap_diff; "same" = the interval spans zero) when both sides have two seeds or more,
+    """better / worse / same / none, for mean val PSNR: by the report's Welch test over seeds
+    (report_stats.welch_diff; "same" = no difference at the 5% level) when both sides have two seeds or more,
     else within SAME_DB or the larger seed std."""
     if not s or not ref or not np.isfinite(s["psnr"]) or not np.isfinite(ref["psnr"]):
         return "none"
-    iv = bootstrap_diff(s["values"], ref["values"])
+    iv = welch_diff(s["values"], ref["values"])
     if iv is not None:
         return {"above": "better", "below": "worse", "spans": "same"}[iv.verdict]
     tol = max([SAME_DB] + [x for x in (s["std"], ref["std"]) if np.isfinite(x)])
@@ -108,9 +108,10 @@ def compare_case(s: dict | None, ref: dict | None) -> str:
 
 
 def _interval(s: dict | None, ref: dict | None) -> str:
-    """The bootstrap interval of the difference as text, or "not tested" below two seeds on a side."""
-    iv = bootstrap_diff(s["values"], ref["values"]) if s and ref else None
-    return "not tested" if iv is None else f"95\\% interval {signed(iv.lo, plus='+')} to {signed(iv.hi, plus='+')} dB"
+    """Welch's interval of the difference and its p-value as text, or "not tested" below two seeds on a side."""
+    iv = welch_diff(s["values"], ref["values"]) if s and ref else None
+    return ("not tested" if iv is None else
+            f"95\\% interval {signed(iv.lo, plus='+')} to {signed(iv.hi, plus='+')} dB, $p = {p_text(iv.p)}$")
 
 
 def collapse_case(s: dict | None) -> str:

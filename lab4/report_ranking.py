@@ -4,8 +4,9 @@ Like report_numbers.py, each function is ``runs -> {macro name: text}`` and writ
 case macros; report/main.tex picks the sentence. A ranking claim is one of: the best strategy against
 each other one (all strategies, and the KL annealing group alone), each teacher-forcing variant against
 its decaying-ratio reference (the Cyclical run), and each strategy against the repeat-first-frame
-baseline. Where the bootstrap interval spans zero the report says the two are not distinguishable at
-this budget; where a side has a single seed it says the pair is not tested.
+baseline. Each is Welch's t over seeds, with Holm's correction across the comparisons of one claim
+(lab4.report_stats). Where the test does not reject equal means at the 5% level the report says the two
+are not distinguishable at this budget; where a side has a single seed it says the pair is not tested.
 """
 from __future__ import annotations
 
@@ -31,9 +32,11 @@ TF_REFERENCE = "cyclical"  # the decaying-ratio run the teacher-forcing variants
 
 
 def interval_text(iv: S.Interval, unit: str = "~dB", digits: int = 2) -> str:
-    """'$+$0.52~dB [0.10, 0.90]': the difference and its 95% interval."""
+    """'$+$0.52~dB [0.10, 0.90], $p = 0.03$': the difference, its 95% Welch interval and the p-value that
+    decides (Holm's, marked so, where the claim has several comparisons)."""
     lo, hi = (f"{v:.{digits}f}".replace("-", "$-$") for v in (iv.lo, iv.hi))
-    return f"{signed(iv.diff, digits, plus='$+$')}{unit} [{lo}, {hi}]"
+    p = f"$p_{{\\mathrm{{Holm}}}} = {S.p_text(iv.p_holm)}$" if iv.p_holm is not None else f"$p = {S.p_text(iv.p)}$"
+    return f"{signed(iv.diff, digits, plus='$+$')}{unit} [{lo}, {hi}], {p}"
 
 
 PAIR_CASES = ("distinct", "spans", "untested", "unknown")
@@ -41,11 +44,11 @@ PAIR_CASES = ("distinct", "spans", "untested", "unknown")
 
 def pair_test(winner, other, higher_wins: bool, unit: str = "", digits: int = 2) -> tuple[str, str]:
     """(case, interval text) for the claim that ``winner``'s values beat ``other``'s: "distinct" when
-    the interval of mean(winner) - mean(other) excludes zero on the winning side, "spans" when it
-    includes zero, "untested" below two seeds a side, "unknown" when a side is missing."""
+    Welch's test finds mean(winner) - mean(other) on the winning side at the 5% level, "spans" when it
+    does not, "untested" below two seeds a side, "unknown" when a side is missing."""
     if winner is None or other is None:
         return "unknown", NA
-    iv = S.bootstrap_diff(winner, other)
+    iv = S.welch_diff(winner, other)
     if iv is None:
         return "untested", NA
     won = iv.verdict == ("above" if higher_wins else "below")
@@ -67,18 +70,16 @@ def psnr_by_strategy(runs) -> dict[str, list[float]]:
 
 
 def rank_macros(scores: dict[str, list[float]], prefix: str) -> dict[str, str]:
-    """The best strategy by mean, and the bootstrap interval of its lead over each other strategy."""
+    """The best strategy by mean, and Welch's test of its lead over each other strategy, Holm across them."""
     p = prefix
     m = {f"{p}RankBest": NA, f"{p}RankBestPSNR": NA, f"{p}RankBestSeeds": "0", f"{p}RankAboveList": NA,
          f"{p}RankSpanList": NA, f"{p}RankUntestedList": NA, f"{p}RankTests": NA}
     if len(scores) < 2:
         return {**m, f"{p}RankCase": "none"}
     best = max(scores, key=lambda s: np.mean(scores[s]))
+    rivals = [s for s in scores if s != best]
     above, span, untested, tests = [], [], [], []
-    for s in scores:
-        if s == best:
-            continue
-        iv = S.bootstrap_diff(scores[best], scores[s])
+    for s, iv in zip(rivals, S.holm([S.welch_diff(scores[best], scores[s]) for s in rivals])):
         if iv is None:
             untested.append(s)
             continue
@@ -99,17 +100,20 @@ def ranking_macros(runs) -> dict[str, str]:
     scores = psnr_by_strategy(runs)
     kl = {s: v for s, v in scores.items() if s in KL_STRATEGIES}
     return {**rank_macros(scores, ""), **rank_macros(kl, "KL"),
-            "BootResamples": f"{S.N_RESAMPLES:,}".replace(",", "{,}"), "BootLevel": f"{100 * S.LEVEL:g}",
-            "BootMinSeeds": str(S.MIN_SEEDS)}
+            "TestLevel": f"{100 * S.LEVEL:g}", "TestAlpha": f"{S.ALPHA:.2g}", "TestMinSeeds": str(S.MIN_SEEDS)}
 
 
 def teacher_forcing_test_macros(runs) -> dict[str, str]:
-    """Each teacher-forcing variant against the decaying ratio: better, worse or not distinguishable."""
+    """Each teacher-forcing variant against the decaying ratio (Holm across the two): better, worse or not
+    distinguishable."""
     scores = psnr_by_strategy(runs)
+    variants = (("tf-off", "TFOff"), ("tf-half", "TFHalf"))
+    have = TF_REFERENCE in scores
+    tests = S.holm([S.welch_diff(scores[s], scores[TF_REFERENCE]) if s in scores and have else None
+                    for s, _ in variants])
     m = {}
-    for s, key in (("tf-off", "TFOff"), ("tf-half", "TFHalf")):
-        iv = S.bootstrap_diff(scores[s], scores[TF_REFERENCE]) if s in scores and TF_REFERENCE in scores else None
-        case = ("missing" if s not in scores or TF_REFERENCE not in scores else "untested" if iv is None
+    for (s, key), iv in zip(variants, tests):
+        case = ("missing" if s not in scores or not have else "untested" if iv is None
                 else {"above": "better", "below": "worse", "spans": "same"}[iv.verdict])
         m.update({f"{key}TestCase": case, f"{key}Test": interval_text(iv) if iv else NA})
     return m
@@ -118,12 +122,11 @@ def teacher_forcing_test_macros(runs) -> dict[str, str]:
 def baseline_test_macros(runs) -> dict[str, str]:
     """Each strategy's margin over the repeat-first-frame baseline (per seed), tested against zero."""
     lists = {"above": [], "below": [], "spans": [], "untested": []}
+    margins = {s: S.finite([r.value("mean_psnr") - r.value("baseline_mean_psnr") for r in rs])
+               for s, rs in group(runs).items()}
+    margins = {s: v for s, v in margins.items() if len(v)}
     tests = []
-    for s, rs in group(runs).items():
-        margins = S.finite([r.value("mean_psnr") - r.value("baseline_mean_psnr") for r in rs])
-        if not len(margins):
-            continue
-        iv = S.bootstrap_diff(margins)
+    for s, iv in zip(margins, S.holm([S.welch_diff(v) for v in margins.values()])):
         lists["untested" if iv is None else iv.verdict].append(s)
         if iv is not None:
             tests.append(f"{tex_escape(display_name(s))} {interval_text(iv)}")

@@ -127,7 +127,7 @@ class Trainer:
         self.fit_seconds = 0.0            # training time in this process
         self.fit_cpu_seconds = 0.0        # CPU time of this process (all its threads) while training
         self.started_at: float | None = None  # Unix time fit() began: the report finds concurrent runs by it
-        self.epoch = 0
+        self.epoch = self.start_epoch = 0
         self.rows: list[dict] = []
         self.callbacks = defaultdict(list)
         self.last_val: dict | None = None
@@ -155,6 +155,7 @@ class Trainer:
                 self.load(self.run_dir / "last.pt")
             elif not resume:
                 self.rows = []
+            self.start_epoch = self.epoch  # > 0: this session resumed from last.pt
             self.cfg.save(self.run_dir / "config.json", dataset=self.dataset)
             t0, c0, self.started_at = time.perf_counter(), time.process_time(), time.time()
             while self.epoch < self.cfg.num_epoch:

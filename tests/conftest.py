@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,36 @@ def _isolated_cache(tmp_path_factory):
     from lab4.experiments import use_venv_kernel
     use_venv_kernel()  # papermill in the tests runs this venv's `lab4` kernel
     yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """When pytest-timeout stops a test, end the processes it started (kernels, servers, Dask workers) and
+    say which: a hung kernel must not outlive its test and keep a core busy for the rest of the suite."""
+    import psutil
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        return (yield)
+    except BaseException as e:
+        if "pytest-timeout" in str(e):
+            left = [p for p in me.children(recursive=True) if p.pid not in before]
+            for p in left:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+            names = ", ".join(sorted({_name(p) for p in left})) or "none"
+            print(f"\n{item.nodeid}: timed out; ended the {len(left)} process(es) it started ({names})",
+                  file=sys.stderr)
+        raise
+
+
+def _name(p) -> str:
+    try:
+        return p.name()
+    except Exception:  # noqa: BLE001 - a process that is already gone
+        return "?"
 
 
 @pytest.fixture(scope="session")

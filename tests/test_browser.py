@@ -176,6 +176,7 @@ def save(page):
     page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=30_000)
 
 
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_explorer_and_training_notebook_in_jupyterlab(lab, browser, tmp_path):
     tracked = {p: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     w = Watch(browser, lab["url"])

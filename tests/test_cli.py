@@ -53,6 +53,7 @@ def test_top_level_help_lists_subcommands(capsys):
     assert all(c in out for c in SUBCOMMANDS)
 
 
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
     run = tmp_path / "run"
     r = _run(["train", "--profile", "tiny", "--data-root", str(tiny_root), "--run-dir", str(run), "--num-epoch", "1",

@@ -295,6 +295,7 @@ def wait_for(condition, proc, what: str, timeout: float = 180) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_second_driver_skips_and_a_killed_worker_resumes(gpu_cluster, tiny_root, tmp_path, capsys):
     """Two drivers on one scheduler and runs folder: the second skips the locked run (exit 3). Then the
     worker running it is killed mid-run: Dask resubmits the task and the notebook resumes from last.pt."""

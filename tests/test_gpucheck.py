@@ -55,6 +55,7 @@ def test_speed_option_probe_runs_on_cpu():
     assert all(v == "engaged" or v.startswith("not engaged: ") for v in got.values())
 
 
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_dry_run_records_every_step_and_skips_what_the_budget_cannot_hold(tiny_root, tmp_path, capsys):
     """Budget frozen at 10 s: env, data, correctness and bench run; the grid (needs 15 s) is skipped."""
     out = tmp_path / "gpu"
@@ -125,6 +126,7 @@ def test_bench_flags_are_kebab_case_and_accept_snake_case(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_dry_run_end_to_end_with_grid_and_figures(tiny_root, tmp_path):
     """The whole rehearsal: 3 KL strategies through papermill, then 03_compare, files where the GPU
     session leaves them (minutes on 2 busy cores)."""

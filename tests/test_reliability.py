@@ -125,6 +125,7 @@ def copy_run(src, dst) -> Path:
 
 
 # == interruption ==================================================================================
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_root, tmp_path, capsys, real_cli):
     """SIGKILL of `python -m lab4 train` mid-run: last.pt stays loadable and --resume ends bit-identical
     to an uninterrupted run (a second CLI subprocess, started alongside, same seed, one thread each)."""
@@ -754,6 +755,7 @@ def _papermill_missing() -> bool:
 
 
 @pytest.mark.skipif(_papermill_missing(), reason="papermill is not installed")
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
     """SIGKILL of `python -m lab4.experiments` (driver, papermill and its kernel) mid-run: last.pt stays loadable,
     no summary.json; re-running the driver resumes from last.pt and ends bit-identical to an uninterrupted run."""

@@ -119,6 +119,7 @@ def test_a_synthdance_run_records_the_generated_dataset(tiny_root, tmp_path, mon
 
 # -- item 4: installed with pip, used from another folder ------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_pip_installed_package_works_from_any_folder(tiny_root, tmp_path):
     src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(ROOT / "lab4", src / "lab4", ignore=shutil.ignore_patterns("__pycache__"))
@@ -157,6 +158,7 @@ def test_pip_installed_package_works_from_any_folder(tiny_root, tmp_path):
 # -- "done when": make experiments + figures from a relative DATA outside the repository ------------
 @needs_make
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_make_experiments_and_figures_from_a_relative_dataset_outside_the_repo(tiny_root, tmp_path):
     data = tmp_path / "LAB4_Dataset"
     shutil.copytree(tiny_root, data)
