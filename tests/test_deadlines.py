@@ -60,6 +60,21 @@ def test_the_training_cell_gets_the_training_deadline(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_a_stopped_kernel_meets_the_deadline_and_is_ended(tmp_path):
+    """A kernel that no longer answers (SIGSTOP, as in the issue's hung grid): the deadline fires, and the
+    stopped process is killed rather than waited for."""
+    src = notebook(tmp_path / "stops.ipynb", "import os, signal\nopen('kernel.pid', 'w').write(str(os.getpid()))\n"
+                                             "os.kill(os.getpid(), signal.SIGSTOP)")
+    out = tmp_path / "out.ipynb"
+    t0 = time.monotonic()
+    with pytest.raises(notebook_run.NotebookTimeout, match="stops.ipynb: cell 1 .* ran past its 3 s deadline"):
+        notebook_run.execute(src, out, {}, cwd=tmp_path, cell_timeout=3)
+    assert time.monotonic() - t0 < 3 + 30
+    pid = int((tmp_path / "kernel.pid").read_text())  # the kernel runs in cwd
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.timeout(120)
 def test_a_dead_kernel_is_one_line_naming_the_cell(tmp_path):
     src = notebook(tmp_path / "dies.ipynb", "x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
     with pytest.raises(notebook_run.KernelDied) as e:
