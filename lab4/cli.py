@@ -56,7 +56,8 @@ def cmd_make_data(args) -> None:
 def cmd_train(args) -> None:
     from .train import Trainer
     kw = _overrides(args)
-    run_dir = absolute(args.run_dir) if args.run_dir else home() / "runs" / args.profile / kw.get("name", "cyclical")
+    name = make_config(args.profile, **kw).name  # given, else the schedule's
+    run_dir = absolute(args.run_dir) if args.run_dir else home() / "runs" / args.profile / name
     cfg = make_config(args.profile, run_dir=str(run_dir), **kw)
     trainer = Trainer(cfg).fit(resume=args.resume)
     last = next((r for r in reversed(trainer.rows) if r["kind"] == "epoch"), {})

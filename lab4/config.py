@@ -16,7 +16,7 @@ from .errors import Lab4Error
 @dataclass
 class Config:
     # experiment
-    name: str = "cyclical"
+    name: str = ""                     # "" = the KL annealing schedule's name (make_config fills it in)
     profile: str = "lab"               # lab | quick | full | gpu | tiny (see PROFILES)
     data_root: str = ""                # "" = $LAB4_DATA, else SynthDance under data/; made absolute where typed
     synth_preset: str = "small"
@@ -131,6 +131,8 @@ def make_config(profile: str = "lab", **overrides) -> Config:
     if unknown:
         raise Lab4Error(f"unknown config field(s): {', '.join(sorted(unknown))}")
     kw = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}, "profile": profile}
+    if not kw.get("name"):  # a run is named after what it trains, not after the lab's default schedule
+        kw["name"] = kw.get("kl_anneal_type", Config.kl_anneal_type)
     if "milestones" in kw:
         kw["milestones"] = tuple(kw["milestones"])
     if kw.get("data_root"):  # relative to the folder it was typed in, before a notebook runs elsewhere

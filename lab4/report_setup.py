@@ -12,7 +12,6 @@ import numpy as np
 
 from .config import make_config
 from .report_format import NA, tex_escape
-from .report_runs import Run
 
 CASES = {
     "ConcurrencyCase": ("one", "several", "unknown"),  # at most one run at a time, or several
@@ -120,10 +119,6 @@ def compute_macros(runs) -> dict[str, str]:
     m["TestSkippedRuns"] = str(len(skipped))
     m["NumDepartures"] = str(len(departures(runs)))
     return m
-
-
-def cpu_minutes(rs: list[Run]) -> list[float]:
-    return [r.value("cpu_seconds") / 60 for r in rs]
 
 
 MACRO_PARTS = (compute_macros,)

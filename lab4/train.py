@@ -36,7 +36,8 @@ LOGGED = ("loss", "mse", "kl", "grad_norm")  # what each iteration records on th
 
 
 class IterLog(NamedTuple):
-    """One iteration's record; ``values`` stays on the device until the epoch's single sync."""
+    """One iteration's record; ``values`` stays on the device until the epoch's end, where they are read in
+    one transfer (the finiteness check reads the loss every 25 iterations on a GPU, every one on a CPU)."""
     iter: int
     progress: float          # epochs done, fractional
     beta: float

@@ -165,3 +165,11 @@ def test_malformed_submission_for_score(tiny_root, tmp_path, capsys, content):
 def test_missing_submission_for_score(tiny_root, tmp_path, capsys):
     line = _main_error(["score", str(tmp_path / "none.csv"), "--gt", str(tiny_root / "test_gt")], capsys)
     assert "none.csv" in line
+
+
+def test_a_run_is_named_after_its_schedule_unless_named(tmp_path):
+    """`lab4 train --kl-anneal-type none` names its run `none` (it used to record the lab's default, cyclical)."""
+    from lab4.config import make_config
+    assert make_config("tiny", kl_anneal_type="none").name == "none"
+    assert make_config("tiny").name == make_config("tiny").kl_anneal_type
+    assert make_config("tiny", kl_anneal_type="none", name="mine").name == "mine"
