@@ -42,3 +42,11 @@ def finite_mean(values) -> float:
     """The mean of the finite values, NaN when there are none."""
     v = [x for x in values if x is not None and np.isfinite(x)]
     return float(np.mean(v)) if v else math.nan
+
+
+def check_cases(macros: dict, cases: dict) -> None:
+    """A case macro outside its values is a bug in the code that chose it, not a sentence the report lacks.
+    Raised, not asserted: ``python -O`` keeps the check."""
+    for name, values in cases.items():
+        if macros[name] not in values:
+            raise ValueError(f"{name}={macros[name]!r} is not one of {values}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import report_figures, report_numbers, report_ranking
-from .report_format import NA, tex_escape
+from .report_format import NA, check_cases, tex_escape
 from .report_runs import KL_STRATEGIES, Run, display_name, load_runs
 
 GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse")
@@ -83,8 +83,7 @@ def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
         m.update(GpuBenchRatio=f"{float(bench['ratio_vs_lab']):.1f}",
                  GpuBenchFPS=f"{float(bench['train_frames_per_s']):,.0f}".replace(",", "{,}"),
                  GpuBenchLabFPS=f"{float(bench['lab_train_frames_per_s']):.1f}")
-    for name, values in CASES.items():
-        assert m[name] in values, f"{name}={m[name]!r} is not one of {values}"
+    check_cases(m, CASES)
     return m
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import report_ranking, report_setup, report_training
-from .report_format import NA, fmt, signed, tex_escape
+from .report_format import NA, check_cases, fmt, signed, tex_escape
 from .report_runs import KL_STRATEGIES, Run, best_run, display_name, group
 
 LISTED_SOURCES = ("model.py", "schedules.py")  # main.tex lists their code between "# report:" markers
@@ -263,10 +263,10 @@ def macros(runs) -> dict[str, str]:
     m: dict[str, str] = {}
     for part in MACRO_PARTS:
         new = part(runs)
-        assert not set(new) & set(m), f"{part.__name__} redefines {sorted(set(new) & set(m))}"
+        if set(new) & set(m):
+            raise ValueError(f"{part.__name__} redefines {sorted(set(new) & set(m))}")
         m.update(new)
-    for name, values in CASES.items():
-        assert m[name] in values, f"{name}={m[name]!r} is not one of {values}"
+    check_cases(m, CASES)
     return m
 
 

@@ -85,8 +85,9 @@ def holm(intervals: list[Interval | None]) -> list[Interval | None]:
 
 
 def p_text(p: float) -> str:
-    """A p-value as the report prints it: two significant digits, '<0.001' below that."""
-    return "<0.001" if p < 0.001 else f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+    """A p-value as the report prints it: three significant digits below 0.1, where the 5% line is drawn
+    (0.0503 must not print as 0.05), two decimals above; '<0.001' below that."""
+    return "<0.001" if p < 0.001 else f"{p:.3g}" if p < 0.1 else f"{p:.2f}"
 
 
 def mean_std(values) -> tuple[float, float, int]:
