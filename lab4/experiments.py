@@ -36,7 +36,6 @@ from .errors import Lab4Error
 from .grid_progress import ATTEMPTS_LOG
 from .grid import load_grid  # noqa: F401  (the driver's grid file; re-exported)
 from .html_export import run_html  # pages that stand on their own
-from .notebook_run import use_venv_kernel  # noqa: F401  (tests and workers set the kernel up through here)
 from .paths import absolute, project_root, require_checkout, shown
 
 PROJECT_ROOT = project_root()  # the driver needs the checkout's notebooks; see require_checkout()
@@ -177,8 +176,8 @@ def describe(i: int, n: int, r: Result) -> str:
     if r.status == "done":
         psnr = r.summary.get("mean_psnr")
         extra = f", val PSNR {psnr:.2f} dB" if isinstance(psnr, (int, float)) else ""
-        retry = f" after {len(r.retried)} retry (resumed from last.pt)" if len(r.retried) == 1 else \
-            f" after {len(r.retried)} retries (resumed from last.pt)" if r.retried else ""
+        k = len(r.retried)
+        retry = f" after {k} {'retry' if k == 1 else 'retries'} (resumed from last.pt)" if k else ""
         return f"{head} done in {r.seconds:.1f}s{retry}{extra} -> {shown(r.notebook)}"
     if r.status == "complete":
         return f"{head} skipped (already complete) -> {shown(r.notebook)}"
@@ -282,7 +281,8 @@ def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpu
                 result = result or Result(run.name, "failed", notebook=str(run.notebook), error=error)
                 results.append(result)
                 progress.finish(run.name, describe(settled + len(results), n, result))
-            grid_dask.run_all(client, functools.partial(execute, retries=retries), runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
+            task = functools.partial(execute, retries=retries)
+            grid_dask.run_all(client, task, runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
     return results
 
 
@@ -363,7 +363,8 @@ def main(argv=None) -> int:
                 if value <= 0:
                     raise Lab4Error(f"{flag} must be > 0 seconds")
                 os.environ[env] = f"{value:g}"  # the workers and their kernels start after this, and inherit it
-        notebook_run.training_deadline(args.profile), notebook_run.cell_deadline()  # a bad $LAB4_*_DEADLINE: exit 2
+        notebook_run.training_deadline(args.profile)  # a bad $LAB4_TRAIN_DEADLINE or $LAB4_CELL_DEADLINE: exit 2
+        notebook_run.cell_deadline()
         if args.figures:
             return run_figures(runs, args.build, args.figures_dir, args.generated_dir)
         if args.html:
