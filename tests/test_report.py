@@ -360,7 +360,7 @@ FLIPS = {
                mse_winner="none", kl_winner="cyclical", gains={"none": 2.0, "tf-off": -2.0}, rise="beta",
                grad="later", active={"cyclical": 30, "monotonic": 0, "none": 0}, concurrent=False, scored=False,
                baseline=25.3),
-          {"RankCase": ("tied", "everyotherstrategytested:atthisbudgetthestrategiesarenot"),
+          {"RankCase": ("tied", "everyotherstrategytested:atthisbudgetnostrategyisdistinguishablefromthebest"),
            "KLRankCase": ("single", "eachcomparisonofithasasingleseedononeside"),
            "TFOffTestCase": ("untested", "Trainingwithoutteacherforcingisnottested"),
            "TFHalfTestCase": ("same", "Thefixedratioof0.5andthedecayingratioarenotdistinguishable"),
