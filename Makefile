@@ -38,7 +38,7 @@ tex:
 browser:
 	@bash scripts/install_browser.sh
 
-# OpenCV's sample video vtest.avi (Debian's opencv-doc) for lab4/real_footage.py and tests/test_real_footage.py.
+# OpenCV's sample video vtest.avi (Debian's opencv-doc) for lab4/datasets/real_footage.py and tests/test_real_footage.py.
 real-footage:
 	@bash scripts/install_real_footage.sh
 
@@ -52,14 +52,14 @@ demo: setup
 	@echo "demo: runs/demo/psnr_per_frame.png"
 
 experiments: setup
-	$(PY) -m lab4.experiments --grid $(GRID) --profile $(PROFILE) --runs $(RUNS) $(if $(JOBS),--jobs $(JOBS)) \
+	$(PY) -m lab4 grid --grid $(GRID) --profile $(PROFILE) --runs $(RUNS) $(if $(JOBS),--jobs $(JOBS)) \
 		$(if $(DASK_SCHEDULER),--scheduler $(DASK_SCHEDULER))
 
 figures: setup
-	$(PY) -m lab4.experiments --figures --runs $(RUNS)
+	$(PY) -m lab4 report figures --runs $(RUNS)
 
 html: setup
-	$(PY) -m lab4.experiments --html --runs $(RUNS)
+	$(PY) -m lab4 report html --runs $(RUNS)
 
 pdf: setup tex
 	bash scripts/build_pdf.sh
@@ -74,7 +74,7 @@ lab: setup
 		--MappingKernelManager.default_kernel_name=lab4 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
-	$(PY) -m lab4.bench
+	$(PY) -m lab4 bench
 
 # Wheels the GPU device machine lacks (papermill, ipykernel, Dask, ...) into .whl/, for scripts/gpu_session.sh
 gpu-wheels: setup

@@ -1,6 +1,6 @@
 """lab4: conditional-VAE video prediction (the lab's model, schedules, training and evaluation)."""
-from .config import Config, make_config, PROFILES
-from .errors import Lab4Error
+from lab4.config import Config, make_config, PROFILES
+from lab4.util.errors import Lab4Error
 
 __all__ = ["Config", "make_config", "PROFILES", "Lab4Error"]
 __version__ = "0.1.0"

@@ -1,18 +1,23 @@
-"""``python -m lab4 {make-data,train,evaluate,predict,score,export}``: exit 0 on success, 2 with one line on bad input.
+"""``lab4`` (or ``python -m lab4``): every command of the lab in one place.
 
-Flags are kebab-case (``--num-epoch``); the config fields' snake_case (``--num_epoch``) is accepted too."""
+Each command exits 0 on success and 2 with one line on bad input. The run commands (train, evaluate,
+predict, score, export, make-data) live here; the others are registered from the module that does the
+work (COMMANDS), and ``python -m <that module>`` is an alias. Flags are kebab-case (``--num-epoch``); the
+config fields' snake_case (``--num_epoch``) is accepted too."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 from pathlib import Path
 
-from .cliutil import KebabHelpFormatter, add_flag
-from .config import Config, PROFILES, make_config
-from .errors import Lab4Error
-from .paths import absolute, home
+from lab4.util.cliargs import KebabHelpFormatter, add_flag
+from lab4.config import Config, PROFILES, make_config
+from lab4.rundir import RunDir
+from lab4.util.errors import Lab4Error
+from lab4.util.paths import absolute, home
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -43,8 +48,8 @@ def _overrides(args) -> dict:
 
 
 def cmd_make_data(args) -> None:
-    from .data import default_synth_root
-    from .synth import generate
+    from lab4.datasets.official import default_synth_root
+    from lab4.datasets.synth import generate
     out = absolute(args.out) if args.out else default_synth_root(args.preset)
     try:
         root = generate(out, preset=args.preset, seed=args.seed, height=args.height, width=args.width)
@@ -54,7 +59,7 @@ def cmd_make_data(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from .train import Trainer
+    from lab4.train import Trainer
     kw = _overrides(args)
     name = make_config(args.profile, **kw).name  # given, else the schedule's
     run_dir = absolute(args.run_dir) if args.run_dir else home() / "runs" / args.profile / name
@@ -69,16 +74,16 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     """On --data-root if given, else on the dataset the run trained on (gone or changed is an error)."""
-    from .runs import evaluate_run
+    from lab4.runs import evaluate_run
     ev = evaluate_run(args.run_dir, args.data_root, seed=args.seed, checkpoint=args.checkpoint, device=args.device,
                       progress=True)
     print(f"{ev['name']}: validation PSNR {ev['mean_psnr']:.2f} dB, SSIM {ev['mean_ssim']:.3f} over {ev['frames'] - 1} "
           f"generated frames (repeat-first-frame {ev['baseline_mean_psnr']:.2f} dB) -> "
-          f"{Path(args.run_dir) / 'psnr_per_frame.csv'}")
+          f"{Path(args.run_dir) / RunDir.PSNR}")
 
 
 def cmd_predict(args) -> None:
-    from .runs import predict_run
+    from lab4.runs import predict_run
     pred = predict_run(args.run_dir, args.data_root, out=args.out, seed=args.seed, checkpoint=args.checkpoint,
                        device=args.device, progress=True)
     n = pred["sequences"]
@@ -87,12 +92,12 @@ def cmd_predict(args) -> None:
 
 
 def cmd_score(args) -> None:
-    from .data import load_test_gt
-    from .evaluate import score
+    from lab4.datasets.official import load_test_gt
+    from lab4.evaluate import score
     if args.gt:
         gt_root = Path(args.gt)
     else:
-        from .data import resolve_data_root
+        from lab4.datasets.official import resolve_data_root
         gt_root = resolve_data_root(args.data_root, args.synth_preset) / "test_gt"
     res = score(args.submission, load_test_gt(gt_root))
     print(f"public {res['public']:.3f} dB  private {res['private']:.3f} dB  (all {res['overall']:.3f} dB)")
@@ -101,21 +106,32 @@ def cmd_score(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from .checkpoint import load_checkpoint
-    from .template import save_template
+    from lab4.checkpoint import load_checkpoint
+    from lab4.checkpoint import save_template
     src = absolute(args.run_dir) / args.checkpoint
     state = load_checkpoint(src)
     if "config" not in state:  # a template checkpoint: its dims and schedule come from the run's config.json
-        state["config"] = Config.load(absolute(args.run_dir) / "config.json").to_dict()
+        state["config"] = RunDir(absolute(args.run_dir)).load_config().to_dict()
     out = absolute(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_template(out, state)
     print(f"{src} -> {out} (the course template's layout: state_dict, optimizer, lr, tfr, last_epoch)")
 
 
+# command -> the module that defines HELP, add_arguments(parser) and run(args) -> exit status
+COMMANDS = {
+    "grid": "lab4.grid.driver",
+    "report": "lab4.report.build",
+    "bench": "lab4.perf.bench",
+    "speedrun": "lab4.perf.speedrun",
+    "gpucheck": "lab4.perf.gpucheck",
+    "real-footage": "lab4.datasets.real_footage",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lab4", description=__doc__, formatter_class=KebabHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="lab4", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, fn, text):
         s = sub.add_parser(name, help=text, description=text, formatter_class=KebabHelpFormatter)
@@ -157,17 +173,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_flag(s, "run_dir", required=True)
     add_flag(s, "checkpoint", default="last.pt", help="in <run-dir>, or a path")
     add_flag(s, "out", required=True, help="the file to write, e.g. model.ckpt")
+
+    for name, module in COMMANDS.items():
+        m = importlib.import_module(module)
+        s = sub.add_parser(name, help=m.HELP, formatter_class=KebabHelpFormatter)
+        m.add_arguments(s)
+        s.set_defaults(fn=m.run, interrupted=getattr(m, "INTERRUPTED", ""))
     return p
 
 
 def main(argv=None) -> int:
+    """The one error handler: a Lab4Error is one line and exit 2, Ctrl-C exit 130."""
     args = build_parser().parse_args(argv)
     try:
-        args.fn(args)
+        return args.fn(args) or 0
     except Lab4Error as e:
-        print(f"lab4: error: {e}", file=sys.stderr)
+        print(f"lab4 {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lab4: interrupted", file=sys.stderr)
+        hint = getattr(args, "interrupted", "")
+        print(f"lab4 {args.command}: interrupted" + (f" ({hint})" if hint else ""), file=sys.stderr)
         return 130
-    return 0

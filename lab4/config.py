@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Lab4Error
+from lab4.schedules import KL_STRATEGIES
+from lab4.util.errors import Lab4Error
+from lab4.util.paths import named_dataset
 
 
 @dataclass
@@ -44,10 +46,7 @@ class Config:
     fast_partial: float = 0.4
     fast_train_epoch: int = 5
     train_vi_len: int = 16
-    init: str = "default"               # default (PyTorch's, the lab's) | kaiming (see lab4.init)
     kl_weight: float = 1.0             # loss = MSE + kl_weight * beta * KL; 1.0 = the lab's loss
-    lr_schedule: str = "step"          # step (the lab's MultiStepLR at `milestones`) | cosine (to 0 over the run)
-    lr_warmup: float = 0.0             # fraction of the run with a linear lr warm-up from 0 (0 = none, the lab's)
     # teacher forcing
     tfr: float = 1.0
     tfr_sde: int = 10
@@ -68,6 +67,8 @@ class Config:
     compile: bool = False              # torch.compile of the per-frame step
     fused_adam: bool = False
     cuda_graphs: bool = False          # CUDA-graph the rollout step
+    batched_tf: bool = True            # teacher-forced frames of a clip as one batch (fast on a GPU); False: one
+                                       # frame at a time as the lab's step (BatchNorm then sees B, not B*(T-1))
     data_on_device: bool = True        # uint8 dataset resident on the device; clips by indexing
     progress: bool = True
 
@@ -81,7 +82,7 @@ class Config:
 
     def save(self, path, **extra) -> None:
         """config.json; ``extra`` adds records beside the fields (e.g. ``dataset``), which :meth:`load` skips."""
-        from .io import atomic_write_text
+        from lab4.util.files import atomic_write_text
         atomic_write_text(path, json.dumps({**self.to_dict(), **extra}, indent=2) + "\n")
 
     @classmethod
@@ -101,8 +102,8 @@ PROFILES: dict[str, dict] = {
     "lab": {},
     "full": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
                  fused_adam=True, cuda_graphs=True, val_every=5),
-    # `full` cut to what one device session holds (python -m lab4.gpucheck): the lab's dims on SynthDance
-    # full, 4 epochs (gpucheck stretches the schedule to the minutes left: lab4.gpuplan.gpu_schedule),
+    # `full` cut to what one device session holds (python -m lab4 gpucheck): the lab's dims on SynthDance
+    # full, 4 epochs (gpucheck stretches the schedule to the minutes left: lab4.perf.gpuplan.gpu_schedule),
     # teacher forcing for the first half, and no gradient clipping: with the lab's KL summed over the latents the
     # clip at norm 1 is set almost entirely by the KL's gradient while beta anneals, starving the reconstruction.
     "gpu": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
@@ -136,8 +137,7 @@ def make_config(profile: str = "lab", **overrides) -> Config:
     if "milestones" in kw:
         kw["milestones"] = tuple(kw["milestones"])
     if kw.get("data_root"):  # relative to the folder it was typed in, before a notebook runs elsewhere
-        from .paths import absolute
-        kw["data_root"] = str(absolute(kw["data_root"]))
+        kw["data_root"] = named_dataset(kw["data_root"])
     cfg = Config(**kw)
     validate(cfg)
     return cfg
@@ -154,18 +154,15 @@ def validate(cfg: Config) -> None:
         (cfg.train_vi_len >= 2, "train_vi_len must be >= 2"),
         (0 <= cfg.tfr <= 1, "tfr must be in [0, 1]"),
         (cfg.tfr_d_step >= 0, "tfr_d_step must be >= 0"),
-        (cfg.kl_anneal_type.lower() in ("cyclical", "monotonic", "none"),
+        (cfg.kl_anneal_type.lower() in KL_STRATEGIES,
          "kl_anneal_type must be cyclical, monotonic or none"),
         (cfg.kl_anneal_cycle >= 1, "kl_anneal_cycle must be >= 1"),
         (0 < cfg.kl_anneal_ratio <= 1, "kl_anneal_ratio must be in (0, 1]"),
         (cfg.per_save >= 1, "per_save must be >= 1"),
         (cfg.clip_grad >= 0, "clip_grad must be >= 0 (0 = no clipping)"),
-        (cfg.init in ("default", "kaiming"), "init must be default or kaiming"),
         (cfg.kl_weight >= 0, "kl_weight must be >= 0"),
         (0 < cfg.kl_beta_max <= 1, "kl_beta_max must be in (0, 1]"),
         (cfg.free_bits >= 0, "free_bits must be >= 0 (nats per latent channel per frame; 0 = off)"),
-        (0 <= cfg.lr_warmup < 1, "lr_warmup must be in [0, 1)"),
-        (cfg.lr_schedule in ("step", "cosine"), "lr_schedule must be step or cosine"),
         (cfg.frame_H % 4 == 0 and cfg.frame_W % 4 == 0 and cfg.frame_H > 0, "frame_H/frame_W must be multiples of 4"),
     ]
     for ok, msg in checks:

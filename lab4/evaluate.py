@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from .io import atomic_write_text
-from .data import to_float
-from .errors import Lab4Error
+from lab4.util.files import atomic_write_text
+from lab4.datasets.official import to_float
+from lab4.util.errors import Lab4Error
 
 PSNR_CAP = 100.0        # dB given to an exact frame (MSE 0), where PSNR is infinite
 SCORED_FRAMES = 600     # the course scores frames 1..600 of each sequence

@@ -176,12 +176,13 @@ class CVAE(nn.Module):
 
     # -- a clip of frames --------------------------------------------------------------------
     def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None, kl_weight: float = 1.0,
-                  free_bits: float = 0.0):
+                  free_bits: float = 0.0, batched: bool = True):
         """Loss of a clip batch: frames, poses (B, T, 3, H, W) in [0, 1]; frames 2..T are predicted.
 
         Returns total (summed over the T-1 frames, as in the lab), MSE and KL (likewise summed) and
         the per-frame terms (T-1,). With teacher forcing every step sees the true previous frame, so
-        all T-1 steps run as one batch; without it each step feeds the last prediction forward.
+        all T-1 steps can run as one batch (``batched``; else one frame at a time, as the lab's step); without
+        it each step feeds the last prediction forward.
         ``step_fn`` lets the fast path pass a compiled version of :meth:`step`. ``kl_weight`` scales the KL
         in the total only (1.0 = the lab's loss): the MSE is a mean over pixels while the KL is summed over
         every latent element, so ``1 / (N*H*W)`` makes it a mean per latent element too. ``free_bits`` > 0
@@ -194,7 +195,10 @@ class CVAE(nn.Module):
         flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
         frame_feat = self.frame_transformation(flat).unflatten(0, (B, T))  # (B, T, F, H, W)
         pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
-        if teacher_forcing:
+        if teacher_forcing and not batched:
+            steps = [step_fn(frame_feat[:, t - 1], pose_feat[:, t], frame_feat[:, t]) for t in range(1, T)]
+            pred, mu, logvar = (torch.stack(x) for x in zip(*steps))  # (T-1, B, ...)
+        elif teacher_forcing:
             pred, mu, logvar = step_fn(
                 frame_feat[:, :-1].flatten(0, 1), pose_feat[:, 1:].flatten(0, 1), frame_feat[:, 1:].flatten(0, 1)
             )

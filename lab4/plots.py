@@ -115,17 +115,16 @@ def save_dataset_preview(path, split, n: int = 6, step: int = 12) -> None:
 
 # -- training curves (notebook 02) ----------------------------------------------------------------
 def _metrics_frame(metrics):
-    """metrics.csv rows -> a DataFrame with numbers: a path, a list of dicts (Trainer.rows, whose rows read
-    back from metrics.csv on resume are strings) or a DataFrame."""
+    """(iteration rows, epoch rows) of a run's metrics: Trainer.rows (numbers, also after a resume: RunDir
+    reads metrics.csv back typed), RunDir.metrics(), or the path of a run folder or of its metrics.csv."""
     import pandas as pd
     if isinstance(metrics, (str, Path)):
-        df = pd.read_csv(metrics)
-    else:
-        df = metrics.copy() if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
-    for col in df.columns.drop("kind"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
+        from lab4.rundir import RunDir
+        path = Path(metrics)
+        metrics = RunDir(path.parent if path.is_file() else path).metrics()
+    df = metrics.copy() if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
     for col in ("val_psnr", "baseline_psnr"):  # absent from rows that never validated
-        df[col] = df.get(col, float("nan"))
+        df[col] = pd.to_numeric(df.get(col, float("nan")))  # all blank (None): a column of NaN
     return df[df.kind == "iter"], df[df.kind == "epoch"]
 
 

@@ -7,7 +7,6 @@ trained on).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -15,13 +14,14 @@ from pathlib import Path
 
 import torch
 
-from .config import FIELDS, Config, make_config
-from .data import PROJECT_ROOT, load_split, load_test, load_test_gt, run_dataset
-from .evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
-from .hardware import cpu_model_name  # results are bit-identical on one machine, not across processors
-from .io import atomic_write_text
-from .plots import plot_psnr_run, save_strip
-from .train import Trainer, load_trained
+from lab4.config import FIELDS, Config, make_config
+from lab4.datasets.official import load_split, load_test, load_test_gt, run_dataset
+from lab4.evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
+from lab4.util.device import cpu_model_name  # results are bit-identical on one machine, not across processors
+from lab4.plots import plot_psnr_run, save_strip
+from lab4.rundir import RunDir
+from lab4.train import Trainer, load_trained
+from lab4.util.paths import project_root
 
 
 def notebook_config(namespace: dict) -> Config:
@@ -35,7 +35,7 @@ def notebook_config(namespace: dict) -> Config:
     profile = namespace.get("profile") or "lab"
     run_dir = Path(flat.get("run_dir") or f"runs/{profile}/{flat.get('name', 'cyclical')}")
     if not run_dir.is_absolute():  # papermill runs the notebook in notebooks/, JupyterLab wherever it was opened
-        run_dir = PROJECT_ROOT / run_dir
+        run_dir = project_root() / run_dir
     return make_config(profile, **{**(namespace.get("extra") or {}), **flat, "run_dir": str(run_dir)})
 
 
@@ -50,7 +50,7 @@ def _rollout(run, fn):
     """fn(step_fn) with a Trainer's compiled rollout step (eager again if it fails), or eagerly. Always in fp32,
     even after bf16 training: the 630-frame rollout amplifies bf16 rounding into dB (docs/speedrun.md)."""
     if isinstance(run, Trainer):
-        return run.with_fallback(lambda: fn(run.rollout_step), step="rollout")
+        return run.with_fallback(lambda: fn(run.compiled_rollout), step="rollout")
     return fn(None)
 
 
@@ -76,13 +76,13 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
         res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
     # the same rollout with z = 0, the prior's mean (the bonus's test-time strategy): one more rollout, no training
     res_z0 = _rollout(run, lambda step_fn: validate(model, val, step_fn=step_fn, zero_z=True))
-    write_psnr_csv(run_dir / "psnr_per_frame.csv", res)
+    write_psnr_csv(run_dir / RunDir.PSNR, res)
     plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
     save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
     summary = dict(name=cfg.name, mean_psnr=res["mean_psnr"], mean_ssim=res["mean_ssim"],
                    baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed,
                    mean_psnr_z0=res_z0["mean_psnr"], **active_units(model, val))
-    atomic_write_text(run_dir / "val_summary.json", json.dumps(summary, indent=2) + "\n")
+    RunDir(run_dir).write_val_summary(summary)
     return {**summary, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
@@ -140,5 +140,5 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
         active_units=evaluation.get("active_units"), latent_units=evaluation.get("latent_units"),
         device=device, epochs=trainer.epoch, speed=trainer.speed, speed_fallback=trainer.fallback,
     )
-    atomic_write_text(trainer.run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    RunDir(trainer.run_dir).write_summary(summary)
     return summary

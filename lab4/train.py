@@ -5,8 +5,6 @@ style) let a notebook plot while training without the loop knowing about noteboo
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 import sys
@@ -19,16 +17,15 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .data import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
-from .checkpoint import check_writable, load_checkpoint, load_model_weights, save_checkpoint
-from .config import Config
-from .errors import Lab4Error
-from .evaluate import validate
-from .model import CVAE
-from .hardware import amp_enabled
-from .init import init_weights
-from .io import atomic_write_text
-from .schedules import TeacherForcing, kl_beta, lr_multiplier
+from lab4.datasets.official import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
+from lab4.checkpoint import check_writable, load_checkpoint, load_model_weights, save_checkpoint
+from lab4.config import Config
+from lab4.util.errors import Lab4Error
+from lab4.evaluate import validate
+from lab4.model import CVAE
+from lab4.util.device import amp_enabled, pick_device
+from lab4.rundir import RunDir
+from lab4.schedules import TeacherForcing, kl_beta
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
                  "val_psnr", "val_ssim", "baseline_psnr", "seconds", "frames_per_s"]
@@ -36,9 +33,8 @@ LOGGED = ("loss", "mse", "kl", "grad_norm")  # what each iteration records on th
 
 
 class IterLog(NamedTuple):
-    """One iteration's record; ``values`` stays on the device until the epoch's end, where they are read in
+    """One step's record; ``values`` stays on the device until the epoch's end, where they are read in
     one transfer (the finiteness check reads the loss every 25 iterations on a GPU, every one on a CPU)."""
-    iter: int
     progress: float          # epochs done, fractional
     beta: float
     teacher_forcing: bool
@@ -64,17 +60,8 @@ def beta_at(cfg: Config, progress: float) -> float:
                                         cfg.kl_anneal_ratio))
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise Lab4Error(f"device {name!r} asked for, but torch sees no CUDA GPU (use device='auto' or 'cpu')")
-    return dev
-
-
 def build_model(cfg: Config, device=None) -> CVAE:
-    model = init_weights(CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback), cfg.init)
+    model = CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback)
     if device is not None:
         model = model.to(device)
     if cfg.channels_last:
@@ -102,6 +89,7 @@ class Trainer:
         self.cfg = cfg
         self.device = pick_device(cfg.device)
         self.run_dir = Path(cfg.run_dir)
+        self.files = RunDir(self.run_dir)  # config.json, metrics.csv and last.pt are read and written through it
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         if train_split is None or val_split is None:
@@ -109,7 +97,7 @@ class Trainer:
             train_split = train_split or load_split(root, "train", cfg.frame_H, cfg.frame_W, cfg.progress)
             val_split = val_split or load_split(root, "val", cfg.frame_H, cfg.frame_W, cfg.progress)
         self.train_data, self.val_data = train_split, val_split
-        # config.json remembers the data (absolute path, sizes, cache keys): see lab4.data.run_dataset
+        # config.json remembers the data (absolute path, sizes, cache keys): see lab4.datasets.official.run_dataset
         self.dataset = dataset_record(train_split, val_split)
         self.cfg = cfg = cfg.replace(data_root=self.dataset["root"])
         keep = self.device if cfg.data_on_device else torch.device("cpu")
@@ -119,11 +107,9 @@ class Trainer:
         self.model = build_model(cfg, self.device)
         fused = cfg.fused_adam and self.device.type == "cuda"
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None)
-        milestones = list(cfg.milestones) if cfg.lr_schedule == "step" else []  # cosine: lr_multiplier alone
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=cfg.gamma)
         self.tf = TeacherForcing(cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step, cfg.tfr_per_epoch, seed=cfg.seed)
-        self.train_step, self.rollout_step = compiled_steps(self.model, cfg, self.device)
-        self.amp = amp_enabled(cfg, self.device)  # bf16 on CUDA, and on CPUs with native bf16
+        self.compiled_step, self.compiled_rollout = compiled_steps(self.model, cfg, self.device)
+        self.amp = amp_enabled(cfg.amp, self.device)  # bf16 on CUDA, and on CPUs with native bf16
         self.fallback: str | None = None  # why the compiled steps were switched off, if they were
         self.fit_seconds = 0.0            # training time in this process
         self.fit_cpu_seconds = 0.0        # CPU time of this process (all its threads) while training
@@ -152,12 +138,12 @@ class Trainer:
         except Timeout:
             raise Lab4Error(f"{self.run_dir}: another process is training this run (lock {self.run_dir / '.lock'})") from None
         try:
-            if resume and (self.run_dir / "last.pt").is_file():
-                self.load(self.run_dir / "last.pt")
+            if resume and (self.run_dir / RunDir.LAST).is_file():
+                self.load(self.run_dir / RunDir.LAST)
             elif not resume:
                 self.rows = []
             self.start_epoch = self.epoch  # > 0: this session resumed from last.pt
-            self.cfg.save(self.run_dir / "config.json", dataset=self.dataset)
+            self.files.write_config(self.cfg, dataset=self.dataset)
             t0, c0, self.started_at = time.perf_counter(), time.process_time(), time.time()
             while self.epoch < self.cfg.num_epoch:
                 try:
@@ -165,11 +151,10 @@ class Trainer:
                 except torch.cuda.OutOfMemoryError:
                     raise self._out_of_memory() from None
                 self.epoch += 1
-                self.scheduler.step()
                 # metrics first: a death between the two writes leaves extra rows (dropped on resume), never a gap
                 self.write_metrics()
                 if self.epoch % self.cfg.per_save == 0 or self.epoch == self.cfg.num_epoch:
-                    self.save(self.run_dir / "last.pt")
+                    self.save(self.run_dir / RunDir.LAST)
                 self._trigger("on_epoch_end", self.rows[-1])
             self.fit_seconds = time.perf_counter() - t0
             self.fit_cpu_seconds = time.process_time() - c0
@@ -194,7 +179,7 @@ class Trainer:
         or a GPU that inductor does not support, then trains eagerly after one warning line instead of dying
         in its first epoch. An error that eager raises too still surfaces; out of memory is not a compile error.
         """
-        if self.train_step is None and self.rollout_step is None:
+        if self.compiled_step is None and self.compiled_rollout is None:
             return fn()
         buffers = [b.clone() for b in self.model.buffers()]  # BatchNorm statistics: the retry must not count twice
         try:
@@ -206,7 +191,7 @@ class Trainer:
                 for b, saved in zip(self.model.buffers(), buffers):
                     b.copy_(saved)
             what = "CUDA-graph capture" if step == "rollout" and self.speed["cuda_graphs"] else "torch.compile"
-            self.train_step = self.rollout_step = None
+            self.compiled_step = self.compiled_rollout = None
             self.fallback = f"{what}: {_cause(e)}"
             print(f"lab4: warning: {self.cfg.name}: {what} failed ({_cause(e)}); going on eagerly",
                   file=sys.stderr, flush=True)
@@ -216,8 +201,8 @@ class Trainer:
     def speed(self) -> dict:
         """The speed options this run actually uses: asked for, available on its device and not fallen back."""
         cuda = self.device.type == "cuda"
-        return dict(amp=self.amp, channels_last=self.cfg.channels_last, compile=self.train_step is not None,
-                    cuda_graphs=self.cfg.cuda_graphs and cuda and self.rollout_step is not None,
+        return dict(amp=self.amp, channels_last=self.cfg.channels_last, compile=self.compiled_step is not None,
+                    cuda_graphs=self.cfg.cuda_graphs and cuda and self.compiled_rollout is not None,
                     fused_adam=bool(self.optimizer.defaults.get("fused")))
 
     def _fraction(self, epoch: int) -> float:
@@ -228,38 +213,65 @@ class Trainer:
     def iters_per_epoch(self, epoch: int) -> int:
         return self.sampler.n_batches(self._fraction(epoch))
 
+    def lr_at(self, progress: float) -> float:
+        """The lab's MultiStepLR at fractional epoch ``progress``: ``lr`` times ``gamma`` at each milestone passed
+        (chained as torch's scheduler chains it, so the value is the same to the last bit)."""
+        lr = self.cfg.lr
+        for m in self.cfg.milestones:
+            if progress >= m:
+                lr *= self.cfg.gamma
+        return lr
+
+    def step(self, starts, progress: float) -> IterLog:
+        """One optimisation step on the clips that start at ``starts`` (ClipSampler), at fractional epoch
+        ``progress``, which sets beta, the teacher-forcing coin and the lr. The epoch loop, the speedrun and the
+        bench all take this step, so what they time is what a run does. The logged values stay on the device."""
+        cfg = self.cfg
+        beta, use_tf = beta_at(cfg, progress), self.tf.draw(int(progress))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(progress)
+        frames = to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))  # (B, T, 3, H, W)
+        poses = to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
+        out = self.with_fallback(lambda: self.loss_backward(frames, poses, beta, use_tf))
+        # the norm before clipping: how much of each step the clip takes away
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad or math.inf)
+        self.optimizer.step()
+        logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
+        return IterLog(progress, beta, use_tf, logged)
+
+    def loss_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
+        """The clip loss (bf16 autocast where :func:`amp_enabled`; losses and KL in fp32) and its gradients."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.compiled_step,
+                                       kl_weight=self.cfg.kl_weight, free_bits=self.cfg.free_bits,
+                                       batched=self.cfg.batched_tf)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        return out
+
     def train_epoch(self, epoch: int) -> dict:
-        cfg, model = self.cfg, self.model
-        model.train()
+        cfg = self.cfg
+        self.model.train()
         batches = self.sampler.batches(self._fraction(epoch))[:self.iters_per_epoch(epoch)]
         n_iter = len(batches)
         tfr = self.tf.ratio(epoch)
         logs, t0 = [], time.perf_counter()
-        sync_every = 1 if self.device.type == "cpu" else 25
+        check_every = 1 if self.device.type == "cpu" else 25  # a CPU's .item() is free; a GPU's waits for the queue
         bar = tqdm(batches, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.num_epoch}", disable=not cfg.progress,
                    leave=False, mininterval=1.0)
         for it, starts in enumerate(bar):
-            progress = epoch + it / n_iter
-            beta = beta_at(cfg, progress)
-            use_tf = self.tf.draw(epoch)
-            frames = to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))
-            poses = to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
-            out = self.with_fallback(lambda: self._forward_backward(frames, poses, beta, use_tf))
-            # the norm before clipping: how much of each step the clip takes away
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad or math.inf)
-            self._optimizer_step(lr_multiplier(progress / cfg.num_epoch, cfg.lr_schedule, cfg.lr_warmup))
-            logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
-            logs.append(IterLog(it, progress, beta, use_tf, logged))
-            if (it + 1) % sync_every == 0 or it == n_iter - 1:
+            log = self.step(starts, epoch + it / n_iter)
+            logs.append(log)
+            if (it + 1) % check_every == 0 or it == n_iter - 1:
                 self._check_finite(logs, epoch)
-                loss = logs[-1].loss.item()
-                bar.set_postfix(loss=f"{loss:.4g}", beta=f"{beta:.2f}", tfr=f"{tfr:.2f}")
+                loss = log.loss.item()
+                bar.set_postfix(loss=f"{loss:.4g}", beta=f"{log.beta:.2f}", tfr=f"{tfr:.2f}")
                 self._trigger("on_iter_end", dict(epoch=epoch, iter=it, loss=loss))
         seconds = time.perf_counter() - t0
-        values = torch.stack([log.values for log in logs]).cpu()  # (n_iter, 4): one sync per epoch
+        values = torch.stack([log.values for log in logs]).cpu()  # (n_iter, 4): one transfer per epoch
         lr = self.optimizer.param_groups[0]["lr"]
-        for log, logged in zip(logs, values.tolist()):
-            self.rows.append(dict(kind="iter", epoch=epoch, iter=log.iter, progress=round(log.progress, 5),
+        for it, (log, logged) in enumerate(zip(logs, values.tolist())):
+            self.rows.append(dict(kind="iter", epoch=epoch, iter=it, progress=round(log.progress, 5),
                                   **dict(zip(LOGGED, logged)), beta=log.beta, tfr=tfr,
                                   teacher_forcing=int(log.teacher_forcing), lr=lr))
         means = dict(zip(LOGGED, values.mean(0).tolist()))
@@ -274,36 +286,16 @@ class Trainer:
         self.rows.append(row)
         return row
 
-    def _optimizer_step(self, multiplier: float) -> None:
-        """Adam's step at the scheduler's lr times the warm-up/cosine ``multiplier`` (1 = the lab's plain step)."""
-        if multiplier == 1.0:
-            self.optimizer.step()
-            return
-        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
-            group["lr"] = lr * multiplier
-        self.optimizer.step()
-        for group, lr in zip(self.optimizer.param_groups, self.scheduler.get_last_lr()):
-            group["lr"] = lr  # the scheduler's own value stays what it chains from and what is logged
-
-    def _forward_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
-        """The clip loss (bf16 autocast where :func:`amp_enabled`; losses and KL in fp32) and its gradients."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.train_step,
-                                       kl_weight=self.cfg.kl_weight, free_bits=self.cfg.free_bits)
-        self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        return out
-
     def _check_finite(self, logs: list[IterLog], epoch: int) -> None:
         recent = torch.stack([log.loss for log in logs[-25:]])
         if not torch.isfinite(recent).all():
-            bad = next(log.iter for log in logs if not torch.isfinite(log.loss))
+            bad = next(i for i, log in enumerate(logs) if not torch.isfinite(log.loss))
             raise NonFiniteLoss(f"{self.cfg.name}: loss became non-finite at epoch {epoch + 1} iteration {bad + 1}; "
                                 f"training stopped, last good checkpoint kept at {self.run_dir / 'last.pt'}")
 
     def validate(self) -> dict:
         res = self.with_fallback(lambda: validate(self.model, self.val_data, seed=self.cfg.seed,
-                                                  step_fn=self.rollout_step), step="rollout")
+                                                  step_fn=self.compiled_rollout), step="rollout")
         self.last_val = res
         self._trigger("on_validation_end", res)
         return res
@@ -311,7 +303,7 @@ class Trainer:
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return dict(
-            model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             epoch=self.epoch, config=self.cfg.to_dict(), teacher_forcing=self.tf.state_dict(),
             rng=dict(torch=torch.get_rng_state(), sampler=self.sampler.generator.get_state(),
                      cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []),
@@ -325,7 +317,6 @@ class Trainer:
         load_model_weights(self.model, state, path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
             self.tf.load_state_dict(state["teacher_forcing"])
             torch.set_rng_state(state["rng"]["torch"].cpu())
             self.sampler.generator.set_state(state["rng"]["sampler"].cpu())
@@ -334,14 +325,11 @@ class Trainer:
             self.epoch = int(state["epoch"])
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise Lab4Error(f"{path}: checkpoint lacks training state needed to resume ({type(e).__name__}: {e})") from None
-        self.rows = [r for r in read_metrics(self.run_dir / "metrics.csv") if int(r["epoch"]) < self.epoch]
+        # rows past the checkpoint (written before a death at the epoch's end) are dropped: each epoch once
+        self.rows = [r for r in self.files.metric_rows() if r["epoch"] is not None and r["epoch"] < self.epoch]
 
     def write_metrics(self) -> None:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(self.rows)
-        atomic_write_text(self.run_dir / "metrics.csv", buf.getvalue())
+        self.files.write_metrics(self.rows, METRIC_FIELDS)
 
 
 def _cause(e: BaseException) -> str:
@@ -353,19 +341,11 @@ def _cause(e: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def read_metrics(path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def load_trained(run_dir, checkpoint: str = "last.pt", device: str = "auto"):
+def load_trained(run_dir, checkpoint: str = RunDir.LAST, device: str = "auto"):
     """(model, config) from a run folder, for evaluation and notebooks."""
-    run_dir = Path(run_dir)
-    cfg = Config.load(run_dir / "config.json")
-    path = run_dir / checkpoint
+    run = RunDir(run_dir)
+    cfg = run.load_config()
+    path = run.path / checkpoint
     state = load_checkpoint(path, map_location="cpu")
     model = build_model(cfg)
     load_model_weights(model, state, path)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU device session in one command (issue #17; docs/gpu-session.md has the exact `run` call).
 #
-#   BUDGET_S=480 bash scripts/gpu_session.sh [extra lab4.gpucheck flags, e.g. --steps bench,grid]
+#   BUDGET_S=480 bash scripts/gpu_session.sh [extra `lab4 gpucheck` flags, e.g. --steps bench,grid]
 #
 # On the device machine (its own python3 with torch, no network):
 #  1. installs the wheels carried in .whl/ (made here by `make gpu-wheels`), offline, into /tmp/lab4-site:
@@ -11,7 +11,7 @@
 #     ipython (+ ipython_pygments_lexers, jedi, parso, pexpect, ptyprocess, prompt_toolkit, wcwidth,
 #     stack-data, executing, asttokens, pure-eval), dask, distributed (+ partd, locket, tblib, zict);
 #  2. registers the `lab4` Jupyter kernel for that python3 (the notebooks run on it through papermill);
-#  3. runs `python3 -m lab4.gpucheck` with what is left of BUDGET_S (seconds, all steps together);
+#  3. runs `python3 -m lab4 gpucheck` with what is left of BUDGET_S (seconds, all steps together);
 #  4. packs what comes back into $OUT, within the device tool's limits (8 files, 2 folders deep):
 #     results.tar.gz (results/bench/<gpu>.json + results/gpu/), gpucheck.json, <gpu>.json,
 #     session.log, notebooks.tar.gz (the executed notebooks, for a failed run's traceback).
@@ -50,8 +50,8 @@ fi
 export JUPYTER_PATH="/tmp/lab4-jupyter/share/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 
 LEFT=$(( BUDGET_S - ($(date +%s) - T0) - 15 ))  # 15 s kept for packing
-echo "gpu_session: setup took $(( $(date +%s) - T0 ))s; lab4.gpucheck gets ${LEFT}s"
-"$PY" -m lab4.gpucheck --out "$WORK" --budget-s "$LEFT" "$@"
+echo "gpu_session: setup took $(( $(date +%s) - T0 ))s; lab4 gpucheck gets ${LEFT}s"
+"$PY" -m lab4 gpucheck --out "$WORK" --budget-s "$LEFT" "$@"
 RC=$?
 
 # what comes back: at most 8 files, none deeper than 2 folders; so the result folders travel as tarballs
@@ -61,7 +61,7 @@ cp "$WORK"/results/bench/*.json "$OUT/" 2>/dev/null
 find "$WORK/work" -name '*.ipynb' -not -path '*checkpoints*' -print0 2>/dev/null \
   | tar -czf "$OUT/notebooks.tar.gz" --null -T - 2>/dev/null
 ls -l "$OUT"
-echo "gpu_session: lab4.gpucheck exit $RC after $(( $(date +%s) - T0 ))s"
+echo "gpu_session: lab4 gpucheck exit $RC after $(( $(date +%s) - T0 ))s"
 return $RC
 }
 

@@ -29,9 +29,9 @@ def main() -> int:
     p.add_argument("--unpatched", action="store_true", help="plain papermill, without lab4's polling workaround")
     args = p.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from lab4 import notebook_run
+    from lab4.util import notebooks as notebook_run
     from lab4.config import make_config
-    from lab4.synth import generate
+    from lab4.datasets.synth import generate
     from lab4.train import Trainer
 
     tmp = Path(tempfile.mkdtemp(prefix="lab4-hang-"))

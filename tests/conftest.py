@@ -17,7 +17,7 @@ def _isolated_cache(tmp_path_factory):
     os.environ.pop("LAB4_DATA", None)
     # kernels and subprocesses inherit this: tiny models gain nothing from threads, and busy cores lose a lot
     os.environ["OMP_NUM_THREADS"] = "1"
-    from lab4.notebook_run import use_venv_kernel
+    from lab4.util.notebooks import use_venv_kernel
     use_venv_kernel()  # papermill in the tests runs this venv's `lab4` kernel
     yield
 
@@ -54,7 +54,7 @@ def _name(p) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
-    from lab4.synth import generate
+    from lab4.datasets.synth import generate
     return generate(tmp_path_factory.mktemp("data") / "synthdance-tiny", preset="tiny", progress=False)
 
 

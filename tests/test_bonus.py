@@ -5,18 +5,18 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from lab4 import report_bonus
+from lab4.report import bonus as report_bonus
 from lab4.config import make_config
-from lab4.errors import Lab4Error
+from lab4.util.errors import Lab4Error
 from lab4.model import CVAE, kl_divergence, kl_per_channel
-from lab4.report_runs import Run
+from lab4.rundir import RunDir
 from lab4.schedules import kl_beta
 from lab4.train import beta_at
 
@@ -126,8 +126,8 @@ def test_trainer_logs_capped_beta_true_kl_and_summary_has_z0(tiny_root, tmp_path
     assert 0 < val["mean_psnr_z0"] < 100
 
 
-def test_grid_runs_each_bonus_strategy_with_cyclicals_seeds_and_one_change():
-    from lab4.grid import load_grid
+def test_grid_runs_each_bonus_strategy_with_cyclicals_seeds_and_one_change(tmp_path):
+    from lab4.grid.spec import load_grid
     for profile in ("quick", "full"):
         runs = dict(load_grid(ROOT / "experiments.yaml", profile))
         seeds = {name: o.get("seed", 0) for name, o in runs.items()}
@@ -136,20 +136,28 @@ def test_grid_runs_each_bonus_strategy_with_cyclicals_seeds_and_one_change():
             assert mine == sorted(s for n, s in seeds.items() if re.fullmatch(r"cyclical(-s\d+)?", n))
             over = {k: v for k, v in runs[strategy].items() if k != "seed"}
             cfg = make_config(profile, **over)
-            assert kind == report_bonus.kind_of(Run(strategy, ROOT, cfg.to_dict(), {}, pd.DataFrame()))
+            run = RunDir(tmp_path / profile / strategy)
+            run.path.mkdir(parents=True)
+            run.write_config(cfg)
+            assert kind == report_bonus.kind_of(run)
             assert set(over) - {"kl_anneal_type"} == {"free_bits"}
 
 
 # -- the report's bonus section ----------------------------------------------------------------
-def fake_run(tmp_path, name, psnr, z0, kl, active, **config) -> Run:
-    """A run as report_runs.load_runs gives it: summary numbers and a metrics.csv with the final KL."""
-    config = {"train_vi_len": 8, "N_dim": 8, **config}
-    metrics = pd.DataFrame([dict(kind="epoch", epoch=0, kl=10.0 * 7), dict(kind="epoch", epoch=1, kl=kl * 7)])
-    summary = dict(name=name, mean_psnr=psnr, mean_psnr_z0=z0, active_units=active)
-    return Run(name=name, path=tmp_path / name, config=config, summary=summary, metrics=metrics)
+def fake_run(base, name, psnr, z0, kl, active, **config) -> RunDir:
+    """A run folder as 02_train leaves it, as far as the bonus reads it: summary numbers, config and a
+    metrics.csv with the final KL."""
+    run = RunDir(base / name)
+    run.path.mkdir()
+    run.write_config({"train_vi_len": 8, "N_dim": 8, **config})
+    run.write_metrics([dict(kind="epoch", epoch=0, kl=10.0 * 7), dict(kind="epoch", epoch=1, kl=kl * 7)],
+                      ["kind", "epoch", "kl"])
+    run.write_summary(dict(name=name, mean_psnr=psnr, mean_psnr_z0=z0, active_units=active))
+    return run
 
 
 def grid(tmp_path, fb_psnr=20.0, bm_psnr=20.0, fb_kl=0.05, fb_active=0, z0_shift=0.0, seeds=1):
+    tmp_path = Path(tempfile.mkdtemp(prefix="grid-", dir=tmp_path))  # each call its own runs folder
     runs = []
     for k in range(seeds):
         sfx = f"-s{k}" if k else ""
@@ -175,8 +183,8 @@ def test_bonus_verdicts_flip_with_the_numbers(tmp_path):
     m = report_bonus.bonus_macros(grid(tmp_path, fb_kl=9.0, z0_shift=-0.3))
     assert (m["BonusFreeBitsFloorCase"], m["BonusZeroZCase"]) == ("above", "lower")
     runs = grid(tmp_path)
-    runs[0].summary["mean_psnr_z0"] = 21.0  # one run gains, another loses
-    runs[1].summary["mean_psnr_z0"] = 19.0
+    runs[0].summary()["mean_psnr_z0"] = 21.0  # one run gains, another loses
+    runs[1].summary()["mean_psnr_z0"] = 19.0
     assert report_bonus.bonus_macros(runs)["BonusZeroZCase"] == "mixed"
     only_lab = [r for r in grid(tmp_path) if r.strategy == "cyclical"]
     m = report_bonus.bonus_macros(only_lab)

@@ -287,7 +287,7 @@ def math_notebook(path: Path) -> None:
 
 
 def test_html_exports_stand_on_their_own(lab, browser, tmp_path_factory):
-    from lab4.html_export import run_html
+    from lab4.report.html import run_html
     runs = lab["train_run"].parent
     if not (lab["train_run"] / "02_train.ipynb").is_file():
         pytest.skip("the JupyterLab test did not save the training notebook")

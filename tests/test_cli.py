@@ -1,6 +1,7 @@
 """``python -m lab4``: help for every subcommand, train -> evaluate -> predict -> score end to end,
 and exit 2 with one line on stderr (no traceback) for bad input."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -12,7 +13,8 @@ import torch
 from lab4.cli import main
 
 torch.set_num_threads(1)
-SUBCOMMANDS = ["make-data", "train", "evaluate", "predict", "score", "export"]
+SUBCOMMANDS = ["train", "evaluate", "predict", "score", "export", "make-data", "grid", "report", "bench", "speedrun",
+               "gpucheck", "real-footage"]
 SMALL = ["--F_dim", "8", "--L_dim", "4", "--N_dim", "4", "--D_out_dim", "8", "--device", "cpu"]
 
 
@@ -33,7 +35,7 @@ def _one_line_error(stderr):
     lines = [l for l in lines if l.strip()]
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
-    assert lines[0].startswith("lab4: error: ")
+    assert re.match(r"lab4 [a-z-]+: error: ", lines[0]), lines[0]
     return lines[0]
 
 
@@ -94,27 +96,37 @@ def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
     assert str(bad / "last.pt") in _one_line_error(r.stderr)
 
 
-def _flags(parser) -> dict:
-    """Every subcommand's optional actions: {command: [option strings of each action]}."""
-    sub = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
-    return {name: [a.option_strings for a in p._actions if a.option_strings and a.dest != "help"]
-            for name, p in sub.choices.items()}
+def _help(args, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main([*args, "--help"])
+    assert e.value.code == 0
+    return capsys.readouterr().out
+
+
+def _leaves(args, capsys) -> list[tuple[list[str], str]]:
+    """(command path, its help) for every command that takes flags, nested ones (speedrun run, ...) included."""
+    text = _help(args, capsys)
+    usage = text.split("\n\n")[0]
+    nested = re.search(r"\{([a-z,-]+)\} \.\.\.", usage)  # a command of commands (its flags' choices have no "...")
+    if nested:
+        return [leaf for name in nested.group(1).split(",") for leaf in _leaves([*args, name], capsys)]
+    return [(args, text)]
 
 
 def test_every_flag_is_kebab_in_help_and_snake_is_accepted(capsys):
     from lab4.cli import build_parser
-    flags = _flags(build_parser())
-    assert set(flags) == set(SUBCOMMANDS)
-    for cmd, actions in flags.items():
-        with pytest.raises(SystemExit):
-            main([cmd, "--help"])
-        shown = capsys.readouterr().out
-        for names in actions:
-            kebab = [n for n in names if "_" not in n]
-            assert len(kebab) == 1 and kebab[0] in shown, (cmd, names)
-            if "-" in kebab[0][2:]:  # a two-word flag also answers to its snake_case spelling, not shown
-                snake = "--" + kebab[0][2:].replace("-", "_")
-                assert snake in names and snake not in shown, (cmd, names)
+    shown_flags = 0
+    for cmd in SUBCOMMANDS:
+        for path, text in _leaves([cmd], capsys):
+            flags = set(re.findall(r"(?<![\w-])--[A-Za-z][\w-]*", text)) - {"--help"}
+            shown_flags += len(flags)
+            assert all("_" not in f for f in flags), (path, sorted(flags))  # only the kebab spelling is shown
+    assert shown_flags > 60
+    # a two-word flag also answers to its snake_case spelling, on every kind of command
+    for args in (["gpucheck", "--out", "o", "--budget_s", "5", "--dry_run"], ["grid", "--train_deadline", "9"],
+                 ["real-footage", "build", "--out", "o", "--val_frames", "4"], ["bench", "--rollout_frames", "8"],
+                 ["report", "figures", "--runs", "r", "--figures_dir", "f"]):
+        assert vars(build_parser().parse_args(args)) == vars(build_parser().parse_args([a.replace("_", "-") for a in args]))
     # both spellings parse to the same values
     kebab = build_parser().parse_args(["train", "--run-dir", "r", "--data-root", "d", "--num-epoch", "3",
                                        "--kl-anneal-type", "none", "--F-dim", "8", "--tfr-per-epoch", "true"])

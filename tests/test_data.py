@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lab4 import data as D
-from lab4.errors import Lab4Error
-from lab4.synth import PRESETS
+from lab4.datasets import official as D
+from lab4.util.errors import Lab4Error
+from lab4.datasets.synth import PRESETS
 
 TINY = PRESETS["tiny"]
 
@@ -105,15 +105,15 @@ def test_atomic_writes_follow_the_umask_and_importing_lab4_leaves_it_alone(tmp_p
     import importlib
 
     import lab4.checkpoint
-    import lab4.io
+    import lab4.util.files
     calls = []
     real = os.umask
     monkeypatch.setattr(os, "umask", lambda m: (calls.append(m), real(m))[1])
-    importlib.reload(lab4.io)
+    importlib.reload(lab4.util.files)
     importlib.reload(lab4.checkpoint)  # the module that used to set the umask at import
     assert calls == []
     monkeypatch.undo()
-    from lab4.io import atomic_write_text
+    from lab4.util.files import atomic_write_text
     old = os.umask(0o027)
     try:
         atomic_write_text(tmp_path / "f.txt", "x")

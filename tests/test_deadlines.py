@@ -17,9 +17,11 @@ import psutil
 import pytest
 import yaml
 
-from lab4 import experiments, notebook_run
-from lab4.errors import Lab4Error
-from lab4.grid_progress import epochs_done
+from lab4.cli import main
+from lab4.grid import driver as experiments
+from lab4.util import notebooks as notebook_run
+from lab4.util.errors import Lab4Error
+from lab4.rundir import RunDir
 
 
 def notebook(path: Path, *cells: str, tags: dict[int, list[str]] | None = None) -> Path:
@@ -102,7 +104,7 @@ def test_deadlines_come_from_the_profile_unless_set(monkeypatch):
 def test_the_driver_rejects_bad_deadlines_and_retries_in_one_line(tmp_path, capsys):
     for args, needle in ((["--train-deadline", "0"], "--train-deadline must be > 0"),
                          (["--retries", "-1"], "--retries must be >= 0")):
-        assert experiments.main(["--grid", str(tmp_path / "none.yaml"), *args]) == experiments.EXIT_USAGE
+        assert main(["grid", "--grid", str(tmp_path / "none.yaml"), *args]) == experiments.EXIT_USAGE
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err
 
@@ -174,7 +176,7 @@ def test_a_run_whose_kernel_is_killed_is_retried_from_last_pt(tiny_root, tmp_pat
     out = io.StringIO()
     try:
         with redirect_stdout(out), redirect_stderr(out):
-            code = experiments.main(["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--jobs", "1"])
+            code = main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--jobs", "1"])
     finally:
         done.set()
         watcher.join()
@@ -193,7 +195,7 @@ def test_a_run_whose_kernel_is_killed_is_retried_from_last_pt(tiny_root, tmp_pat
     assert "resumed from last.pt after epoch" in printed, printed[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 4
-    assert epochs_done(run / "metrics.csv")[0] == 4  # each epoch once: the retry continued, it did not start over
+    assert RunDir(run).epochs_done() == 4  # each epoch once: the retry continued, it did not start over
 
 
 @pytest.mark.timeout(120)

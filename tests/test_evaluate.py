@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lab4 import evaluate as E
-from lab4.errors import Lab4Error
+from lab4.util.errors import Lab4Error
 
 torch.set_num_threads(1)  # 2 shared cores: one thread per process is far faster under contention
 
@@ -196,7 +196,7 @@ def test_score_rejects_malformed_through_score(tmp_path, gt):
 
 
 def test_validate_on_tiny_run(tiny_run, tiny_root):
-    from lab4.data import load_split
+    from lab4.datasets.official import load_split
     from lab4.train import load_trained
     model, cfg = load_trained(tiny_run, device="cpu")
     val = load_split(tiny_root, "val", cfg.frame_H, cfg.frame_W, progress=False)
@@ -246,7 +246,7 @@ def test_evaluate_and_predict_run_same_from_a_run_folder_and_from_the_trainer(ti
     import shutil
 
     from lab4.config import Config
-    from lab4.data import load_split
+    from lab4.datasets.official import load_split
     from lab4.runs import evaluate_run, predict_run
     from lab4.train import Trainer, load_trained
     run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
@@ -275,7 +275,7 @@ def test_evaluate_and_predict_run_same_from_a_run_folder_and_from_the_trainer(ti
 
 def test_active_units_count_the_latents_that_follow_the_input():
     """A posterior mean that ignores the frame has 0 active units; one that follows it has them all."""
-    from lab4.data import Split
+    from lab4.datasets.official import Split
     from lab4.model import CVAE
     g = torch.Generator().manual_seed(0)
     frames = torch.randint(0, 256, (12, 3, 8, 16), generator=g, dtype=torch.uint8)

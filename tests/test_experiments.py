@@ -18,9 +18,10 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from lab4 import experiments, grid_dask
-from lab4.experiments import main
-from lab4.grid_progress import GridProgress
+from lab4.grid import driver as experiments, cluster as grid_dask
+from lab4.cli import main
+from lab4.grid.progress import GridProgress
+from lab4.report import build
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(num_epoch=1, train_vi_len=4, partial=0.5)
@@ -43,7 +44,7 @@ def grid_run(tiny_root, tmp_path_factory):
     runs = tmp / "runs"
     out = io.StringIO()
     with redirect_stdout(out), redirect_stderr(out):
-        code = main(["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--jobs", "2"])
+        code = main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--jobs", "2"])
     return grid, runs, code, out.getvalue()
 
 
@@ -64,7 +65,7 @@ def test_failing_run_is_reported_and_others_complete(grid_run):
 def test_rerun_skips_completed_runs(grid_run, capsys):
     grid, runs, _, _ = grid_run
     before = (runs / "ok-a" / "summary.json").stat().st_mtime_ns
-    assert main(["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--only", "ok-*"]) == 0
+    assert main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--only", "ok-*"]) == 0
     out = capsys.readouterr().out
     assert out.count("skipped (already complete)") == 1
     assert (runs / "ok-a" / "summary.json").stat().st_mtime_ns == before
@@ -73,7 +74,7 @@ def test_rerun_skips_completed_runs(grid_run, capsys):
 def test_locked_run_is_skipped_with_a_message(grid_run, capsys):
     grid, runs, _, _ = grid_run
     with FileLock(str(runs / "ok-a" / ".driver.lock")):
-        code = main(["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--only", "ok-a"])
+        code = main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--only", "ok-a"])
     captured = capsys.readouterr()
     assert code == experiments.EXIT_LOCKED
     assert "skipped: ok-a is being run by another process" in captured.out
@@ -110,25 +111,25 @@ def test_bad_grid_is_one_line_exit_2(tmp_path, capsys, text, message):
     grid = tmp_path / "grid.yaml"
     if text is not None:
         grid.write_text(text)
-    assert main(["--grid", str(grid), "--profile", "tiny", "--runs", str(tmp_path / "runs")]) == 2
+    assert main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_unknown_profile_and_only(tmp_path, capsys):
     grid = write_grid(tmp_path / "grid.yaml", [{"name": "x"}])
-    assert main(["--grid", str(grid), "--profile", "huge", "--runs", str(tmp_path)]) == 2
+    assert main(["grid", "--grid", str(grid), "--profile", "huge", "--runs", str(tmp_path)]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
-    assert main(["--grid", str(grid), "--profile", "tiny", "--runs", str(tmp_path), "--only", "y"]) == 2
+    assert main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(tmp_path), "--only", "y"]) == 2
     assert "--only y: no such run" in capsys.readouterr().err
 
 
 def test_figures_and_html_need_a_runs_folder(tmp_path, capsys):
     missing = str(tmp_path / "nothing")
-    assert main(["--html", "--runs", missing, "--build", str(tmp_path / "build")]) == 2
+    assert main(["report", "html", "--runs", missing, "--build", str(tmp_path / "build")]) == 2
     assert "no such runs folder" in capsys.readouterr().err
-    if experiments.COMPARE_NB.is_file():
-        assert main(["--figures", "--runs", missing, "--build", str(tmp_path / "build")]) == 2
+    if build.COMPARE_NB.is_file():
+        assert main(["report", "figures", "--runs", missing, "--build", str(tmp_path / "build")]) == 2
         assert "no such runs folder" in capsys.readouterr().err
 
 
@@ -144,16 +145,9 @@ def test_prepare_data_decodes_each_dataset_once_and_skips_bad_ones(tiny_root, tm
     assert cached == [f"{tag}-test", f"{tag}-test_gt", f"{tag}-train", f"{tag}-val"]
 
 
-def test_driver_flags_are_kebab_case_and_accept_snake_case():
-    p = experiments.build_parser()
-    args = p.parse_args(["--figures_dir", "f", "--generated-dir", "g", "--scheduler", "tcp://h:8786"])
-    assert (args.figures_dir, args.generated_dir, args.scheduler) == ("f", "g", "tcp://h:8786")
-    assert "--figures-dir" in p.format_help() and "--figures_dir" not in p.format_help()
-
-
 def test_import_leaves_jupyter_path_alone_and_messages_use_repo_paths(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
-    code = "import os, lab4.experiments; print(os.environ.get('JUPYTER_PATH'))"
+    code = "import os, lab4.grid.driver; print(os.environ.get('JUPYTER_PATH'))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "None"
     assert experiments.shown(experiments.PROJECT_ROOT / "runs" / "quick" / "a.ipynb") == "runs/quick/a.ipynb"
@@ -304,7 +298,7 @@ def test_second_driver_skips_and_a_killed_worker_resumes(gpu_cluster, tiny_root,
         {"name": "long", "overrides": {**FAST, "num_epoch": 3, "data_root": str(tiny_root)}}])
     runs = tmp_path / "runs"
     args = ["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--scheduler", address]
-    first = subprocess.Popen([sys.executable, "-m", "lab4.experiments", *args], cwd=ROOT, text=True,
+    first = subprocess.Popen([sys.executable, "-m", "lab4.grid.driver", *args], cwd=ROOT, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     metrics = runs / "long" / "metrics.csv"
     try:

@@ -1,4 +1,4 @@
-"""lab4.explore: runs are found (or the user is told how to make one), frames become sharp PNGs, and the
+"""lab4.report.explore: runs are found (or the user is told how to make one), frames become sharp PNGs, and the
 spread over z samples is zero exactly when z cannot matter."""
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lab4 import experiments, explore
+from lab4.grid import driver as experiments
+from lab4.report import explore
 from lab4.config import make_config
-from lab4.data import load_split
+from lab4.datasets.official import load_split
 from lab4.evaluate import validate
 from lab4.train import build_model
 

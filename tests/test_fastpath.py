@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch._inductor.config as inductor_config
 
-from lab4 import data as D
+from lab4.datasets import official as D
 from lab4.config import make_config
 from lab4.evaluate import generate, predict_test
 from lab4.model import CVAE
@@ -93,16 +93,16 @@ def test_channels_last_same_loss(plain_model, batch):
 
 def test_compiled_step_same_loss(trainer, batch):
     model = trainer.model
-    assert trainer.train_step is not None
+    assert trainer.compiled_step is not None
     want = seeded_loss(model, *batch)
-    got = seeded_loss(model, *batch, step_fn=trainer.train_step)
+    got = seeded_loss(model, *batch, step_fn=trainer.compiled_step)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=0)
     # the gradients agree too (the compiled backward is a separate graph)
     model.zero_grad()
     seeded_loss(model, *batch).backward()
     g_eager = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    seeded_loss(model, *batch, step_fn=trainer.train_step).backward()
+    seeded_loss(model, *batch, step_fn=trainer.compiled_step).backward()
     for g, p in zip(g_eager, model.parameters()):
         torch.testing.assert_close(p.grad, g, rtol=1e-3, atol=1e-5)
     model.zero_grad()
@@ -125,8 +125,8 @@ def test_amp_and_fused_adam_only_where_the_trainer_uses_them(tiny_root, tmp_path
     """Fused Adam is CUDA-only in the Trainer, and bf16 autocast runs on the CPU only where it has native bf16
     (detection monkeypatched both ways): asked for elsewhere, the Trainer trains without them and says so in
     its speed record (which summary.json keeps)."""
-    import lab4.hardware
-    monkeypatch.setattr(lab4.hardware, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
+    import lab4.util.device
+    monkeypatch.setattr(lab4.util.device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
     cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path), device="cpu", amp=True,
                       fused_adam=True, channels_last=True)
     tr = Trainer(cfg)
@@ -146,10 +146,10 @@ def test_gather_equals_per_clip_indexing(tiny_root):
 
 def test_compiled_rollout_equals_eager(trainer):
     model, val = trainer.model, trainer.val_data
-    assert trainer.rollout_step is not None
+    assert trainer.compiled_rollout is not None
     # z comes from the seeded generator outside the compiled step, so both see the same z
     want = generate(model, val.frames[:1], val.poses[None, :12], seed=3)
-    got = generate(model, val.frames[:1], val.poses[None, :12], seed=3, step_fn=trainer.rollout_step)
+    got = generate(model, val.frames[:1], val.poses[None, :12], seed=3, step_fn=trainer.compiled_rollout)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -199,9 +199,9 @@ def test_rollouts_stay_fp32_after_bf16_training_and_re_evaluation_agrees(tiny_ro
                                                                           native_bf16):
     """Training may run in bf16 (amp on a CPU with native bf16) but every rollout is fp32: the 630-frame rollout
     amplifies bf16 rounding into dB (docs/speedrun.md). `lab4 evaluate` of the folder gives the Trainer's number."""
-    import lab4.hardware
+    import lab4.util.device
     from lab4.runs import evaluate_run
-    monkeypatch.setattr(lab4.hardware, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
+    monkeypatch.setattr(lab4.util.device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
     seen = []
     real_rollout = CVAE.rollout
 

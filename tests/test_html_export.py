@@ -1,4 +1,4 @@
-"""lab4.html_export without a browser: titles, MathML, no machine paths, no network scripts, the index.
+"""lab4.report.html without a browser: titles, MathML, no machine paths, no network scripts, the index.
 (tests/test_browser.py opens the same pages in Chromium with the network blocked.)"""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from lab4 import html_export as H
+from lab4.report import html as H
 
 ROOT = Path(__file__).resolve().parents[1]
 

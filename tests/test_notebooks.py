@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab4 import experiments
+from lab4.grid import driver as experiments
+from lab4.report.html import run_html
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -64,7 +65,7 @@ def test_explore_notebook_builds_widgets(train_run, tmp_path):
 
 
 def test_html_export_of_an_executed_notebook(train_run, tmp_path):
-    assert experiments.run_html(train_run.parent, tmp_path / "build") == 0
+    assert run_html(train_run.parent, tmp_path / "build") == 0
     html = tmp_path / "build" / "html" / "tiny-nb__02_train.html"
     assert html.is_file() and "summary.json" in html.read_text()
 
@@ -114,7 +115,7 @@ def test_driver_kernels_start_quietly(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7")]
     nbformat.write(nb, str(tmp_path / "in.ipynb"))
-    code = ("import sys; from lab4 import experiments; "
+    code = ("import sys; from lab4.grid import driver as experiments; "
             "experiments.execute_notebook(sys.argv[1], sys.argv[2], {})")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")],
                        capture_output=True, text=True, timeout=120, cwd=ROOT)

@@ -1,4 +1,4 @@
-"""The real-footage dataset (lab4/real_footage.py): condition images, the official layout, loading, errors."""
+"""The real-footage dataset (lab4/datasets/real_footage.py): condition images, the official layout, loading, errors."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab4.data import load_split, scan_pairs, scan_test, split_dirs
-from lab4.errors import Lab4Error
-from lab4.real_footage import CELL, VTEST, build, main, silhouettes
+from lab4.datasets.official import load_split, scan_pairs, scan_test, split_dirs
+from lab4.util.errors import Lab4Error
+from lab4.cli import main
+from lab4.datasets.real_footage import CELL, VTEST, build, silhouettes
 
 try:
     import av  # noqa: F401
@@ -71,9 +72,9 @@ def test_build_writes_the_official_layout_and_loads(tmp_path):
 
 @needs_vtest
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["build", "--out", str(tmp_path / "r"), "--frames", "10", "--val-frames", "10"]) == 2
+    assert main(["real-footage", "build", "--out", str(tmp_path / "r"), "--frames", "10", "--val-frames", "10"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("lab4: error:") and "too few" in err and err.count("\n") == 1
+    assert err.startswith("lab4 real-footage: error:") and "too few" in err and err.count("\n") == 1
 
 
 @needs_av
@@ -88,7 +89,7 @@ def test_cli_builds_from_any_video(tmp_path, capsys):
             img[24:40, 8 * t:8 * t + 16] = 255
             out.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
         out.mux(stream.encode())
-    assert main(["build", "--out", str(tmp_path / "r"), "--video", str(video), "--val-frames", "4"]) == 0
+    assert main(["real-footage", "build", "--out", str(tmp_path / "r"), "--video", str(video), "--val-frames", "4"]) == 0
     assert "8 train + 4 val frames" in capsys.readouterr().out
     val = load_split(tmp_path / "r", "val", H=64, W=128, progress=False)
     cols = np.flatnonzero(np.asarray(val.poses[0, 0]).any(axis=0))  # the square of frame 8: x 64..80

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import io
 import os
+import re
 import random
 import shutil
 import signal
@@ -31,11 +32,12 @@ from lab4 import checkpoint as ckpt
 from lab4 import cli
 from lab4.checkpoint import load_checkpoint, save_checkpoint
 from lab4.config import make_config
-from lab4.data import load_split, load_test
-from lab4.errors import Lab4Error
+from lab4.datasets.official import load_split, load_test
+from lab4.util.errors import Lab4Error
 from lab4.model import CVAE
 from lab4.runs import write_summary
-from lab4.train import NonFiniteLoss, OutOfMemory, Trainer, load_trained, read_metrics
+from lab4.rundir import RunDir
+from lab4.train import NonFiniteLoss, OutOfMemory, Trainer, load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(frame_H=8, frame_W=16, train_vi_len=4, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_every=0)
@@ -88,11 +90,10 @@ def assert_one_line_cli_error(res: subprocess.CompletedProcess, *needles: str) -
     assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
-    errors = [line for line in lines if "lab4: error:" in line]
+    errors = [line for line in lines if re.match(r"lab4 [a-z-]+: error: ", line)]
     assert len(errors) == 1 and lines[-1] == errors[0], res.stderr[-2000:]
     assert all("it/s]" in line or not line.strip() for line in lines[:-1]), res.stderr[-2000:]
     err = errors[0]
-    assert err.startswith("lab4: error: ")
     for needle in needles:
         assert needle in err, (needle, err)
     return err
@@ -103,7 +104,7 @@ def sha(path) -> str:
 
 
 def epoch_rows(run) -> list[dict]:
-    return [r for r in read_metrics(Path(run) / "metrics.csv") if r["kind"] == "epoch"]
+    return [r for r in RunDir(run).metric_rows() if r["kind"] == "epoch"]
 
 
 def strays(run) -> list[str]:
@@ -138,7 +139,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_root, tmp_path
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(r["epoch"] == "2" for r in epoch_rows(killed)):  # three epochs done: kill inside the fourth
+        if any(r["epoch"] == 2 for r in epoch_rows(killed)):  # three epochs done: kill inside the fourth
             break
         time.sleep(0.005)
     assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read()[-2000:]}"
@@ -166,10 +167,10 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_root, tmp_path
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     # the resumed metrics have every epoch exactly once, with the uninterrupted run's numbers
-    got = [{k: r[k] for k in COMPARED} for r in read_metrics(killed / "metrics.csv")]
-    want = [{k: r[k] for k in COMPARED} for r in read_metrics(ref / "metrics.csv")]
+    got = [{k: r[k] for k in COMPARED} for r in RunDir(killed).metric_rows()]
+    want = [{k: r[k] for k in COMPARED} for r in RunDir(ref).metric_rows()]
     assert got == want
-    assert [r["epoch"] for r in epoch_rows(killed)] == [str(e) for e in range(6)]
+    assert [r["epoch"] for r in epoch_rows(killed)] == list(range(6))
 
 
 class _Died(BaseException):
@@ -195,9 +196,9 @@ def test_death_between_checkpoint_and_metrics_loses_no_rows(tiny_root, tmp_path,
     monkeypatch.undo()
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
     Trainer(fast_cfg(tiny_root, run, num_epoch=3, partial=0.125)).fit(resume=True)
-    rows = read_metrics(run / "metrics.csv")
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == ["0", "1", "2"]
-    assert [(r["epoch"], r["iter"]) for r in rows if r["kind"] == "iter"] == [(str(e), "0") for e in range(3)]
+    rows = RunDir(run).metric_rows()
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0, 1, 2]
+    assert [(r["epoch"], r["iter"]) for r in rows if r["kind"] == "iter"] == [(e, 0) for e in range(3)]
 
 
 # == checkpoints ===================================================================================
@@ -298,8 +299,8 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_root, tmp_p
         assert torch.equal(v, good["model"][k]), k
         if v.is_floating_point():
             assert torch.isfinite(v).all(), k
-    rows = read_metrics(run / "metrics.csv")  # whole, parseable, only the good epoch, all finite
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == ["0"]
+    rows = RunDir(run).metric_rows()  # whole, parseable, only the good epoch, all finite
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
     assert strays(run) == []
     # a later --resume continues from the good checkpoint
@@ -355,7 +356,7 @@ def test_compile_failure_trains_eagerly_after_one_warning(tiny_root, tmp_path, m
     assert tr.speed["compile"]  # asked for, and not failed yet
     tr.fit()
     assert "torch.compile failed" in _one_warning(capfd)
-    assert tr.train_step is None and tr.rollout_step is None and not tr.speed["compile"]
+    assert tr.compiled_step is None and tr.compiled_rollout is None and not tr.speed["compile"]
     summary = write_summary(tr, {}, {})  # what summary.json records: the options used, and why one was not
     assert summary["speed"] == tr.speed and "no working C compiler" in summary["speed_fallback"]
     monkeypatch.undo()
@@ -369,22 +370,22 @@ def test_rollout_compile_failure_validates_eagerly(tiny_root, tmp_path, monkeypa
     from lab4.evaluate import validate
     _compile_fails(monkeypatch, only="rollout_step")
     tr = Trainer(fast_cfg(tiny_root, tmp_path / "run", compile=True, num_epoch=1, partial=0.25))
-    assert tr.rollout_step is not None
+    assert tr.compiled_rollout is not None
     tr.fit()  # validates after its last epoch
     _one_warning(capfd)
-    assert tr.rollout_step is None and tr.last_val is not None
+    assert tr.compiled_rollout is None and tr.last_val is not None
     assert torch.equal(tr.last_val["pred"], validate(tr.model, tr.val_data, seed=tr.cfg.seed)["pred"])
 
 
 def test_cuda_out_of_memory_is_one_line_naming_batch_size(tiny_root, tmp_path, monkeypatch, capsys):
-    original = Trainer._forward_backward
+    original = Trainer.loss_backward
 
     def forward_backward(self, *a, **kw):
         if self.epoch == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (injected)")
         return original(self, *a, **kw)
 
-    monkeypatch.setattr(Trainer, "_forward_backward", forward_backward)
+    monkeypatch.setattr(Trainer, "loss_backward", forward_backward)
     run = tmp_path / "run"
     rc = cli.main(["train", "--profile", "tiny", "--data-root", str(tiny_root), "--run-dir", str(run),
                    "--num-epoch", "3", "--batch-size", "4", "--partial", "0.25", *FAST_ARGS])
@@ -392,7 +393,7 @@ def test_cuda_out_of_memory_is_one_line_naming_batch_size(tiny_root, tmp_path, m
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "out of memory at batch size 4 in epoch 2" in err and "--batch-size 2" in err, err
     assert f"last checkpoint kept at {run / 'last.pt'}" in err
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1 and [r["epoch"] for r in epoch_rows(run)] == ["0"]
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1 and [r["epoch"] for r in epoch_rows(run)] == [0]
 
 
 def test_out_of_memory_is_not_taken_for_a_compile_failure(tiny_root, tmp_path, capfd):
@@ -401,10 +402,10 @@ def test_out_of_memory_is_not_taken_for_a_compile_failure(tiny_root, tmp_path, c
     def compiled_step(*a):
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
 
-    tr.train_step = compiled_step  # as if compiled: the fallback guard is on
+    tr.compiled_step = compiled_step  # as if compiled: the fallback guard is on
     with pytest.raises(OutOfMemory, match="batch size 2 in epoch 1; .*; no checkpoint written yet"):
         tr.fit()
-    assert tr.train_step is compiled_step and tr.fallback is None
+    assert tr.compiled_step is compiled_step and tr.fallback is None
     assert "warning" not in capfd.readouterr().err
 
 
@@ -507,7 +508,7 @@ def test_full_disk_keeps_previous_file_and_no_temp(fast_run, tiny_root, tmp_path
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
     if target == "metrics.csv":
         assert sha(run / "metrics.csv") == before["metrics.csv"]
-    assert [r["epoch"] for r in epoch_rows(run)][:2] == ["0", "1"]
+    assert [r["epoch"] for r in epoch_rows(run)][:2] == [0, 1]
 
 
 # == data ==========================================================================================
@@ -742,7 +743,7 @@ def test_second_trainer_on_same_run_is_refused(fast_run, tiny_root, tmp_path, ca
     finally:
         holder.communicate("", timeout=30)
     tr = Trainer(fast_cfg(tiny_root, run, num_epoch=3)).fit(resume=True)
-    assert tr.epoch == 3 and [r["epoch"] for r in epoch_rows(run)] == ["0", "1", "2"]
+    assert tr.epoch == 3 and [r["epoch"] for r in epoch_rows(run)] == [0, 1, 2]
 
 
 # == papermill driver ==============================================================================
@@ -757,7 +758,7 @@ def _papermill_missing() -> bool:
 @pytest.mark.skipif(_papermill_missing(), reason="papermill is not installed")
 @pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
-    """SIGKILL of `python -m lab4.experiments` (driver, papermill and its kernel) mid-run: last.pt stays loadable,
+    """SIGKILL of `python -m lab4 grid` (driver, papermill and its kernel) mid-run: last.pt stays loadable,
     no summary.json; re-running the driver resumes from last.pt and ends bit-identical to an uninterrupted run."""
     import json
 
@@ -769,7 +770,7 @@ def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
     grid.write_text(yaml.safe_dump({"experiments": [
         {"name": name, "overrides": {**overrides, "data_root": str(tiny_root)}}]}))
     run = runs / name
-    cmd = [sys.executable, "-m", "lab4.experiments", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs)]
+    cmd = [sys.executable, "-m", "lab4", "grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs)]
     env = {k: v for k, v in os.environ.items() if k != "LAB4_DATA"}  # os.environ now has conftest's LAB4_CACHE
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
@@ -824,4 +825,4 @@ def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    assert [r["epoch"] for r in epoch_rows(run)] == [str(e) for e in range(6)]
+    assert [r["epoch"] for r in epoch_rows(run)] == list(range(6))

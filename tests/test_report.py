@@ -1,4 +1,4 @@
-"""lab4.report_{runs,figures,numbers}, notebooks/03_compare.ipynb and report/main.tex, on copies of the
+"""lab4.rundir, lab4.report.{figures,numbers,...}, notebooks/03_compare.ipynb and report/main.tex, on copies of the
 tiny run and on synthetic runs whose numbers flip each verdict of the report."""
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
     A second training run would cost more than the whole budget on 2 cores, so the seed copy
     ``cyclical-s1`` is the same run with its scores shifted; it exercises the seed aggregation.
     """
-    from lab4.data import load_split
+    from lab4.datasets.official import load_split
     from lab4.evaluate import active_units, validate, write_psnr_csv
     from lab4.plots import strip_image
     from lab4.train import load_trained
@@ -55,10 +56,13 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tiny_run, tmp_path_factory):
-    """A tmp project: runs/, figures/ and report/generated/ made by lab4.report_*."""
-    from lab4 import report_figures, report_gpu, report_numbers, report_runs
+    """A tmp project: runs/, figures/ and report/generated/ made by lab4.report.*."""
+    from lab4.report import figures as report_figures
+    from lab4.report import gpu as report_gpu
+    from lab4.report import numbers as report_numbers
+    from lab4.rundir import load_runs
     base = tmp_path_factory.mktemp("compare")
-    runs = report_runs.load_runs(make_runs(tiny_run, base / "runs"))
+    runs = load_runs(make_runs(tiny_run, base / "runs"))
     figs = report_figures.make_figures(runs, base / "figures")
     out = report_numbers.write_tables_and_macros(runs, base / "report" / "generated")
     gpu_runs, bench = report_gpu.load_gpu(base / "results" / "gpu")  # no GPU session here
@@ -143,9 +147,10 @@ def build_pdf(report_dir: Path) -> Path:
 
 
 def test_figures_and_macros(built):
-    from lab4 import report_figures, report_runs
+    from lab4.report import figures as report_figures
+    from lab4.rundir import group
     assert len(built["runs"]) == len(NAMES)
-    assert list(report_runs.group(built["runs"])) == ["monotonic", "cyclical", "none"]
+    assert list(group(built["runs"])) == ["monotonic", "cyclical", "none"]
     for stem in report_figures.FIGURES:
         for ext in ("pdf", "png"):
             p = built["base"] / "figures" / f"{stem}.{ext}"
@@ -179,8 +184,8 @@ def test_figures_and_macros(built):
 
 def test_every_case_has_its_sentences():
     """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
-    from lab4.report_gpu import CASES as GPU_CASES
-    from lab4.report_numbers import CASES
+    from lab4.report.gpu import CASES as GPU_CASES
+    from lab4.report.numbers import CASES
     CASES = {**CASES, **GPU_CASES}
     found = cases_in_tex(MAIN_TEX.read_text())
     assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != report_numbers.CASES {sorted(CASES)}"
@@ -206,13 +211,15 @@ def test_drift_verdict_follows_the_curves(tmp_path):
     """The report's sentence about PSNR along the video is chosen from the measured change."""
     import numpy as np
     import pandas as pd
-    from lab4.report_numbers import drift_macros
-    from lab4.report_runs import Run
+    from lab4.report.numbers import drift_macros
+    from lab4.rundir import RunDir
 
     def run(name, psnr):
         frames = np.arange(1, len(psnr) + 1)
-        df = pd.DataFrame(dict(frame=frames, psnr=psnr, baseline_psnr=np.linspace(20, 16, len(psnr))))
-        return Run(name=name, path=tmp_path, config={}, summary={}, metrics=pd.DataFrame(), psnr=df)
+        d = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_path))  # a folder with only psnr_per_frame.csv
+        pd.DataFrame(dict(frame=frames, psnr=psnr, baseline_psnr=np.linspace(20, 16, len(psnr)))).to_csv(
+            d / RunDir.PSNR, index=False)
+        return RunDir(d)
 
     flat = drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(24, 24.5, 100))])
     assert flat["DriftWindow"] == "10" and flat["DriftCase"] == "flat"
@@ -230,7 +237,7 @@ def test_drift_verdict_follows_the_curves(tmp_path):
 def test_compare_notebook_runs(built, tmp_path):
     pytest.importorskip("papermill")
     base = built["base"]
-    from lab4.experiments import execute_notebook
+    from lab4.grid.driver import execute_notebook
     execute_notebook(ROOT / "notebooks" / "03_compare.ipynb", tmp_path / "out.ipynb",
                      dict(runs_dir=str(base / "runs"), figures_dir=str(tmp_path / "figures"),
                           generated_dir=str(tmp_path / "generated"), fresh_rollout=False))
@@ -239,7 +246,7 @@ def test_compare_notebook_runs(built, tmp_path):
 
 
 def test_report_compiles(built):
-    from lab4.report_figures import FIGURES
+    from lab4.report.figures import FIGURES
     if not have_tex():
         pytest.skip("xelatex, latexmk or pdftotext missing (make tex)")
     pdf = build_pdf(built["base"] / "report")
@@ -286,12 +293,13 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
                    data_root: str, mse_winner: str = "cyclical", kl_winner: str = "none", gains=0.0,
                    rise: str | None = None, grad: str | None = "first", active: dict | None = None,
                    concurrent: bool | None = True, scored: bool = True, baseline: float = 18.0) -> list:
-    """Runs that exist only in memory: a validation PSNR per run name, one run whose PSNR falls 9 dB
-    along the video (if ``falling``), the settings the report describes, and the logs and summary numbers
-    behind each of the report's verdicts (``gains``: last-epoch gain, one number or one per run)."""
+    """Run folders, in a new folder under ``base``: a validation PSNR per run name, one run whose PSNR falls
+    9 dB along the video (if ``falling``), the settings the report describes, and the logs and summary
+    numbers behind each of the report's verdicts (``gains``: last-epoch gain, one number or one per run)."""
     import numpy as np
     import pandas as pd
-    from lab4.report_runs import Run
+    from lab4.rundir import RunDir
+    base = Path(tempfile.mkdtemp(prefix="runs-", dir=base))  # each call its own runs, whatever their names
     frames = np.arange(1, 101)
     from lab4.config import make_config
     config = {**make_config("tiny").to_dict(), **dict(
@@ -310,8 +318,13 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
                        processor="Test CPU",
                        active_units=None if active is None else active.get(name.split("-s")[0], 0),
                        **(dict(started_at=start, finished_at=start + 150) if concurrent is not None else {}))
-        runs.append(Run(name=name, path=base, config={**config, "kl_anneal_type": name.split("-")[0]},
-                        summary=summary, metrics=metrics, psnr=df))
+        run = RunDir(base / name)
+        run.path.mkdir()
+        run.write_config({**config, "kl_anneal_type": name.split("-")[0]})
+        metrics.to_csv(run.path / RunDir.METRICS, index=False)
+        df.to_csv(run.path / RunDir.PSNR, index=False)
+        run.write_summary(summary)
+        runs.append(run)
     return runs
 
 
@@ -411,8 +424,10 @@ GPU_SETS = {"a": (seeds(cyclical=[23.0, 23.1, 23.2], monotonic=[21.0, 21.2, 21.1
 
 def test_verdicts_flip_with_the_numbers(built, tmp_path):
     """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
-    from lab4 import report_gpu, report_numbers, report_ranking
-    from lab4.report_runs import strategy_of
+    from lab4.report import gpu as report_gpu
+    from lab4.report import numbers as report_numbers
+    from lab4.report import stats
+    from lab4.rundir import strategy_of
     tex = have_tex()
     words = {}
     for key, (kw, want) in FLIPS.items():
@@ -430,7 +445,7 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
         m = {**macro_values(out["macros"]), **macro_values(gpu_out["macros"])}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
-        assert report_ranking.ranking_macros(single)["RankCase"] == "single"
+        assert stats.ranking_macros(single)["RankCase"] == "single"
         assert {strategy_of(r.name) for r in single} == {strategy_of(r.name) for r in runs}
         if tex:
             (project / "figures").symlink_to(built["base"] / "figures")
@@ -449,7 +464,7 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
 
 def test_every_new_verdict_value_is_reachable(tmp_path):
     """The values of the training verdicts that the PDF sets above do not reach, from their functions."""
-    from lab4 import report_training as T
+    from lab4.report import training as T
     base = dict(psnr={"cyclical": 25.0, "monotonic": 22.0, "none": 21.0}, falling=None, clip=0.0,
                 per_epoch=False, data_root="")
     runs = synthetic_runs(tmp_path, **base, gains=-2.0, rise=None, active={"none": 5, "cyclical": 5})
@@ -466,8 +481,8 @@ def test_every_new_verdict_value_is_reachable(tmp_path):
 
 
 def test_ranking_cases_from_their_functions():
-    """The ranking values the PDF sets above do not reach, from report_ranking on plain numbers."""
-    from lab4 import report_ranking as R
+    """The ranking values the PDF sets above do not reach, from lab4.report.stats on plain numbers."""
+    from lab4.report import stats as R
     partial = R.rank_macros({"none": [25.0, 25.5, 25.2], "monotonic": [24.9, 25.6, 25.0],
                              "cyclical": [20.0, 21.0, 20.5], "tf-off": [19.0]}, "X")
     assert (partial["XRankCase"], partial["XRankBest"], partial["XRankAboveList"]) == ("partial", "None", "Cyclical")
@@ -480,7 +495,7 @@ def test_ranking_cases_from_their_functions():
 
 
 def test_teacher_forcing_and_baseline_tests(tmp_path):
-    from lab4 import report_ranking as R
+    from lab4.report import stats as R
     kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
     m = R.teacher_forcing_test_macros(synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1], tf_off=[20.0, 20.2]), **kw))
     assert (m["TFOffTestCase"], m["TFHalfTestCase"]) == ("worse", "missing")
@@ -491,7 +506,7 @@ def test_teacher_forcing_and_baseline_tests(tmp_path):
 
 def test_gpu_comparison_verdicts(tmp_path):
     """The GPU section's comparison with the CPU ranking follows both grids' numbers."""
-    from lab4.report_gpu import gpu_macros
+    from lab4.report.gpu import gpu_macros
     kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
     cpu_b = synthetic_runs(tmp_path, FLIPS["b"][0]["psnr"], **kw)  # KL order Cyclical > Monotonic > None, untested
     gpu_b = synthetic_runs(tmp_path, GPU_SETS["b"][0], **kw)  # None > Monotonic (spans) > Cyclical
@@ -512,17 +527,17 @@ def test_gpu_comparison_verdicts(tmp_path):
 
 
 def test_gpu_results_folder_makes_the_second_section(tmp_path):
-    """A results/gpu/ laid out as lab4/gpucheck.py writes it gives the GPU figures, table and every Gpu macro."""
+    """A results/gpu/ laid out as lab4/perf/gpucheck.py writes it gives the GPU figures, table and every Gpu macro."""
     import json
-    from lab4 import report_gpu
+    from lab4.report import gpu as report_gpu
     results = tmp_path / "results"
     for r in synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, ""):
         d = results / "gpu" / r.name
         d.mkdir(parents=True)
-        r.metrics.to_csv(d / "metrics.csv", index=False)
-        r.psnr.to_csv(d / "psnr_per_frame.csv", index=False)
-        (d / "summary.json").write_text(json.dumps({**r.summary, "device": "cuda"}))
-        (d / "config.json").write_text(json.dumps(r.config))
+        r.metrics().to_csv(d / "metrics.csv", index=False)
+        r.psnr().to_csv(d / "psnr_per_frame.csv", index=False)
+        (d / "summary.json").write_text(json.dumps({**r.summary(), "device": "cuda"}))
+        (d / "config.json").write_text(json.dumps(r.config()))
     (results / "gpu" / "figures").mkdir()  # 03_compare's own output on the device: not a run
     (results / "bench").mkdir()
     (results / "bench" / "nvidia-h200.json").write_text(json.dumps(GPU_SETS["a"][1]))
@@ -544,27 +559,29 @@ def test_gpu_results_folder_makes_the_second_section(tmp_path):
 
 def test_readme_table_mean_std(tmp_path, capsys):
     """The README's results table: mean +- std over seeds, one value for one seed; the CLI prints it."""
-    from lab4 import report_numbers
+    from lab4.cli import main
+    from lab4.report import numbers as report_numbers
     runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.2, 25.1], tf_off=[26.0]), None, 1.0, True, "")
     table = report_numbers.readme_table(runs).splitlines()
     assert table[0].startswith("| Strategy | Seeds | Val PSNR (dB) |") and len(table) == 4
     assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith("| tf-off | 1 | 26.00 |")
-    assert report_numbers.main(["--readme-table", str(tmp_path / "none")]) == 2
+    assert main(["report", "table", "--runs", str(tmp_path / "none")]) == 2
     assert "no runs with metrics.csv" in capsys.readouterr().err
 
 
 def test_training_rankings_are_tested_over_seeds(tmp_path):
     """The MSE, KL and active-unit winners are tested against the other side; noisy seeds span zero."""
-    from lab4 import report_training as T
+    from lab4.report import training as T
     runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1, 25.2], none=[24.0, 24.1, 24.2]), None, 0.0, False, "",
                           active={"cyclical": 5, "none": 3})
     m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
     assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("distinct",) * 3
     assert m["LowestMSETest"].startswith("$-$0.028571 [") and m["CollapseRival"] == "None"
     for k, r in enumerate(runs):  # the seeds' final MSE and KL now overlap, and so do their active units
-        ep = r.metrics["kind"] == "epoch"
-        r.metrics.loc[ep, "mse"] = r.metrics.loc[ep, "mse"].to_numpy() * (1 + (0.8 if k % 3 == 0 else -0.6))
-        r.metrics.loc[ep, "kl"] = r.metrics.loc[ep, "kl"].to_numpy() * (0.01 if k % 3 == 1 else 1.0)
-        r.summary["active_units"] = {0: 0, 1: 9, 2: 4}[k % 3]
+        m = r.metrics()  # the cached frame: an edit holds while metrics.csv is unchanged
+        ep = m["kind"] == "epoch"
+        m.loc[ep, "mse"] = m.loc[ep, "mse"].to_numpy() * (1 + (0.8 if k % 3 == 0 else -0.6))
+        m.loc[ep, "kl"] = m.loc[ep, "kl"].to_numpy() * (0.01 if k % 3 == 1 else 1.0)
+        r.summary()["active_units"] = {0: 0, 1: 9, 2: 4}[k % 3]
     m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
     assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("spans",) * 3

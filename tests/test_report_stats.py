@@ -1,10 +1,10 @@
-"""lab4.report_stats: Welch's test and Holm's correction behind the report's rankings, on samples whose
+"""lab4.report.stats: Welch's test and Holm's correction behind the report's rankings, on samples whose
 answer is known, and a simulation that checks the interval holds its 95% at the report's seed counts."""
 import numpy as np
 import pytest
 from scipy import stats
 
-from lab4 import report_stats as S
+from lab4.report import stats as S
 
 
 def test_separated_samples_differ():

@@ -1,4 +1,4 @@
-"""Tests for lab4.synth: layout, determinism, continuity and safety of SynthDance."""
+"""Tests for lab4.datasets.synth: layout, determinism, continuity and safety of SynthDance."""
 import json
 import re
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab4 import synth
-from lab4.synth import PRESETS, generate
-from lab4.synth import dataset, moves
+from lab4.datasets import synth
+from lab4.datasets.synth import PRESETS, generate
+from lab4.datasets.synth import dataset, moves
 
 TINY = PRESETS["tiny"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab4 import template
+from lab4.checkpoint import our_key, template_key
 from lab4.checkpoint import load_checkpoint, save_checkpoint
 from lab4.cli import main
 from lab4.config import make_config
@@ -40,9 +40,9 @@ def _lab_checkpoint(path, epoch=3) -> CVAE:
 
 def test_our_names_map_to_the_template_list_in_order():
     ours = CVAE().state_dict()  # the lab's dims: F=128, L=32, N=12, D=192
-    mapped = [(template.template_key(k), tuple(v.shape)) for k, v in ours.items()]
+    mapped = [(template_key(k), tuple(v.shape)) for k, v in ours.items()]
     assert mapped == _template_keys()
-    assert [template.our_key(k) for k, _ in _template_keys()] == list(ours)
+    assert [our_key(k) for k, _ in _template_keys()] == list(ours)
 
 
 def test_export_writes_the_template_layout(tmp_path, capsys):

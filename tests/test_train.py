@@ -4,9 +4,10 @@ import math
 import pytest
 import torch
 
-from lab4 import data as D
-from lab4.config import Config, make_config
-from lab4.train import METRIC_FIELDS, Trainer, read_metrics
+from lab4.datasets import official as D
+from lab4.config import make_config
+from lab4.rundir import RunDir
+from lab4.train import METRIC_FIELDS, Trainer
 
 torch.set_num_threads(1)  # 2 shared cores: one thread per process is far faster under contention
 
@@ -56,34 +57,34 @@ def test_training_lowers_the_loss(tiny_root, splits, tmp_path):
 
 def test_metrics_csv_and_config_json(straight, tiny_root):
     run = straight.run_dir
-    rows = read_metrics(run / "metrics.csv")
+    rows = RunDir(run).metric_rows()  # typed: ints, floats, None for a blank
     with open(run / "metrics.csv") as f:
         assert f.readline().strip().split(",") == METRIC_FIELDS
     iters = [r for r in rows if r["kind"] == "iter"]
     epochs = [r for r in rows if r["kind"] == "epoch"]
     n_iter = straight.iters_per_epoch(0)
     assert n_iter == (64 // 4) // 4
-    assert [int(r["epoch"]) for r in epochs] == [0, 1]
+    assert [r["epoch"] for r in epochs] == [0, 1]
     assert len(iters) == 2 * n_iter
-    assert [int(r["iter"]) for r in iters] == list(range(n_iter)) * 2
+    assert [r["iter"] for r in iters] == list(range(n_iter)) * 2
     for r in epochs:
         for k in ("loss", "mse", "kl", "grad_norm", "beta", "tfr", "lr", "val_psnr", "val_ssim", "baseline_psnr", "seconds"):
-            assert r[k] != "" and math.isfinite(float(r[k])), k
-        mine = [float(i["loss"]) for i in iters if i["epoch"] == r["epoch"]]
-        assert float(r["loss"]) == pytest.approx(sum(mine) / len(mine), rel=1e-5)
-        assert int(r["iter"]) == n_iter and float(r["progress"]) == int(r["epoch"]) + 1
+            assert isinstance(r[k], float) and math.isfinite(r[k]), k
+        mine = [i["loss"] for i in iters if i["epoch"] == r["epoch"]]
+        assert r["loss"] == pytest.approx(sum(mine) / len(mine), rel=1e-5)
+        assert r["iter"] == n_iter and r["progress"] == r["epoch"] + 1
     for r in iters:
-        assert float(r["loss"]) == pytest.approx(float(r["mse"]) + float(r["beta"]) * float(r["kl"]), rel=1e-4)
-        assert r["teacher_forcing"] in ("0", "1")
-        assert r["val_psnr"] == ""
-        assert float(r["grad_norm"]) > 0  # logged before clipping, so it can exceed clip_grad
+        assert r["loss"] == pytest.approx(r["mse"] + r["beta"] * r["kl"], rel=1e-4)
+        assert r["teacher_forcing"] in (0, 1)
+        assert r["val_psnr"] is None
+        assert r["grad_norm"] > 0  # logged before clipping, so it can exceed clip_grad
     # tiny schedule: tfr 1.0 in epoch 0, 0.9 in epoch 1; lr 1e-3 then 1e-4 (milestone 1)
-    assert [float(r["tfr"]) for r in epochs] == pytest.approx([1.0, 0.9])
-    assert [float(r["lr"]) for r in iters if r["epoch"] == "0"] == pytest.approx([1e-3] * n_iter)
-    assert float(iters[0]["beta"]) == 0.0  # cyclical starts at 0
-    assert all(r["teacher_forcing"] == "1" for r in iters if r["epoch"] == "0")
+    assert [r["tfr"] for r in epochs] == pytest.approx([1.0, 0.9])
+    assert [r["lr"] for r in iters if r["epoch"] == 0] == pytest.approx([1e-3] * n_iter)
+    assert iters[0]["beta"] == 0.0  # cyclical starts at 0
+    assert all(r["teacher_forcing"] == 1 for r in iters if r["epoch"] == 0)
     # config.json round-trips
-    cfg = Config.load(run / "config.json")
+    cfg = RunDir(run).load_config()
     assert cfg == straight.cfg
     assert cfg.milestones == (1,) and cfg.F_dim == 8 and cfg.data_root == str(tiny_root)
     assert (run / "last.pt").is_file()
@@ -108,22 +109,25 @@ def test_resume_equality_new_trainer(straight, tiny_root, splits, tmp_path):
     ref_opt, res_opt = ref.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     assert all(torch.equal(ref_opt[k]["exp_avg"], res_opt[k]["exp_avg"]) for k in ref_opt)
     ref0 = [r for r in _strip(ref.rows) if r["epoch"] == 0]
-    file_rows = read_metrics(run / "metrics.csv")
-    res0 = [r for r in file_rows if r["epoch"] == "0"]
+    file_rows = RunDir(run).metric_rows()
+    res0 = [r for r in file_rows if r["epoch"] == 0]
     assert len(ref0) == len(res0) > 1
     for a, b in zip(ref0, res0):
         for k, v in a.items():
-            if v is None or v == "":
+            if v is None:
                 continue
             if isinstance(v, float):
-                assert float(b[k]) == pytest.approx(v, rel=1e-6), k
+                assert b[k] == pytest.approx(v, rel=1e-6), k
             else:
-                assert str(v) == b[k], k
+                assert b[k] == v, k
     # the resumed run's epoch-1 rows match too, and nothing is duplicated
-    assert [r["kind"] + r["epoch"] for r in file_rows].count("epoch0") == 1
+    assert [(r["kind"], r["epoch"]) for r in file_rows].count(("epoch", 0)) == 1
     ref1 = [r["loss"] for r in ref.rows if r["epoch"] == 1]
-    res1 = [float(r["loss"]) for r in file_rows if r["epoch"] == "1"]
+    res1 = [r["loss"] for r in file_rows if r["epoch"] == 1]
     assert res1 == pytest.approx(ref1, rel=1e-6)
+    # after the resume the Trainer's rows are numbers, like those it logged itself
+    assert [r["epoch"] for r in resumed.rows] == [r["epoch"] for r in file_rows]
+    assert all(isinstance(r["loss"], float) for r in resumed.rows)
 
 
 def test_resume_after_interruption_cyclical(straight, tiny_root, splits, tmp_path):
@@ -142,17 +146,17 @@ def test_resume_after_interruption_cyclical(straight, tiny_root, splits, tmp_pat
         tr.fit()
     resumed = _train(_cfg(tiny_root, run), splits, resume=True)
     assert _weights_equal(straight.model, resumed.model)
-    rows = read_metrics(run / "metrics.csv")
-    want = read_metrics(straight.run_dir / "metrics.csv")
+    rows = RunDir(run).metric_rows()
+    want = RunDir(straight.run_dir).metric_rows()
     assert len(rows) == len(want)
     for a, b in zip(want, rows):
         for k in METRIC_FIELDS:
-            if k in TIMING or a[k] == "":
+            if k in TIMING or a[k] is None:
                 continue
             if k == "kind":
                 assert a[k] == b[k]
             else:
-                assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-6), k
+                assert b[k] == pytest.approx(a[k], rel=1e-6), k
 
 
 def test_clip_grad_zero_trains_unclipped_and_logs_the_norm(tiny_root, splits, tmp_path):
@@ -176,7 +180,7 @@ def test_training_curves_from_trainer_rows_and_from_metrics_csv(straight, tmp_pa
 
     from lab4.plots import training_curves
     fig = training_curves(straight.rows, tmp_path / "curves.png")
-    again = training_curves(read_metrics(straight.run_dir / "metrics.csv"))
+    again = training_curves(RunDir(straight.run_dir).metric_rows())
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert [ax.get_title() for ax in fig.axes] == ["loss", "MSE and KL", "schedules", "validation PSNR"]
 

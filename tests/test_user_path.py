@@ -3,6 +3,7 @@ remembers its data; lab4 installed with pip from another folder; `make experimen
 relative DATA outside the repository."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab4 import data as D
-from lab4 import experiments
+from lab4.datasets import official as D
+from lab4.grid import driver as experiments
 from lab4.cli import main
 from lab4.config import make_config
 
@@ -24,7 +25,7 @@ needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="GNU make n
 
 def _one_line(capsys) -> str:
     err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
-    assert len(err) == 1 and err[0].startswith("lab4: error: "), err
+    assert len(err) == 1 and re.match(r"lab4 [a-z-]+: error: ", err[0]), err
     return err[0]
 
 
@@ -138,7 +139,7 @@ def test_pip_installed_package_works_from_any_folder(tiny_root, tmp_path):
         return subprocess.run([sys.executable, "-m", "lab4", *args], cwd=user, env={**env, **extra},
                               capture_output=True, text=True, timeout=300)
 
-    r = subprocess.run([sys.executable, "-c", "import lab4.paths as p; print(p.PACKAGE_DIR, p.checkout(), p.home())"],
+    r = subprocess.run([sys.executable, "-c", "import lab4.util.paths as p; print(p.PACKAGE_DIR, p.checkout(), p.home())"],
                        cwd=user, env=env, capture_output=True, text=True)
     assert r.stdout.split() == [str(site / "lab4"), "None", str(user)], r.stderr
     r = lab4("train", "--profile", "tiny", "--data-root", os.path.relpath(tiny_root, user), *SMALL)
@@ -150,7 +151,7 @@ def test_pip_installed_package_works_from_any_folder(tiny_root, tmp_path):
     assert (home / "data" / "synthdance-tiny" / "synthdance.json").is_file()
     assert not any(p.name in ("data", "runs") for p in site.iterdir())  # nothing written next to the package
     # the driver needs the checkout's notebooks: one line saying so
-    r = subprocess.run([sys.executable, "-m", "lab4.experiments", "--profile", "tiny"], cwd=user, env=env,
+    r = subprocess.run([sys.executable, "-m", "lab4", "grid", "--profile", "tiny"], cwd=user, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "repository checkout" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -178,7 +179,7 @@ def test_make_experiments_and_figures_from_a_relative_dataset_outside_the_repo(t
     assert cfg["data_root"] == cfg["dataset"]["root"] == str(data)
     assert json.loads((runs / "one" / "summary.json").read_text())["epochs"] == 1
     # the figures, into temp folders (make figures would write the repository's figures/)
-    rc = experiments.main(["--figures", "--runs", str(runs), "--build", str(build),
+    rc = main(["report", "figures", "--runs", str(runs), "--build", str(build),
                            "--figures-dir", str(tmp_path / "figures"), "--generated-dir", str(tmp_path / "gen")])
     assert rc == 0
     assert any((tmp_path / "figures").iterdir()) and any((tmp_path / "gen").iterdir())

@@ -1,0 +1,320 @@
+"""The experiment driver: every run of the report is ``notebooks/02_train.ipynb`` executed by papermill.
+
+    python -m lab4 grid --grid experiments.yaml --profile quick --runs runs/quick [--only NAME ...] [--jobs N]
+    python -m lab4 grid ... --scheduler tcp://host:8786    # or DASK_SCHEDULER: an existing Dask cluster
+
+Each run lands in ``<runs>/<name>/`` next to its executed notebook. A run whose ``summary.json`` says it
+trained the configured number of epochs is skipped; any other run is (re)started, and the notebook's
+Trainer resumes from ``last.pt``. One failing run never stops the others.
+
+Each run is one Dask task (lab4/grid/cluster.py): on a LocalCluster of --jobs workers (default: one per GPU,
+else 3), or on the cluster at --scheduler / $DASK_SCHEDULER, whose workers need this repository and the
+same runs folder at the same path. lab4/grid/progress.py shows the whole grid's progress.
+
+Exit status: 0 all runs done; 1 at least one run failed (each failure is listed with its notebook and
+the cell's error); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing failed but some runs
+were skipped because another driver holds their lock (the grid is incomplete: run again later).
+"""
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab4.util import notebooks as notebook_run
+from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
+from lab4.config import FIELDS, PROFILES, make_config
+from lab4.util.errors import Lab4Error
+from lab4.grid.spec import load_grid  # noqa: F401  (the driver's grid file; re-exported)
+from lab4.rundir import RunDir
+from lab4.util.paths import absolute, named_dataset, project_root, require_checkout, shown
+
+PROJECT_ROOT = project_root()  # the driver needs the checkout's notebooks; see require_checkout()
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
+RETRIES = 1         # a run whose kernel died or passed its deadline is tried once more, from last.pt
+
+
+def execute_notebook(notebook, out, parameters: dict, **deadlines):
+    """A notebook run from notebooks/ under deadlines (lab4/util/notebooks.py), as the driver runs it."""
+    return notebook_run.execute(notebook, out, parameters, cwd=NOTEBOOKS, **deadlines)
+
+
+def notebook_flat_params() -> frozenset[str]:
+    """The Config fields that 02_train.ipynb has as flat parameters, read from its `parameters` cell, the one
+    list of them; any other override travels in the notebook's `extra` dict."""
+    import papermill as pm
+    return frozenset(pm.inspect_notebook(str(TRAIN_NB))) & FIELDS
+
+
+EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
+
+
+@dataclass
+class Run:
+    name: str
+    overrides: dict
+    run_dir: Path
+    profile: str
+
+    @property
+    def notebook(self) -> Path:
+        return self.run_dir / "02_train.ipynb"
+
+
+@dataclass
+class Result:
+    name: str
+    status: str                # done | complete | locked | failed
+    seconds: float = 0.0
+    notebook: str = ""
+    error: str = ""
+    summary: dict = field(default_factory=dict)
+    retried: list[str] = field(default_factory=list)  # why each earlier attempt stopped (deadline, dead kernel)
+
+
+def notebook_parameters(run: Run) -> dict:
+    """Papermill parameters for 02_train: flat ones where the notebook has them, the rest in `extra`."""
+    params = dict(name=run.name, profile=run.profile, run_dir=str(absolute(run.run_dir)), resume=True)
+    extra, flat = {}, notebook_flat_params()
+    for k, v in run.overrides.items():
+        if k in flat:
+            params[k] = v
+        else:
+            extra[k] = list(v) if isinstance(v, tuple) else v
+    if named_dataset(params.get("data_root", "")):  # absolute: the notebook runs in notebooks/, maybe elsewhere
+        params["data_root"] = named_dataset(params.get("data_root", ""))
+    params["extra"] = extra
+    return params
+
+
+def is_complete(run: Run) -> bool:
+    """summary.json is written last by the notebook, so its epoch count says the run is finished."""
+    return RunDir(run.run_dir).is_finished(make_config(run.profile, name=run.name, **run.overrides).num_epoch)
+
+
+# -- one run -------------------------------------------------------------------------------------
+def execute(run: Run, train: bool = True, retries: int = RETRIES) -> Result | None:
+    """Execute 02_train for one run under its driver lock; never raises for a failing notebook.
+
+    This is the Dask task of a run. ``train=False`` only looks (locked? complete? else None), so the
+    driver settles finished and locked runs without starting a cluster for them. A run whose kernel died
+    or ran past a deadline is executed again, up to ``retries`` times; the notebook resumes from last.pt.
+    """
+    from filelock import FileLock, Timeout
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run.run_dir / ".driver.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return Result(run.name, "locked")
+    t0 = time.perf_counter()
+    try:
+        if is_complete(run):
+            return Result(run.name, "complete", notebook=str(run.notebook))
+        if not train:
+            return None
+        import papermill as pm
+        retried = []
+        while True:
+            try:
+                execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run), profile=run.profile)
+                break
+            except pm.PapermillExecutionError as e:  # the notebook's own error: another try would repeat it
+                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
+                              f"{e.ename}: {e.evalue}", retried=retried)
+            except notebook_run.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
+                kept = keep_attempt(run, len(retried) + 1, e)
+                retried.append(e.what)
+                if len(retried) > retries:
+                    return Result(run.name, "failed", time.perf_counter() - t0, str(kept),
+                                  f"{e.what} (tried {len(retried)} times)", retried=retried[:-1])
+            except Exception as e:  # a missing kernel spec, a broken notebook file: still only this run's problem
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
+                              f"{type(e).__name__}: {msg}", retried=retried)
+        return Result(run.name, "done", time.perf_counter() - t0, str(run.notebook),
+                      summary=RunDir(run.run_dir).summary(), retried=retried)
+    finally:
+        lock.release()
+
+
+def keep_attempt(run: Run, attempt: int, stopped: notebook_run.NotebookStopped) -> Path:
+    """Keep a stopped attempt's executed notebook beside the run (02_train.attempt1.ipynb) and log why it
+    stopped in the run folder, where the grid's progress display sees it; the next attempt writes its own."""
+    kept = run.notebook.with_name(f"{run.notebook.stem}.attempt{attempt}.ipynb")
+    if stopped.notebook.is_file():
+        os.replace(stopped.notebook, kept)
+    RunDir(run.run_dir).add_attempt(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt {attempt}: {stopped.what} "
+                                    f"({shown(kept)})")
+    return kept
+
+
+def describe(i: int, n: int, r: Result) -> str:
+    head = f"[{i}/{n}] {r.name}:"
+    if r.status == "done":
+        psnr = r.summary.get("mean_psnr")
+        extra = f", val PSNR {psnr:.2f} dB" if isinstance(psnr, (int, float)) else ""
+        k = len(r.retried)
+        retry = f" after {k} {'retry' if k == 1 else 'retries'} (resumed from last.pt)" if k else ""
+        return f"{head} done in {r.seconds:.1f}s{retry}{extra} -> {shown(r.notebook)}"
+    if r.status == "complete":
+        return f"{head} skipped (already complete) -> {shown(r.notebook)}"
+    if r.status == "locked":
+        return f"{head} skipped: {r.name} is being run by another process"
+    return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {shown(r.notebook)}"
+
+
+def prepare_data(runs: list[Run]) -> None:
+    """Generate and decode each dataset the runs need once, here, before the runs start side by side.
+
+    Otherwise every kernel would render SynthDance and fill the decode cache at the same moment (safe,
+    the writes are atomic, but the work is done once per kernel).
+    A dataset that cannot be prepared is left alone here: the runs that need it fail in their own
+    notebooks, with the error in the cell, and the other runs go on.
+    """
+    from lab4.datasets import official as D
+    seen = set()
+    for run in runs:
+        cfg = make_config(run.profile, name=run.name, **run.overrides)
+        key = (cfg.data_root, cfg.synth_preset, cfg.frame_H, cfg.frame_W)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            root = D.resolve_data_root(cfg.data_root, cfg.synth_preset, progress=cfg.progress)
+            for split in ("train", "val"):
+                D.load_split(root, split, cfg.frame_H, cfg.frame_W, cfg.progress)
+            D.load_test(root, cfg.frame_H, cfg.frame_W, cfg.progress)
+            if (root / "test_gt").is_dir():
+                D.load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, cfg.progress)
+        except Lab4Error:
+            continue
+
+
+def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, scheduler: str | None = None,
+             retries: int = RETRIES) -> int:
+    require_checkout("the experiment driver (make experiments)")
+    if not TRAIN_NB.is_file():
+        raise Lab4Error(f"{shown(TRAIN_NB)}: the training notebook is missing")
+    entries = load_grid(grid, profile)
+    if only:
+        for pat in only:
+            if not any(fnmatch.fnmatchcase(n, pat) for n, _ in entries):
+                raise Lab4Error(f"--only {pat}: no such run in {grid} (runs: {', '.join(n for n, _ in entries)})")
+        entries = [(n, o) for n, o in entries if any(fnmatch.fnmatchcase(n, p) for p in only)]
+    runs_dir = Path(runs_dir).resolve()
+    runs = [Run(n, o, runs_dir / n, profile) for n, o in entries]
+    n = len(runs)
+    results, todo = [], []
+    for run in runs:  # finished and locked runs are settled here, without a cluster
+        settled = execute(run, train=False)
+        if settled is None:
+            todo.append(run)
+        else:
+            results.append(settled)
+    from lab4.grid.cluster import default_jobs, visible_gpus
+    gpus = [] if scheduler or not todo else visible_gpus()
+    jobs = min(jobs or default_jobs(gpus), max(1, len(todo)))
+    where = f" on the Dask cluster at {scheduler}" if scheduler else f", {jobs} at a time" if jobs > 1 else ""
+    print(f"{n} run(s), profile {profile}, into {shown(runs_dir)}{where}" + (f" ({len(gpus)} GPUs)" if gpus else ""),
+          flush=True)
+    for i, r in enumerate(results, 1):
+        print(describe(i, n, r), flush=True)
+    if todo:
+        prepare_data(todo)
+        results += run_on_dask(todo, n, len(results), scheduler, jobs, gpus, retries)
+    failed = [r for r in results if r.status == "failed"]
+    locked = [r for r in results if r.status == "locked"]
+    done = sum(r.status in ("done", "complete") for r in results)
+    retried = sum(bool(r.retried) for r in results if r.status == "done")
+    again = f" ({retried} after a retry)" if retried else ""
+    print(f"{done}/{n} run(s) complete{again}, {len(failed)} failed, {len(locked)} skipped (locked)", flush=True)
+    if failed:
+        print("failed runs (the executed notebooks are kept):", file=sys.stderr)
+        for r in failed:
+            print(f"  {r.name}: {shown(r.notebook)}: {r.error}", file=sys.stderr)
+        return EXIT_FAILED
+    if locked:
+        print(f"not finished: {', '.join(r.name for r in locked)} held by another driver; run again when it is done",
+              file=sys.stderr)
+        return EXIT_LOCKED
+    return 0
+
+
+def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpus: list[str],
+                retries: int = RETRIES) -> list[Result]:
+    """One Dask task per run (``execute``); a run that trains on CUDA asks for one GPU. ``settled`` runs of
+    the ``n`` in the grid were already reported."""
+    from lab4.grid import cluster as grid_dask
+    from lab4.grid.progress import GridProgress
+    cfgs = {r.name: make_config(r.profile, name=r.name, **r.overrides) for r in runs}
+    results = []
+    with grid_dask.connect(scheduler, jobs, gpus) as (client, have_gpus):
+        link = grid_dask.dashboard_link(client, local=not scheduler)
+        if link:
+            print(f"Dask dashboard: {link}", flush=True)
+        epochs = {name: cfg.num_epoch for name, cfg in cfgs.items()}
+        with GridProgress(runs, epochs, n, settled, shown=shown) as progress:
+            def on_result(run, result, error):
+                result = result or Result(run.name, "failed", notebook=str(run.notebook), error=error)
+                results.append(result)
+                progress.finish(run.name, describe(settled + len(results), n, result))
+            task = functools.partial(execute, retries=retries)
+            grid_dask.run_all(client, task, runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
+    return results
+
+
+# -- command line ------------------------------------------------------------------------------
+HELP = "run the experiment grid: 02_train.ipynb once per entry, resumable"
+INTERRUPTED = "re-run to continue; finished runs are kept"
+
+
+def add_arguments(p) -> None:
+    p.formatter_class = KebabRawHelpFormatter
+    p.description = __doc__
+    add_flag(p, "grid", default="experiments.yaml", help="the experiment grid (default experiments.yaml)")
+    add_flag(p, "profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
+    add_flag(p, "runs", default="", help="runs folder (default runs/<profile>)")
+    add_flag(p, "only", nargs="+", metavar="NAME", help="run only these runs (shell-style patterns allowed)")
+    add_flag(p, "jobs", type=int, default=None,
+             help="runs at the same time on the local Dask cluster (default: one per GPU, else 3)")
+    add_flag(p, "scheduler", default=None, metavar="ADDRESS",
+             help="an existing Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER, else a "
+                  "LocalCluster); its workers need this repository and the runs folder at the same path")
+    add_flag(p, "retries", type=int, default=RETRIES,
+             help=f"tries more for a run whose kernel died or passed its deadline (default {RETRIES})")
+    add_flag(p, "train_deadline", type=float, default=None, metavar="SECONDS",
+             help="how long the training cell may run (default: by profile, "
+                  f"{', '.join(f'{k} {notebook_run.human(v)}' for k, v in notebook_run.TRAINING_S.items())}; "
+                  "or $LAB4_TRAIN_DEADLINE)")
+    add_flag(p, "cell_deadline", type=float, default=None, metavar="SECONDS",
+             help=f"how long any other cell may run (default {notebook_run.human(notebook_run.CELL_S)}, "
+                  "or $LAB4_CELL_DEADLINE)")
+
+
+def run(args) -> int:
+    runs = args.runs or f"runs/{args.profile}"
+    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER") or None
+    if args.jobs is not None and args.jobs < 1:
+        raise Lab4Error("--jobs must be >= 1")
+    if args.retries < 0:
+        raise Lab4Error("--retries must be >= 0")
+    for flag, value, env in (("--train-deadline", args.train_deadline, "LAB4_TRAIN_DEADLINE"),
+                             ("--cell-deadline", args.cell_deadline, "LAB4_CELL_DEADLINE")):
+        if value is not None:
+            if value <= 0:
+                raise Lab4Error(f"{flag} must be > 0 seconds")
+            os.environ[env] = f"{value:g}"  # the workers and their kernels start after this, and inherit it
+    notebook_run.training_deadline(args.profile)  # a bad $LAB4_TRAIN_DEADLINE or $LAB4_CELL_DEADLINE: exit 2
+    notebook_run.cell_deadline()
+    return run_grid(args.grid, args.profile, runs, args.only, args.jobs, scheduler, args.retries)
+
+
+if __name__ == "__main__":
+    from lab4.cli import main
+    sys.exit(main(["grid", *sys.argv[1:]]))

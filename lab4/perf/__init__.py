@@ -1,0 +1,1 @@
+"""Speed: the benchmark, the fast-path checks, the GPU session check and the CPU speedrun."""

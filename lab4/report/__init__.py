@@ -1,0 +1,1 @@
+"""The report: reads finished run folders (never trains) and writes the numbers, statistical tests, figures and HTML exports."""

@@ -1,0 +1,59 @@
+"""How the report prints a number or a name: one place for "n/a", signs, big numbers and LaTeX escapes,
+so that every generated macro reads the same way."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lab4.schedules import KL_STRATEGIES
+
+NA = "n/a"  # a number that these runs cannot give
+
+_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(s) -> str:
+    return "".join(_LATEX_SPECIALS.get(c, c) for c in str(s))
+
+
+def fmt(x, digits: int = 2) -> str:
+    return NA if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def signed(x, digits: int = 2, plus: str = "") -> str:
+    """A difference: a minus sign (not a hyphen) in the PDF, and ``plus`` before a positive one ("" = none)."""
+    if x is None or not np.isfinite(x):
+        return NA
+    return f"{x:+.{digits}f}".replace("-", "$-$").replace("+", plus)
+
+
+def big(x) -> str:
+    """1234.5 -> "1{,}235" (a thin comma in the PDF), 12.345 -> "12.35", 0.0123 -> "0.012"."""
+    if x is None or not np.isfinite(x):
+        return NA
+    if abs(x) >= 100:
+        return f"{x:,.0f}".replace(",", "{,}")
+    if abs(x) >= 1 or x == 0:
+        return f"{x:.2f}"
+    return f"{x:.2g}" if abs(x) >= 1e-3 else "$<$0.001"
+
+
+def display_name(strategy: str) -> str:
+    """A strategy as the report names it: the lab's KL strategies capitalised (Cyclical), others as named."""
+    return strategy.capitalize() if strategy in KL_STRATEGIES else strategy
+
+
+def finite_mean(values) -> float:
+    """The mean of the finite values, NaN when there are none."""
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
+
+
+def check_cases(macros: dict, cases: dict) -> None:
+    """A case macro outside its values is a bug in the code that chose it, not a sentence the report lacks.
+    Raised, not asserted: ``python -O`` keeps the check."""
+    for name, values in cases.items():
+        if macros[name] not in values:
+            raise ValueError(f"{name}={macros[name]!r} is not one of {values}")

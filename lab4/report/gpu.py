@@ -1,0 +1,108 @@
+"""The report's GPU section: the runs of a GPU session (``results/gpu/``), compared with the CPU grid.
+
+lab4/perf/gpucheck.py writes its grid (the KL annealing strategies x 3 seeds of the ``gpu`` profile) as
+``results/gpu/<run>/`` (metrics.csv, summary.json, psnr_per_frame.csv, config.json, ...; no
+checkpoints) and its throughput as ``results/bench/<gpu>.json``. When those runs are there, the same
+figure and table functions as the CPU section draw them into ``figures/gpu/`` and
+``generated/gpu_results_table.tex``, and ``generated/gpu.tex`` holds their numbers as macros prefixed
+``Gpu`` plus the case macros that pick the comparison's sentences in report/main.tex. Without them
+gpu.tex says ``\\GpuCase{absent}`` and the report says in one sentence that no GPU results are included.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lab4.report import figures as report_figures
+from lab4.report import numbers as report_numbers
+from lab4.report import stats
+from lab4.report.format import NA, check_cases, display_name, tex_escape
+from lab4.rundir import RunDir, load_runs
+from lab4.schedules import KL_STRATEGIES
+
+GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse")
+CASES = {
+    "GpuCase": ("present", "absent"),  # are there GPU runs
+    "GpuRankCase": stats.RANK_CASES,  # the GPU grid's best KL strategy against the others
+    "GpuAgreeCase": ("same", "best", "differ", "unknown"),  # GPU order of the KL strategies vs the CPU's
+    "GpuEvidenceCase": ("both", "one", "neither"),  # which grids separate their best from every other
+    "GpuBenchCase": ("measured", "none"),  # is there a bench record beside the runs
+}
+
+
+def load_gpu(gpu_dir) -> tuple[list[RunDir], dict | None]:
+    """The GPU runs under ``gpu_dir`` (none if it is missing) and the bench record beside it, if any."""
+    gpu_dir = Path(gpu_dir)
+    if not gpu_dir.is_dir():
+        return [], None
+    bench = None
+    for f in sorted((gpu_dir.parent / "bench").glob("*.json")):
+        try:
+            rec = json.loads(f.read_text())
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "ratio_vs_lab" in rec:
+            bench = rec
+            break
+    return load_runs(gpu_dir), bench
+
+
+def _order(runs) -> list[str]:
+    return stats.kl_order(runs)
+
+
+def _order_text(order: list[str]) -> str:
+    return " $>$ ".join(tex_escape(display_name(s)) for s in order) or NA
+
+
+def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
+    """Every ``Gpu*`` macro of main.tex's GPU section; only GpuCase when there are no GPU runs."""
+    if not gpu_runs:
+        return {"GpuCase": "absent"}
+    setup = report_numbers.setup_macros(gpu_runs)
+    strat = report_numbers.strategy_macros(gpu_runs)
+    m = {"GpuCase": "present", **{f"Gpu{k}": setup[k] for k in ("NumRuns", "Device", "NumEpochs", "ProfileName")},
+         **{f"Gpu{k}": strat[k] for k in ("NumStrategies", "SeedsPerStrategy")},
+         "GpuBaselinePSNR": report_numbers.best_run_macros(gpu_runs)["BaselinePSNR"]}
+    gpu_kl = {s: v for s, v in stats.psnr_by_strategy(gpu_runs).items() if s in KL_STRATEGIES}
+    cpu_kl = {s: v for s, v in stats.psnr_by_strategy(cpu_runs).items() if s in KL_STRATEGIES}
+    m.update(stats.rank_macros(gpu_kl, "Gpu"))
+    common = set(gpu_kl) & set(cpu_kl)
+    g_order = [s for s in _order(gpu_runs) if s in common]
+    c_order = [s for s in _order(cpu_runs) if s in common]
+    m["GpuOrder"], m["GpuCpuOrder"] = _order_text(g_order), _order_text(c_order)
+    m["GpuAgreeCase"] = ("unknown" if len(common) < 2 else "same" if g_order == c_order
+                         else "best" if g_order[0] == c_order[0] else "differ")
+    cpu_case = stats.rank_macros({s: cpu_kl[s] for s in common}, "")["RankCase"]
+    gpu_case = stats.rank_macros({s: gpu_kl[s] for s in common}, "")["RankCase"]
+    clear = (cpu_case == "clear") + (gpu_case == "clear")
+    m["GpuEvidenceCase"] = ("both", "one", "neither")[2 - clear]
+    ok = bench is not None and all(np.isfinite(float(bench.get(k, np.nan)))
+                                   for k in ("ratio_vs_lab", "train_frames_per_s", "lab_train_frames_per_s"))
+    m["GpuBenchCase"] = "measured" if ok else "none"
+    if ok:
+        m.update(GpuBenchRatio=f"{float(bench['ratio_vs_lab']):.1f}",
+                 GpuBenchFPS=f"{float(bench['train_frames_per_s']):,.0f}".replace(",", "{,}"),
+                 GpuBenchLabFPS=f"{float(bench['lab_train_frames_per_s']):.1f}")
+    check_cases(m, CASES)
+    return m
+
+
+def write_gpu(gpu_runs, cpu_runs, figures_dir, generated_dir, bench: dict | None = None) -> dict[str, Path]:
+    """``generated/gpu.tex`` always; with GPU runs also ``figures/gpu/*`` and ``generated/gpu_results_table.tex``."""
+    gen = Path(generated_dir)
+    gen.mkdir(parents=True, exist_ok=True)
+    out = {}
+    if gpu_runs:
+        figs = Path(figures_dir) / "gpu"
+        for stem in GPU_FIGURES:  # the CPU section's functions, pointed at the GPU runs
+            getattr(report_figures, stem)(gpu_runs, figs)
+        out["table"] = gen / "gpu_results_table.tex"
+        out["table"].write_text("% one row per strategy of the GPU runs, written by lab4.report.gpu\n"
+                                + report_numbers.results_rows(gpu_runs))
+    out["macros"] = gen / "gpu.tex"
+    out["macros"].write_text("% written by lab4.report.gpu.write_gpu; do not edit\n" + "".join(
+        f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in gpu_macros(gpu_runs, cpu_runs, bench).items()))
+    return out

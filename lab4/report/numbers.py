@@ -1,0 +1,312 @@
+"""The report's numbers: the results table and the LaTeX macros that report/main.tex quotes.
+
+Python writes numbers and *case* macros only; report/main.tex holds every sentence and picks the one
+that a case macro names, e.g. ``\\IfStrEqCase{\\DriftCase}{{flat}{...}{falls}{...}...}``. CASES lists
+every value each case macro can take, and a test checks that main.tex has a sentence for each.
+To add numbers, write a function ``runs -> {macro name: text}`` and list it in MACRO_PARTS.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lab4.report import stats
+from lab4.report import setup as report_setup
+from lab4.report import training as report_training
+from lab4.report.format import NA, check_cases, display_name, fmt, signed, tex_escape
+from lab4.rundir import RunDir, best_run, group
+from lab4.schedules import KL_STRATEGIES
+
+LISTED_SOURCES = ("model.py", "schedules.py")  # main.tex lists their code between "# report:" markers
+CASES = {
+    "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
+    "BaselineCase": ("all", "some", "no", "unknown"),  # how many runs end above repeat-the-first-frame
+    "GradNormPeakCase": ("first", "later", "unknown"),  # is every run's gradient norm largest in epoch 1
+    "GradClipActsCase": ("acts", "never", "unknown"),  # would the lab's clip at 1 have scaled any step
+    "TFBestCase": ("off", "half", "decay", "none"),  # which teacher-forcing variant scored best
+    "DriftCase": ("flat", "falls", "rises", "none"),  # PSNR from the first to the last frames
+    "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
+    "KLWeightCase": ("lab", "mean", "other"),  # the KL's weight in the loss: the lab's 1, 1/(N*H*W), or another
+    "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
+    "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
+    **report_training.CASES, **report_setup.CASES, **stats.CASES,
+}
+TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
+
+def _range(values) -> str:
+    """1 -> "1", [1, 2] -> "1--2" (an en dash in the PDF)."""
+    v = sorted(set(values))
+    return NA if not v else str(v[0]) if len(v) == 1 else f"{v[0]}--{v[-1]}"
+
+
+def _pm(vals, digits: int = 2) -> str:
+    vals = [v for v in vals if np.isfinite(v)]
+    if not vals:
+        return "--"
+    if len(vals) == 1:
+        return f"{vals[0]:.{digits}f}"
+    return f"{np.mean(vals):.{digits}f} $\\pm$ {np.std(vals, ddof=1):.{digits}f}"
+
+
+# -- per strategy -------------------------------------------------------------------------------
+def strategy_stats(runs) -> pd.DataFrame:
+    """One row per strategy: its seeds' numbers as lists (KL: nats per frame at the last epoch), and the
+    mean and std of validation PSNR."""
+    rows = []
+    for s, rs in group(runs).items():
+        psnr = [r.number("mean_psnr") for r in rs]
+        fin = [v for v in psnr if np.isfinite(v)]
+        rows.append(dict(
+            strategy=s, n=len(rs), psnr=psnr, ssim=[r.number("mean_ssim") for r in rs],
+            baseline=[r.number("baseline_mean_psnr") for r in rs],
+            public=[r.number("public") for r in rs], private=[r.number("private") for r in rs],
+            wall=[r.number("wall_seconds") for r in rs], cpu=[r.number("cpu_seconds") for r in rs],
+            gain=[report_training.last_epoch_gain(r) for r in rs],
+            kl=[float(k.iloc[-1]) if len(k := report_training.kl_per_frame(r)) else math.nan for r in rs],
+            active=[report_training.active_units_of(r) for r in rs],
+            mean_psnr=float(np.mean(fin)) if fin else math.nan,
+            std_psnr=float(np.std(fin, ddof=1)) if len(fin) > 1 else 0.0,
+        ))
+    return pd.DataFrame(rows)
+
+
+def results_rows(runs) -> str:
+    """The body rows of the results table; its header and rules are in main.tex."""
+    lines = []
+    for _, row in strategy_stats(runs).iterrows():
+        cpu = [c / 60 for c in row["cpu"]]
+        lines.append(" & ".join([
+            tex_escape(display_name(row["strategy"])), str(row["n"]), _pm(row["psnr"]), _pm(row["ssim"], 3),
+            _pm(row["baseline"]), _pm(row["public"]), _pm(row["private"]),
+            _pm(row["gain"]).replace("-", "$-$") if _pm(row["gain"]) != "--" else "--",
+            _pm(cpu, 1)]) + r" \\")
+    return "\n".join(lines) + "\n"
+
+
+def strategy_macros(runs) -> dict[str, str]:
+    """Best and worst strategy by mean validation PSNR and their gap (lab4.report.stats tests the ranking)."""
+    st = strategy_stats(runs)
+    by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
+    m = {f"{display_name(s)}ValPSNR": fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
+    finite = st[np.isfinite(st["mean_psnr"])] if len(st) else st
+    m.update(NumStrategies=str(len(st)), SeedsPerStrategy=_range(int(n) for n in st["n"]) if len(st) else "0")
+    counts = {int(n) > 1 for n in st["n"]} if len(st) else {False}
+    m["SeedCountCase"] = "mixed" if len(counts) == 2 else "several" if counts == {True} else "one"
+    if not len(finite):
+        return {**m, "BestStrategy": NA, "WorstStrategy": NA, "BestStrategyValPSNR": NA, "StrategyGap": NA,
+                "MaxSeedStd": NA}
+    best = finite.loc[finite["mean_psnr"].idxmax()]
+    worst = finite.loc[finite["mean_psnr"].idxmin()]
+    gap = float(best["mean_psnr"] - worst["mean_psnr"])
+    spread = float(finite["std_psnr"].max())
+    multi = int(st["n"].max()) > 1
+    return {**m, "BestStrategy": tex_escape(display_name(best["strategy"])),
+            "WorstStrategy": tex_escape(display_name(worst["strategy"])),
+            "BestStrategyValPSNR": fmt(best["mean_psnr"]), "StrategyGap": fmt(gap),
+            "MaxSeedStd": fmt(spread) if multi else NA}
+
+
+def teacher_forcing_macros(runs) -> dict[str, str]:
+    """Validation PSNR of the teacher-forcing variants (the cyclical run is the decaying one), and the best."""
+    st = strategy_stats(runs)
+    by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
+    m, scored = {}, {}
+    for s, (key, case) in TF_VARIANTS.items():
+        v = by.get(s, math.nan)
+        m[f"{key}ValPSNR"] = fmt(v)
+        if np.isfinite(v):
+            scored[case] = v
+    m["TFBestCase"] = max(scored, key=scored.get) if scored else "none"
+    m["NumTFVariants"] = str(sum(s in by for s in TF_VARIANTS if s.startswith("tf")))
+    return m
+
+
+# -- over all runs ------------------------------------------------------------------------------
+def best_run_macros(runs) -> dict[str, str]:
+    """The single best run, the baseline it is measured against, and how many runs beat that baseline."""
+    best = best_run(runs)
+    m = {"BestRun": tex_escape(best.name) if best else NA}
+    for key, field_, digits in (("BestValPSNR", "mean_psnr", 2), ("BestValSSIM", "mean_ssim", 3),
+                                ("BestPublic", "public", 2), ("BestPrivate", "private", 2)):
+        m[key] = fmt(best.number(field_), digits) if best else NA
+    bases = [r.number("baseline_mean_psnr") for r in runs]
+    bases = [b for b in bases if np.isfinite(b)]
+    m["BaselinePSNR"] = fmt(float(np.mean(bases))) if bases else NA
+    margins = [r.number("mean_psnr") - r.number("baseline_mean_psnr") for r in runs]
+    margins = [x for x in margins if np.isfinite(x)]
+    m["NumAboveBaseline"] = str(sum(x > 0 for x in margins))
+    m["NumScoredRuns"] = str(len(margins))
+    above = sum(x > 0 for x in margins)
+    m["BaselineCase"] = ("unknown" if not margins else "all" if above == len(margins) else "some" if above
+                         else "no")
+    m["MinBaselineMargin"] = signed(min(margins)) if margins else NA
+    m["MaxBaselineMargin"] = signed(max(margins)) if margins else NA
+    return m
+
+
+def _reference_run(runs) -> RunDir | None:
+    """The run whose settings the report describes: a KL run (teacher-forcing variants override tfr)."""
+    return next((r for s in KL_STRATEGIES for r in runs if r.strategy == s), None) or best_run(runs)
+
+
+def _data_kind(run: RunDir | None) -> tuple[str, str]:
+    """("synth", preset) for SynthDance (its synthdance.json names the preset), else ("real", "")."""
+    if run is None:
+        return "unknown", NA
+    root = run.config().get("data_root") or ""
+    meta = Path(root) / "synthdance.json" if root else None
+    if root and not meta.is_file():
+        return "real", NA
+    preset = run.config().get("synth_preset", "small")
+    if meta is not None:
+        try:
+            preset = json.loads(meta.read_text()).get("preset", preset)
+        except ValueError:
+            pass
+    return "synth", tex_escape(preset)
+
+
+def setup_macros(runs) -> dict[str, str]:
+    """What was trained, on what, for how long, with which settings (those of the reference run)."""
+    from lab4.model import CVAE, count_parameters
+    ref = _reference_run(runs)
+    cfg = ref.config() if ref else {}
+    m = {"NumRuns": str(len(runs))}
+    m["DataKind"], m["SynthPreset"] = _data_kind(ref)
+    m["ProfileName"] = tex_escape(ref.summary().get("profile") or cfg.get("profile", NA)) if ref else NA
+    m["Device"] = tex_escape(", ".join(sorted({str(r.summary().get("device") or r.config().get("device", NA))
+                                               for r in runs}) or [NA]))
+    m["NumEpochs"] = _range(int(r.number("epochs")) for r in runs if np.isfinite(r.number("epochs")))
+    m["ValEvery"] = str(cfg.get("val_every", 1))
+    ntrain = (cfg.get("dataset") or {}).get("train", {}).get("frames")
+    m["NumTrainFrames"] = f"{ntrain:,}".replace(",", "{,}") if ntrain else NA
+    nval = next((len(r.psnr()) for r in runs if r.psnr() is not None), None)
+    nval = nval or next((r.extra["num_val_frames"] for r in runs if "num_val_frames" in r.extra), None)
+    m["NumValFrames"] = str(nval) if nval else NA
+    dims = dict(F=cfg.get("F_dim", 128), L=cfg.get("L_dim", 32), N=cfg.get("N_dim", 12), D=cfg.get("D_out_dim", 192))
+    m.update({f"Dim{k}": str(v) for k, v in dims.items()})
+    m["ParamCount"] = f"{count_parameters(CVAE(**dims)):,}".replace(",", "{,}")
+    m["LabParamCount"] = f"{count_parameters(CVAE()):,}".replace(",", "{,}")
+    for key, field_ in (("BatchSize", "batch_size"), ("LearningRate", "lr"), ("KLCycles", "kl_anneal_cycle"),
+                        ("KLRatio", "kl_anneal_ratio"), ("TFRStart", "tfr"), ("TFRSde", "tfr_sde"),
+                        ("TFRDStep", "tfr_d_step"), ("ClipLen", "train_vi_len"), ("GradClip", "clip_grad"),
+                        ("LRGamma", "gamma")):
+        v = cfg.get(field_)
+        m[key] = tex_escape(f"{v:g}" if isinstance(v, float) else v) if v is not None else NA
+    clip = cfg.get("clip_grad")
+    m["GradClipCase"] = "unknown" if clip is None else "off" if float(clip) == 0 else "on"
+    w = float(cfg.get("kl_weight", 1.0))
+    n_latent = int(cfg.get("N_dim", 12)) * int(cfg.get("frame_H", 32)) * int(cfg.get("frame_W", 64))
+    m["KLWeight"] = f"{w:.4g}"
+    m["LatentElements"] = f"{n_latent:,}".replace(",", "{,}")
+    m["KLWeightCase"] = "lab" if w == 1 else "mean" if math.isclose(w * n_latent, 1, rel_tol=1e-6) else "other"
+    m["TFPerEpoch"] = "true" if cfg.get("tfr_per_epoch") else "false"
+    ms = cfg.get("milestones")
+    m["Milestones"] = ", ".join(str(x) for x in ms) if ms else NA
+    return m
+
+
+def grad_norm_macros(runs) -> dict[str, str]:
+    """How often the lab's clip at norm 1 would have scaled a step, from the logged pre-clip norms."""
+    norms = np.concatenate([pd.to_numeric(r.iter_metrics()["grad_norm"], errors="coerce").to_numpy(float)
+                            for r in runs if "grad_norm" in r.metrics()] or [np.array([])])
+    norms = norms[np.isfinite(norms)]
+    peaks = [int(pd.to_numeric(r.epoch_metrics()["grad_norm"], errors="coerce").to_numpy(float).argmax())
+             for r in runs if "grad_norm" in r.metrics() and r.epoch_metrics()["grad_norm"].notna().any()]
+    m = {"GradNormPeakCase": "unknown" if not peaks else "first" if not any(peaks) else "later",
+         "GradNormLaterCount": str(sum(p > 0 for p in peaks)), "GradNormRunCount": str(len(peaks))}
+    if not len(norms):
+        return {**m, "GradNormMedian": NA, "GradNormAboveOnePct": NA, "GradNormMedianScale": NA,
+                "GradClipActsCase": "unknown"}
+    above = norms[norms > 1]
+    return {**m, "GradClipActsCase": "acts" if len(above) else "never",
+            "GradNormMedian": fmt(float(np.median(norms))),
+            "GradNormAboveOnePct": fmt(100 * len(above) / len(norms), 0),
+            # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
+            "GradNormMedianScale": fmt(float(np.median(1 / above)), 3) if len(above) else NA}
+
+
+def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> dict[str, str]:
+    """Does PSNR fall along the rollout? Mean of the last frames minus mean of the first, per run.
+
+    DriftCase says what the PSNR-per-frame figure shows, so that main.tex states the measured
+    change rather than what autoregressive models usually do.
+    """
+    curves = [r.psnr().sort_values("frame") for r in runs if r.psnr() is not None and len(r.psnr()) >= 2]
+    # one window for all runs, so that "the last n frames" means the same frames in every run
+    n = max(1, int(round(window_frac * min(map(len, curves))))) if curves else 0
+    changes, base = [], None
+    for p in curves:
+        changes.append(float(p["psnr"].tail(n).mean() - p["psnr"].head(n).mean()))
+        if base is None and "baseline_psnr" in p:
+            base = float(p["baseline_psnr"].tail(n).mean() - p["baseline_psnr"].head(n).mean())
+    m = {"DriftTolerance": f"{tolerance_db:g}", "DriftRunCount": str(len(changes)),
+         "DriftFallCount": str(sum(c < -tolerance_db for c in changes)),
+         "DriftRiseCount": str(sum(c > tolerance_db for c in changes))}
+    if not changes:
+        return {**m, "DriftWindow": NA, "MinDrift": NA, "MaxDrift": NA, "BaselineDrift": NA, "DriftCase": "none"}
+    lo, hi = min(changes), max(changes)
+    case = "falls" if lo < -tolerance_db else "rises" if hi > tolerance_db else "flat"
+    return {**m, "DriftWindow": str(n), "MinDrift": signed(lo), "MaxDrift": signed(hi),
+            "BaselineDrift": signed(base) if base is not None else NA, "DriftCase": case}
+
+
+MACRO_PARTS = (setup_macros, strategy_macros, teacher_forcing_macros, best_run_macros, grad_norm_macros,
+               drift_macros, *report_training.MACRO_PARTS, *report_setup.MACRO_PARTS,
+               *stats.MACRO_PARTS)
+
+
+def macros(runs) -> dict[str, str]:
+    """Every macro main.tex uses; a case macro outside CASES is a bug here, not a sentence there."""
+    m: dict[str, str] = {}
+    for part in MACRO_PARTS:
+        new = part(runs)
+        if set(new) & set(m):
+            raise ValueError(f"{part.__name__} redefines {sorted(set(new) & set(m))}")
+        m.update(new)
+    check_cases(m, CASES)
+    return m
+
+
+def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
+    """``results_table.tex``, ``hyperparameters.tex``, ``macros.tex`` and copies of the listed sources
+    (src/*.py) in ``generated_dir``."""
+    gen = Path(generated_dir)
+    (gen / "src").mkdir(parents=True, exist_ok=True)
+    for name in LISTED_SOURCES:  # from this package, so that an installed lab4 lists its own code
+        shutil.copyfile(Path(__file__).parents[1] / name, gen / "src" / name)  # lab4/, beside lab4/report/
+    table = gen / "results_table.tex"
+    table.write_text("% one row per strategy, written by lab4.report.numbers; main.tex has the header\n"
+                     + results_rows(runs))
+    hyper = gen / "hyperparameters.tex"
+    hyper.write_text("% one row per setting, written by lab4.report.setup; main.tex has the header\n"
+                     + report_setup.hyperparameter_rows(runs))
+    mac = gen / "macros.tex"
+    mac.write_text("% written by lab4.report.numbers.write_tables_and_macros; do not edit\n"
+                   + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros(runs).items()))
+    return {"table": table, "hyperparameters": hyper, "macros": mac}
+
+
+def _pm_md(vals, digits: int = 2) -> str:
+    """Markdown mean ± std (sample std), the single value for one seed, '–' for none."""
+    v = [x for x in vals if x is not None and np.isfinite(x)]
+    if not v:
+        return "–"
+    return f"{v[0]:.{digits}f}" if len(v) == 1 else f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f}"
+
+
+def readme_table(runs) -> str:
+    """The README's results table (markdown): one row per strategy, mean ± std over its seeds."""
+    lines = ["| Strategy | Seeds | Val PSNR (dB) | Val SSIM | Public (dB) | Private (dB) | KL (nats/frame) "
+             "| Active units | Last-epoch gain (dB) | CPU (min) |", "|---|" + "---:|" * 9]
+    for _, row in strategy_stats(runs).iterrows():
+        lines.append("| " + " | ".join([
+            display_name(row["strategy"]), str(row["n"]), _pm_md(row["psnr"]), _pm_md(row["ssim"], 3),
+            _pm_md(row["public"]), _pm_md(row["private"]), _pm_md(row["kl"], 3), _pm_md(row["active"], 0),
+            _pm_md(row["gain"]), _pm_md([c / 60 for c in row["cpu"]], 1)]) + " |")
+    return "\n".join(lines) + "\n"

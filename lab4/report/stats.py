@@ -1,0 +1,241 @@
+"""Every ranking the report states, and the test behind it: Welch's t over seeds, Holm across the
+comparisons of one claim (scipy.stats).
+
+The ranking functions are ``runs -> {macro name: text}``, like lab4.report.numbers: they write numbers, names
+and case macros, and report/main.tex picks the sentence. A claim is one of: the best strategy against each
+other one (all strategies, and the KL annealing group alone), each teacher-forcing variant against its
+decaying-ratio reference (the Cyclical run), and each strategy against the repeat-first-frame baseline.
+Where the test does not reject equal means at the 5% level the report says the two are not
+distinguishable at this budget; where a side has a single seed it says the pair is not tested.
+
+Why not the percentile bootstrap this replaces: with 3-5 seeds a side, the resampled means take few values
+and the bootstrap interval of a difference of means is far too narrow. Simulated on normal seeds with no
+true difference (2,000 trials), it covered zero in 79% of trials at n=3 and 87% at n=5, against a nominal
+95%, so a report making ten comparisons almost surely claims a difference that is not there. Welch's
+interval, which does not assume equal spreads, covered it in 96% and 95% (tests/test_report_stats.py runs
+that simulation).
+
+A claim that rests on several comparisons (the best strategy against each other one, every strategy
+against the baseline) is decided by Holm's step-down correction across them, so the chance of any false
+"differs" in that claim stays at 5%. A side with fewer than two seeds has no spread: such a pair is
+*untested*, never called different.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
+
+from lab4.report.format import NA, display_name, signed, tex_escape
+from lab4.rundir import group
+from lab4.schedules import KL_STRATEGIES
+
+LEVEL = 0.95
+ALPHA = 1 - LEVEL
+MIN_SEEDS = 2  # a strategy needs this many scored seeds before it is tested
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The observed difference of means, Welch's interval [lo, hi] for it, and the test's p-value; ``p_holm``
+    is the p-value after Holm's correction across the comparisons of one claim (None: a claim of one)."""
+    diff: float
+    lo: float
+    hi: float
+    p: float
+    df: float
+    p_holm: float | None = None
+
+    @property
+    def p_decisive(self) -> float:
+        return self.p if self.p_holm is None else self.p_holm
+
+    @property
+    def verdict(self) -> str:
+        """"above" (mean a > mean b at the 5% level, after Holm where it applies), "below", or "spans"."""
+        if self.p_decisive < ALPHA:
+            return "above" if self.diff > 0 else "below"
+        return "spans"
+
+
+def finite(values) -> np.ndarray:
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    return v[np.isfinite(v)]
+
+
+def welch_diff(a, b=None, level: float = LEVEL) -> Interval | None:
+    """mean(a) - mean(b) with Welch's t interval and two-sided p-value (for ``b`` None: mean(a) against 0,
+    a one-sample t); None when a side has fewer than MIN_SEEDS finite values."""
+    a = finite(a)
+    b = None if b is None else finite(b)
+    if len(a) < MIN_SEEDS or (b is not None and len(b) < MIN_SEEDS):
+        return None
+    diff = float(a.mean() - (0.0 if b is None else b.mean()))
+    spread = a.var(ddof=1) + (0.0 if b is None else b.var(ddof=1))
+    if spread == 0:  # no spread on any side: the difference is exact, and t is undefined
+        return Interval(diff, diff, diff, 1.0 if diff == 0 else 0.0, math.inf)
+    with warnings.catch_warnings():  # "precision loss" for seeds that agree to many digits: t is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_1samp(a, 0.0) if b is None else stats.ttest_ind(a, b, equal_var=False)
+        ci = res.confidence_interval(confidence_level=level)
+    return Interval(diff, float(ci.low), float(ci.high), float(res.pvalue), float(res.df))
+
+
+def holm(intervals: list[Interval | None]) -> list[Interval | None]:
+    """The same intervals with ``p_holm`` set: Holm's step-down adjustment across the tested ones
+    (adjusted p_(i) = max over j <= i of (m - j + 1) p_(j), capped at 1; untested entries stay None)."""
+    tested = sorted((iv.p, i) for i, iv in enumerate(intervals) if iv is not None)
+    m, out, running = len(tested), list(intervals), 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = replace(intervals[i], p_holm=running)
+    return out
+
+
+def p_text(p: float) -> str:
+    """A p-value as the report prints it: three significant digits below 0.1, where the 5% line is drawn
+    (0.0503 must not print as 0.05), two decimals above; '<0.001' below that."""
+    return "<0.001" if p < 0.001 else f"{p:.3g}" if p < 0.1 else f"{p:.2f}"
+
+
+def mean_std(values) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, n) of the finite values; std is NaN below two values."""
+    v = finite(values)
+    if not len(v):
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), len(v)
+
+
+# -- the rankings the report states -------------------------------------------------------------
+RANK_CASES = ("clear", "partial", "tied", "single", "none")
+CASES = {
+    "RankCase": RANK_CASES,  # best strategy vs every other: all distinct, some, none, untested, no scores
+    "KLRankCase": RANK_CASES,  # the same within the KL annealing group
+    "TFOffTestCase": ("better", "worse", "same", "untested", "missing"),  # tf-off vs the decaying ratio
+    "TFHalfTestCase": ("better", "worse", "same", "untested", "missing"),  # tf-half vs the decaying ratio
+    "BaselineTestCase": ("above", "below", "mixed", "single", "unknown"),  # strategies vs the copy baseline
+}
+TF_REFERENCE = "cyclical"  # the decaying-ratio run the teacher-forcing variants share their KL schedule with
+
+
+
+
+
+
+def interval_text(iv: Interval, unit: str = "~dB", digits: int = 2) -> str:
+    """'$+$0.52~dB [0.10, 0.90], $p = 0.03$': the difference, its 95% Welch interval and the p-value that
+    decides (Holm's, marked so, where the claim has several comparisons)."""
+    lo, hi = (f"{v:.{digits}f}".replace("-", "$-$") for v in (iv.lo, iv.hi))
+    p = f"$p_{{\\mathrm{{Holm}}}} = {p_text(iv.p_holm)}$" if iv.p_holm is not None else f"$p = {p_text(iv.p)}$"
+    return f"{signed(iv.diff, digits, plus='$+$')}{unit} [{lo}, {hi}], {p}"
+
+
+PAIR_CASES = ("distinct", "spans", "untested", "unknown")
+
+
+def pair_test(winner, other, higher_wins: bool, unit: str = "", digits: int = 2) -> tuple[str, str]:
+    """(case, interval text) for the claim that ``winner``'s values beat ``other``'s: "distinct" when
+    Welch's test finds mean(winner) - mean(other) on the winning side at the 5% level, "spans" when it
+    does not, "untested" below two seeds a side, "unknown" when a side is missing."""
+    if winner is None or other is None:
+        return "unknown", NA
+    iv = welch_diff(winner, other)
+    if iv is None:
+        return "untested", NA
+    won = iv.verdict == ("above" if higher_wins else "below")
+    return ("distinct" if won else "spans"), interval_text(iv, unit, digits)
+
+
+def _names(strategies) -> str:
+    return ", ".join(tex_escape(display_name(s)) for s in strategies) or NA
+
+
+def psnr_by_strategy(runs) -> dict[str, list[float]]:
+    """Validation PSNR of each strategy's seeds (NaN-free; a strategy without scores is left out)."""
+    out = {}
+    for s, rs in group(runs).items():
+        v = finite([r.number("mean_psnr") for r in rs])
+        if len(v):
+            out[s] = [float(x) for x in v]
+    return out
+
+
+def rank_macros(scores: dict[str, list[float]], prefix: str) -> dict[str, str]:
+    """The best strategy by mean, and Welch's test of its lead over each other strategy, Holm across them."""
+    p = prefix
+    m = {f"{p}RankBest": NA, f"{p}RankBestPSNR": NA, f"{p}RankBestSeeds": "0", f"{p}RankAboveList": NA,
+         f"{p}RankSpanList": NA, f"{p}RankUntestedList": NA, f"{p}RankTests": NA}
+    if len(scores) < 2:
+        return {**m, f"{p}RankCase": "none"}
+    best = max(scores, key=lambda s: np.mean(scores[s]))
+    rivals = [s for s in scores if s != best]
+    above, span, untested, tests = [], [], [], []
+    for s, iv in zip(rivals, holm([welch_diff(scores[best], scores[s]) for s in rivals])):
+        if iv is None:
+            untested.append(s)
+            continue
+        (above if iv.verdict == "above" else span).append(s)
+        tests.append(f"{tex_escape(display_name(s))} {interval_text(iv)}")
+    others = len(scores) - 1
+    case = ("single" if len(untested) == others else "clear" if len(above) == others
+            else "tied" if not above else "partial")
+    m.update({f"{p}RankCase": case, f"{p}RankBest": tex_escape(display_name(best)),
+              f"{p}RankBestPSNR": f"{np.mean(scores[best]):.2f}", f"{p}RankBestSeeds": str(len(scores[best])),
+              f"{p}RankAboveList": _names(above), f"{p}RankSpanList": _names(span),
+              f"{p}RankUntestedList": _names(untested), f"{p}RankTests": "; ".join(tests) or NA})
+    return m
+
+
+def ranking_macros(runs) -> dict[str, str]:
+    """The best strategy of all, and of the KL annealing group, each tested against the others."""
+    scores = psnr_by_strategy(runs)
+    kl = {s: v for s, v in scores.items() if s in KL_STRATEGIES}
+    return {**rank_macros(scores, ""), **rank_macros(kl, "KL"),
+            "TestLevel": f"{100 * LEVEL:g}", "TestAlpha": f"{ALPHA:.2g}", "TestMinSeeds": str(MIN_SEEDS)}
+
+
+def teacher_forcing_test_macros(runs) -> dict[str, str]:
+    """Each teacher-forcing variant against the decaying ratio (Holm across the two): better, worse or not
+    distinguishable."""
+    scores = psnr_by_strategy(runs)
+    variants = (("tf-off", "TFOff"), ("tf-half", "TFHalf"))
+    have = TF_REFERENCE in scores
+    tests = holm([welch_diff(scores[s], scores[TF_REFERENCE]) if s in scores and have else None
+                    for s, _ in variants])
+    m = {}
+    for (s, key), iv in zip(variants, tests):
+        case = ("missing" if s not in scores or not have else "untested" if iv is None
+                else {"above": "better", "below": "worse", "spans": "same"}[iv.verdict])
+        m.update({f"{key}TestCase": case, f"{key}Test": interval_text(iv) if iv else NA})
+    return m
+
+
+def baseline_test_macros(runs) -> dict[str, str]:
+    """Each strategy's margin over the repeat-first-frame baseline (per seed), tested against zero."""
+    lists = {"above": [], "below": [], "spans": [], "untested": []}
+    margins = {s: finite([r.number("mean_psnr") - r.number("baseline_mean_psnr") for r in rs])
+               for s, rs in group(runs).items()}
+    margins = {s: v for s, v in margins.items() if len(v)}
+    tests = []
+    for s, iv in zip(margins, holm([welch_diff(v) for v in margins.values()])):
+        lists["untested" if iv is None else iv.verdict].append(s)
+        if iv is not None:
+            tests.append(f"{tex_escape(display_name(s))} {interval_text(iv)}")
+    tested = [s for k in ("above", "below", "spans") for s in lists[k]]
+    case = ("unknown" if not tested and not lists["untested"] else "single" if not tested
+            else "above" if len(lists["above"]) == len(tested) else "below" if len(lists["below"]) == len(tested)
+            else "mixed")
+    return {"BaselineTestCase": case, "BaselineTests": "; ".join(tests) or NA,
+            **{f"Baseline{k.capitalize()}List": _names(v) for k, v in lists.items()}}
+
+
+def kl_order(runs) -> list[str]:
+    """The KL annealing strategies with a score, best mean validation PSNR first."""
+    scores = {s: v for s, v in psnr_by_strategy(runs).items() if s in KL_STRATEGIES}
+    return sorted(scores, key=lambda s: -np.mean(scores[s]))
+
+
+MACRO_PARTS = (ranking_macros, teacher_forcing_test_macros, baseline_test_macros)

@@ -1,0 +1,227 @@
+"""What the training logs say, as report macros: convergence, loss rises, MSE and KL per strategy, collapse.
+
+Like report_numbers.py, every function here is ``runs -> {macro name: text}`` and writes numbers and
+case macros only; report/main.tex has a sentence for every value in CASES. Each verdict is measured on
+the runs' own metrics.csv and summary.json, so that the report's explanation of a curve is the one its
+numbers support.
+
+Units: metrics.csv's ``kl`` is the lab's KL, summed over the N x H x W latent elements of a frame,
+averaged over the batch and summed over the clip's T-1 predicted frames (model.clip_loss); dividing by
+T-1 gives nats per frame, and by N*H*W more, nats per latent element.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from lab4.evaluate import ACTIVE_VARIANCE
+from lab4.report.stats import PAIR_CASES, pair_test
+from lab4.report.format import NA, big, finite_mean, fmt, signed, tex_escape
+from lab4.report.format import display_name
+from lab4.rundir import RunDir, group
+from lab4.schedules import KL_STRATEGIES
+
+ACTIVE_THRESHOLD = ACTIVE_VARIANCE  # the threshold behind summary.json's active_units
+RISE_TOLERANCE = 0.01      # a loss "rises" when an epoch's mean is more than 1% above the previous one
+GAIN_TOLERANCE_DB = 0.5    # a last-epoch change of validation PSNR within this is "flat"
+CASES = {
+    "ConvergenceCase": ("flat", "rising", "falling", "mixed", "unknown"),  # val PSNR over the last epoch
+    "LossRiseCase": ("none", "ratio", "beta", "mixed", "neither"),  # what coincides with each loss rise
+    "LowestMSECase": ("annealed", "constant", "unknown"),  # lowest final MSE: an annealed strategy or None
+    "HighestKLCase": ("annealed", "constant", "unknown"),  # highest final KL: an annealed strategy or None
+    "CollapseCase": ("all", "annealed", "constant", "unknown"),  # active latent units against annealing
+    # is the MSE / KL / active-units winner above tested over seeds against the other side (lab4.report.stats)
+    "LowestMSETestCase": PAIR_CASES, "HighestKLTestCase": PAIR_CASES, "CollapseTestCase": PAIR_CASES,
+}
+
+
+
+
+
+
+
+
+
+
+# -- units ------------------------------------------------------------------------------------
+def frames_per_clip(run: RunDir) -> int:
+    """The T-1 predicted frames that metrics.csv's mse and kl are summed over."""
+    return max(1, int(run.config().get("train_vi_len", 16)) - 1)
+
+
+def latent_units(run: RunDir) -> int:
+    """N x H x W: the latent elements of one frame (the lab's latent is a full-resolution map)."""
+    c = run.config()
+    return int(c.get("N_dim", 12)) * int(c.get("frame_H", 32)) * int(c.get("frame_W", 64))
+
+
+def kl_per_frame(run: RunDir) -> pd.Series:
+    """Mean KL per predicted frame (nats) in each epoch, indexed by 1-based epoch."""
+    ep = run.epoch_metrics()
+    if "kl" not in ep or not len(ep):
+        return pd.Series(dtype=float)
+    return pd.Series(pd.to_numeric(ep["kl"], errors="coerce").to_numpy() / frames_per_clip(run),
+                     index=ep["epoch"].to_numpy() + 1, name=run.name)
+
+
+def active_units_of(run: RunDir) -> float:
+    """Active latent units from summary.json, else val_summary.json (evaluate.active_units), else NaN."""
+    return run.number("active_units")
+
+
+# -- per strategy, last epoch -------------------------------------------------------------------
+def _final(run: RunDir, col: str) -> float:
+    ep = run.epoch_metrics()
+    if col not in ep or not len(ep):
+        return math.nan
+    v = pd.to_numeric(ep[col], errors="coerce").dropna()
+    return float(v.iloc[-1]) if len(v) else math.nan
+
+
+def _kl_groups(runs):
+    return {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
+
+
+
+
+def mse_kl_macros(runs) -> dict[str, str]:
+    """Which KL strategy ends with the lowest training MSE and the highest KL (means over seeds)."""
+    g = _kl_groups(runs)
+    mse = {s: finite_mean([_final(r, "mse") / frames_per_clip(r) for r in rs]) for s, rs in g.items()}
+    kl = {s: finite_mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
+          for s, rs in g.items()}
+    m = {"FramesPerClip": str(frames_per_clip(runs[0])) if runs else NA}
+    for s in KL_STRATEGIES:
+        m[f"{display_name(s)}FinalMSE"] = fmt(mse.get(s, math.nan), 4)
+        m[f"{display_name(s)}FinalKL"] = big(kl.get(s, math.nan))
+    winner = {}
+    per_seed = {"LowestMSE": {s: [_final(r, "mse") / frames_per_clip(r) for r in rs] for s, rs in g.items()},
+                "HighestKL": {s: [kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs]
+                              for s, rs in g.items()}}
+    for key, vals, pick, case in (("LowestMSE", mse, min, "LowestMSECase"), ("HighestKL", kl, max, "HighestKLCase")):
+        ok = {s: v for s, v in vals.items() if np.isfinite(v)}
+        if "none" not in ok or len(ok) < 2:
+            m.update({f"{key}Strategy": NA, case: "unknown", f"{key}TestCase": "unknown", f"{key}Test": NA,
+                      f"{key}Rival": NA})
+            continue
+        best = pick(ok, key=ok.get)
+        winner[key] = best = "none" if ok["none"] == ok[best] else best  # a tie: annealing did no better
+        m[f"{key}Strategy"] = tex_escape(display_name(best))
+        m[case] = "constant" if best == "none" else "annealed"
+        # the claim is annealed against constant: test the winner against the best of the other side
+        rivals = {s: v for s, v in ok.items() if (s == "none") != (best == "none")}
+        rival = pick(rivals, key=rivals.get)
+        m[f"{key}Rival"] = tex_escape(display_name(rival))
+        # an MSE per frame is ~1e-3 and its differences ~1e-5: six decimals, or they print as 0.0000
+        style = dict(digits=6, unit="") if key == "LowestMSE" else dict(unit="~nats")
+        m[f"{key}TestCase"], m[f"{key}Test"] = pair_test(per_seed[key][best], per_seed[key][rival],
+                                                         higher_wins=key == "HighestKL", **style)
+    # from which epoch on the lowest-MSE strategy stays lowest
+    m["LowestMSEFromEpoch"] = NA
+    if "LowestMSE" in winner and all("mse" in r.epoch_metrics() for rs in g.values() for r in rs):
+        best = winner["LowestMSE"]
+        per = pd.DataFrame({k: pd.concat([r.epoch_metrics().set_index("epoch")["mse"] for r in rs], axis=1).mean(axis=1)
+                            for k, rs in g.items()}).dropna()
+        lowest = (per[best] <= per.min(axis=1)).to_numpy()  # (epochs,) is `best` lowest (ties count)
+        first = len(lowest)
+        while first > 0 and lowest[first - 1]:
+            first -= 1
+        m["LowestMSEFromEpoch"] = str(int(per.index[first]) + 1) if first < len(lowest) else NA
+    return m
+
+
+def collapse_macros(runs) -> dict[str, str]:
+    """KL per frame at the start and end of training, and active latent units per KL strategy."""
+    g = _kl_groups(runs)
+    firsts = [kl_per_frame(r).iloc[0] for r in runs if len(kl_per_frame(r))]
+    lasts = [kl_per_frame(r).iloc[-1] for r in runs if len(kl_per_frame(r))]
+    units = {latent_units(r) for r in runs}
+    m = {"LatentUnits": big(units.pop()) if len(units) == 1 else NA,
+         "FirstKLMin": big(min(firsts)) if firsts else NA, "FirstKLMax": big(max(firsts)) if firsts else NA,
+         "FinalKLMin": big(min(lasts)) if lasts else NA, "FinalKLMax": big(max(lasts)) if lasts else NA,
+         "ActiveThreshold": f"{ACTIVE_THRESHOLD:g}"}
+    au = {s: [active_units_of(r) for r in rs] for s, rs in g.items()}
+    for s in KL_STRATEGIES:
+        v = finite_mean(au.get(s, []))
+        m[f"{display_name(s)}ActiveUnits"] = NA if not np.isfinite(v) else f"{v:.0f}" if v == round(v) else f"{v:.1f}"
+    every = [active_units_of(r) for r in runs]
+    known = [v for v in every if np.isfinite(v)]
+    m["ActiveRunCount"], m["ZeroActiveRunCount"] = str(len(known)), str(sum(v == 0 for v in known))
+    fr = [v / latent_units(r) for v, r in zip(every, runs) if np.isfinite(v)]
+    m["MaxActivePct"] = fmt(100 * max(fr), 1) if fr else NA
+    annealed = [finite_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
+    annealed = [v for v in annealed if np.isfinite(v)]
+    none = finite_mean(au.get("none", []))
+    m["CollapseTestCase"], m["CollapseTest"], m["CollapseRival"] = "unknown", NA, NA
+    if annealed and np.isfinite(none) and known and not all(v == 0 for v in known):
+        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(finite_mean(au[s]))),
+                   key=lambda s: finite_mean(au[s]))
+        winner, rival = (best, "none") if finite_mean(au[best]) > none else ("none", best)
+        m["CollapseRival"] = tex_escape(display_name(rival))
+        m["CollapseTestCase"], m["CollapseTest"] = pair_test(au[winner], au[rival], higher_wins=True, digits=1)
+    if not known:
+        m["CollapseCase"] = "unknown"
+    elif all(v == 0 for v in known):
+        m["CollapseCase"] = "all"
+    elif not annealed or not np.isfinite(none):
+        m["CollapseCase"] = "unknown"
+    else:
+        m["CollapseCase"] = "annealed" if max(annealed) > none else "constant"
+    return m
+
+
+# -- over the epochs ----------------------------------------------------------------------------
+def convergence_macros(runs, tol: float = GAIN_TOLERANCE_DB) -> dict[str, str]:
+    """The change of validation PSNR over the last validated epoch of each run: still rising, or flat."""
+    gains = [last_epoch_gain(r) for r in runs]
+    gains = [x for x in gains if np.isfinite(x)]
+    m = {"GainTolerance": f"{tol:g}", "GainRunCount": str(len(gains)),
+         "GainRisingCount": str(sum(x > tol for x in gains)), "GainFallingCount": str(sum(x < -tol for x in gains))}
+    if not gains:
+        return {**m, "MinLastGain": NA, "MaxLastGain": NA, "ConvergenceCase": "unknown"}
+    up, down = any(x > tol for x in gains), any(x < -tol for x in gains)
+    case = "mixed" if up and down else "rising" if up else "falling" if down else "flat"
+    return {**m, "MinLastGain": signed(min(gains)), "MaxLastGain": signed(max(gains)), "ConvergenceCase": case}
+
+
+def last_epoch_gain(run: RunDir) -> float:
+    """Validation PSNR after the last validated epoch minus after the one before (NaN with fewer than two)."""
+    ep = run.epoch_metrics()
+    if "val_psnr" not in ep:
+        return math.nan
+    v = pd.to_numeric(ep["val_psnr"], errors="coerce").dropna()
+    return float(v.iloc[-1] - v.iloc[-2]) if len(v) >= 2 else math.nan
+
+
+def loss_rises(run: RunDir, tol: float = RISE_TOLERANCE) -> list[tuple[int, str]]:
+    """(1-based epoch, what changed with it) for every epoch whose mean training loss is more than ``tol``
+    above the previous epoch's: "ratio" when the teacher-forcing ratio fell at that epoch, else "beta"
+    when the epoch's mean KL weight rose, else "neither"."""
+    ep, it = run.epoch_metrics(), run.iter_metrics()
+    if "loss" not in ep or len(ep) < 2:
+        return []
+    loss = pd.to_numeric(ep["loss"], errors="coerce").to_numpy()
+    tfr = pd.to_numeric(ep["tfr"], errors="coerce").to_numpy() if "tfr" in ep else np.full(len(ep), np.nan)
+    beta = (it.groupby("epoch")["beta"].mean().reindex(ep["epoch"]).to_numpy()
+            if "beta" in it and len(it) else np.full(len(ep), np.nan))
+    out = []
+    for i in range(1, len(ep)):
+        if np.isfinite(loss[i]) and np.isfinite(loss[i - 1]) and loss[i] > loss[i - 1] * (1 + tol):
+            why = ("ratio" if tfr[i] < tfr[i - 1] else "beta" if beta[i] > beta[i - 1] + 1e-9 else "neither")
+            out.append((int(ep["epoch"].iloc[i]) + 1, why))
+    return out
+
+
+def loss_rise_macros(runs) -> dict[str, str]:
+    """Every rise of a run's per-epoch training loss, and whether the ratio or beta changed with it."""
+    rises = [(r.name, e, why) for r in runs for e, why in loss_rises(r)]
+    whys = {why for _, _, why in rises}
+    case = ("none" if not rises else "neither" if "neither" in whys else whys.pop() if len(whys) == 1 else "mixed")
+    return {"LossRiseCase": case, "LossRiseCount": str(len(rises)), "RiseTolerancePct": f"{100 * RISE_TOLERANCE:g}",
+            "LossRiseList": ", ".join(f"\\texttt{{{tex_escape(n)}}} {e}" for n, e, _ in rises) or NA,
+            "LossRiseNeitherCount": str(sum(w == "neither" for _, _, w in rises))}
+
+
+MACRO_PARTS = (mse_kl_macros, collapse_macros, convergence_macros, loss_rise_macros)
