@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from lab4.util.cliargs import KebabHelpFormatter, add_flag
 from lab4.config import Config, PROFILES, make_config
 from lab4.rundir import RunDir
+from lab4.util.cliargs import KebabHelpFormatter, add_flag
 from lab4.util.errors import Lab4Error
 from lab4.util.paths import absolute, home
 
@@ -49,10 +49,10 @@ def _overrides(args) -> dict:
 
 def cmd_make_data(args) -> None:
     from lab4.datasets.official import default_synth_root
-    from lab4.datasets.synth import generate
+    from lab4.datasets.synth import make_synthdance
     out = absolute(args.out) if args.out else default_synth_root(args.preset)
     try:
-        root = generate(out, preset=args.preset, seed=args.seed, height=args.height, width=args.width)
+        root = make_synthdance(out, preset=args.preset, seed=args.seed, height=args.height, width=args.width)
     except (ValueError, FileExistsError) as e:
         raise Lab4Error(str(e)) from None
     print(f"SynthDance '{args.preset}' in {root}")

@@ -139,11 +139,11 @@ def make_config(profile: str = "lab", **overrides) -> Config:
     if kw.get("data_root"):  # relative to the folder it was typed in, before a notebook runs elsewhere
         kw["data_root"] = named_dataset(kw["data_root"])
     cfg = Config(**kw)
-    validate(cfg)
+    check_config(cfg)
     return cfg
 
 
-def validate(cfg: Config) -> None:
+def check_config(cfg: Config) -> None:
     """Reject settings that would only fail later, deep inside training, with a one-line reason."""
     checks = [
         (cfg.batch_size >= 1, "batch_size must be >= 1"),

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from lab4.util.files import atomic_write_text
 from lab4.datasets.official import to_float
 from lab4.util.errors import Lab4Error
+from lab4.util.files import atomic_write_text
 
 PSNR_CAP = 100.0        # dB given to an exact frame (MSE 0), where PSNR is infinite
 SCORED_FRAMES = 600     # the course scores frames 1..600 of each sequence
@@ -71,6 +71,52 @@ def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = N
     out.update(mean_psnr=out["psnr"].mean().item(), mean_ssim=out["ssim"].mean().item(),
                baseline_mean_psnr=out["baseline_psnr"].mean().item())
     return out
+
+
+@torch.no_grad()
+def rollout_draws(model, val, seeds, max_frames: int | None = None) -> dict:
+    """The validation rollout once per seed (a different z draw from the prior each), all draws as one batch.
+
+    One draw of z over 630 fed-back frames scores the draw as much as the model; the mean over K draws is
+    the run's steadier score. Returns each draw's mean PSNR over frames 1..T-1 and their mean."""
+    seeds = list(seeds)
+    T = len(val) if max_frames is None else min(len(val), max_frames)
+    gt = to_float(val.frames[:T])  # (T, 3, H, W)
+    device = next(model.parameters()).device
+    firsts, poses = val.frames[:1].expand(len(seeds), -1, -1, -1), val.poses[None, :T].expand(len(seeds), -1, -1, -1, -1)
+    was_training = model.training
+    model.eval()
+    try:
+        noise = torch.stack([torch.randn((T - 1, model.dims["N"], *gt.shape[-2:]),
+                                         generator=torch.Generator().manual_seed(s)) for s in seeds])  # (K, T-1, N, H, W)
+        pred = model.rollout(to_float(firsts).to(device), to_float(poses).to(device), noise=noise.to(device))
+    finally:
+        model.train(was_training)
+    pred = pred.float().clamp_(0, 1).cpu()  # (K, T, 3, H, W)
+    per_draw = [psnr_per_frame(p[1:], gt[1:]).mean().item() for p in pred]
+    return dict(seeds=seeds, mean_psnr_per_draw=per_draw, mean_psnr=float(np.mean(per_draw)))
+
+
+@torch.no_grad()
+def one_step_psnr(model, val, seed: int = 0, batch: int = 64) -> float:
+    """Teacher-forced PSNR: every validation frame predicted from the true previous frame and its pose, with
+    z from the prior. Nothing is fed back, so errors do not compound: what the model does in one step."""
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        psnr = []
+        for i in range(1, len(val), batch):
+            j = min(i + batch, len(val))
+            prev = to_float(val.frames[i - 1:j - 1]).to(device)  # (b, 3, H, W): the true previous frames
+            pose_feat = model.label_transformation(to_float(val.poses[i:j]).to(device))
+            z = torch.randn((j - i, model.dims["N"], *prev.shape[-2:]), generator=gen).to(device, pose_feat.dtype)
+            pred = model.rollout_step(prev, pose_feat, z).float().clamp(0, 1).cpu()
+            psnr.append(psnr_per_frame(pred, to_float(val.frames[i:j])))
+    finally:
+        model.train(was_training)
+    return torch.cat(psnr).mean().item()
 
 
 ACTIVE_VARIANCE = 0.01  # Burda et al. (2016): a unit is active when Var_x E_q[u | x] exceeds this

@@ -228,8 +228,9 @@ class CVAE(nn.Module):
     # -- generation from the prior -----------------------------------------------------------
     @torch.no_grad()
     def rollout(self, first_frame, poses, generator: torch.Generator | None = None, step_fn=None,
-                zero_z: bool = False):
-        """Autoregressive generation with z ~ N(0, I), or with z = 0 (the prior's mean) when ``zero_z``.
+                zero_z: bool = False, noise: torch.Tensor | None = None):
+        """Autoregressive generation with z ~ N(0, I), or with z = 0 (the prior's mean) when ``zero_z``, or
+        with the given ``noise`` (B, T-1, N, H, W): one z per generated frame, drawn by the caller.
 
         first_frame (B, 3, H, W), poses (B, T, 3, H, W) -> frames (B, T, 3, H, W) whose frame 0 is
         the given one. Each output goes back in through :meth:`feedback` (clamped to [0, 1] unless
@@ -244,6 +245,8 @@ class CVAE(nn.Module):
         for t in range(1, T):
             if zero_z:  # deterministic: no sample, so the generator is not consumed
                 z = torch.zeros((B, N, H, W), device=poses.device, dtype=pose_feat.dtype)
+            elif noise is not None:
+                z = noise[:, t - 1].to(pose_feat.dtype)
             else:
                 z = torch.randn((B, N, H, W), generator=generator, device=poses.device, dtype=pose_feat.dtype)
             prev = step_fn(prev, pose_feat[:, t], z)

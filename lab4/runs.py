@@ -17,10 +17,10 @@ import torch
 from lab4.config import FIELDS, Config, make_config
 from lab4.datasets.official import load_split, load_test, load_test_gt, run_dataset
 from lab4.evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
-from lab4.util.device import cpu_model_name  # results are bit-identical on one machine, not across processors
 from lab4.plots import plot_psnr_run, save_strip
 from lab4.rundir import RunDir
 from lab4.train import Trainer, load_trained
+from lab4.util.device import cpu_model_name  # results are bit-identical on one machine, not across processors
 from lab4.util.paths import project_root
 
 

@@ -78,3 +78,10 @@ class TeacherForcing:
         rng = state["rng"]
         self.rng.setstate((rng[0], tuple(rng[1]), rng[2]))
         self._epoch_draw = tuple(state["epoch_draw"]) if state["epoch_draw"] is not None else None
+
+
+def beta_at(cfg, progress: float) -> float:
+    """A run's KL weight at fractional epoch ``progress``: its annealing schedule (a Config's fields), capped
+    at ``kl_beta_max`` (a ceiling: the ramps climb as before and hold at the cap; the default 1.0 never binds)."""
+    return min(cfg.kl_beta_max, kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle,
+                                        cfg.kl_anneal_ratio))

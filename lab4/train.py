@@ -17,15 +17,15 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from lab4.datasets.official import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
 from lab4.checkpoint import check_writable, load_checkpoint, load_model_weights, save_checkpoint
 from lab4.config import Config
-from lab4.util.errors import Lab4Error
+from lab4.datasets.official import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
 from lab4.evaluate import validate
 from lab4.model import CVAE
-from lab4.util.device import amp_enabled, pick_device
 from lab4.rundir import RunDir
-from lab4.schedules import TeacherForcing, kl_beta
+from lab4.schedules import TeacherForcing, beta_at
+from lab4.util.device import amp_enabled, pick_device
+from lab4.util.errors import Lab4Error
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
                  "val_psnr", "val_ssim", "baseline_psnr", "seconds", "frames_per_s"]
@@ -51,13 +51,6 @@ class NonFiniteLoss(Lab4Error):
 
 class OutOfMemory(Lab4Error):
     pass
-
-
-def beta_at(cfg: Config, progress: float) -> float:
-    """The KL weight at fractional epoch ``progress``: the annealing schedule, capped at ``kl_beta_max``
-    (a ceiling: the ramps climb as before and hold at the cap; the default 1.0 never binds)."""
-    return min(cfg.kl_beta_max, kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle,
-                                        cfg.kl_anneal_ratio))
 
 
 def build_model(cfg: Config, device=None) -> CVAE:

@@ -31,11 +31,11 @@ def main() -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from lab4.util import notebooks as notebook_run
     from lab4.config import make_config
-    from lab4.datasets.synth import generate
+    from lab4.datasets.synth import make_synthdance
     from lab4.train import Trainer
 
     tmp = Path(tempfile.mkdtemp(prefix="lab4-hang-"))
-    root = generate(tmp / "data", preset="tiny", progress=False)
+    root = make_synthdance(tmp / "data", preset="tiny", progress=False)
     Trainer(make_config("tiny", data_root=str(root), run_dir=str(tmp / "runs" / "tiny"), num_epoch=1)).fit()
     nb = ROOT / "notebooks" / "04_explore.ipynb"
     params = dict(runs_dir=str(tmp / "runs"), run="tiny")

@@ -16,8 +16,8 @@ import torch
 from lab4.config import make_config
 from lab4.evaluate import validate
 from lab4.grid.spec import load_grid
-from lab4.util.paths import project_root
 from lab4.train import Trainer
+from lab4.util.paths import project_root
 
 # the grid's entries (first seed), so that a screened strategy is the one `make report` trains
 STRATEGIES = {name: over for name, over in load_grid(project_root() / "experiments.yaml", "quick")

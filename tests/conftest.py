@@ -54,8 +54,8 @@ def _name(p) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
-    from lab4.datasets.synth import generate
-    return generate(tmp_path_factory.mktemp("data") / "synthdance-tiny", preset="tiny", progress=False)
+    from lab4.datasets.synth import make_synthdance
+    return make_synthdance(tmp_path_factory.mktemp("data") / "synthdance-tiny", preset="tiny", progress=False)
 
 
 @pytest.fixture(scope="session")

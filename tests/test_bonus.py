@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from lab4.report import bonus as report_bonus
 from lab4.config import make_config
-from lab4.util.errors import Lab4Error
 from lab4.model import CVAE, kl_divergence, kl_per_channel
+from lab4.report import bonus as report_bonus
 from lab4.rundir import RunDir
-from lab4.schedules import kl_beta
-from lab4.train import beta_at
+from lab4.schedules import beta_at, kl_beta
+from lab4.util.errors import Lab4Error
 
 ROOT = Path(__file__).resolve().parents[1]
 BONUS_TEX = ROOT / "report" / "bonus.tex"
@@ -251,5 +250,5 @@ def test_bonus_comparison_uses_the_welch_test_over_seeds():
     assert report_bonus.compare_case(st([30.0, 30.1, 29.9]), ref) == "better"
     assert report_bonus.compare_case(st([20.0, 20.3, 19.8]), ref) == "worse"
     assert report_bonus.compare_case(st([31.0, 19.0, 27.0]), ref) == "same"  # +0.7 dB mean, spread of 12 dB
-    assert "interval" in report_bonus._interval(st([30.0, 30.1, 29.9]), ref)
-    assert report_bonus._interval(st([30.0]), ref) == "not tested"
+    assert "interval" in report_bonus.interval_text(st([30.0, 30.1, 29.9]), ref)
+    assert report_bonus.interval_text(st([30.0]), ref) == "not tested"

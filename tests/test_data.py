@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from lab4.datasets import official as D
-from lab4.util.errors import Lab4Error
 from lab4.datasets.synth import PRESETS
+from lab4.util.errors import Lab4Error
 
 TINY = PRESETS["tiny"]
 

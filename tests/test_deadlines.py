@@ -19,9 +19,9 @@ import yaml
 
 from lab4.cli import main
 from lab4.grid import driver as experiments
+from lab4.rundir import RunDir
 from lab4.util import notebooks as notebook_run
 from lab4.util.errors import Lab4Error
-from lab4.rundir import RunDir
 
 
 def notebook(path: Path, *cells: str, tags: dict[int, list[str]] | None = None) -> Path:

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from lab4.grid import driver as experiments, cluster as grid_dask
 from lab4.cli import main
+from lab4.grid import driver as experiments, cluster as grid_dask
 from lab4.grid.progress import GridProgress
 from lab4.report import build
 
@@ -81,7 +81,7 @@ def test_locked_run_is_skipped_with_a_message(grid_run, capsys):
 
 
 def test_parameters_split_into_flat_and_extra(tmp_path):
-    run = experiments.Run("x", {"tfr": 0.5, "milestones": (3,), "F_dim": 8}, tmp_path / "x", "tiny")
+    run = experiments.Entry("x", {"tfr": 0.5, "milestones": (3,), "F_dim": 8}, tmp_path / "x", "tiny")
     params = experiments.notebook_parameters(run)
     assert params["tfr"] == 0.5 and params["extra"] == {"milestones": [3], "F_dim": 8}
     assert params["run_dir"] == str(tmp_path / "x") and params["resume"] is True
@@ -136,9 +136,9 @@ def test_figures_and_html_need_a_runs_folder(tmp_path, capsys):
 def test_prepare_data_decodes_each_dataset_once_and_skips_bad_ones(tiny_root, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB4_CACHE", str(tmp_path / "cache"))
     good = {**FAST, "data_root": str(tiny_root)}
-    runs = [experiments.Run("a", good, tmp_path / "a", "tiny"),
-            experiments.Run("b", {**good, "kl_anneal_type": "none"}, tmp_path / "b", "tiny"),
-            experiments.Run("bad", {**FAST, "data_root": str(tmp_path / "missing")}, tmp_path / "bad", "tiny")]
+    runs = [experiments.Entry("a", good, tmp_path / "a", "tiny"),
+            experiments.Entry("b", {**good, "kl_anneal_type": "none"}, tmp_path / "b", "tiny"),
+            experiments.Entry("bad", {**FAST, "data_root": str(tmp_path / "missing")}, tmp_path / "bad", "tiny")]
     experiments.prepare_data(runs)  # the missing dataset is left for its run's notebook to report
     cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").glob("*.pt"))
     tag = tiny_root.resolve().name
@@ -164,7 +164,7 @@ def write_epochs(path: Path, n: int) -> None:
 
 
 def test_progress_prints_a_line_per_finished_epoch_off_a_terminal(tmp_path):
-    run = experiments.Run("a", {}, tmp_path / "a", "tiny")
+    run = experiments.Entry("a", {}, tmp_path / "a", "tiny")
     run.run_dir.mkdir()
     out = io.StringIO()
     progress = GridProgress([run], {"a": 3}, total_runs=2, done_runs=1, live=False, out=out)
@@ -180,7 +180,7 @@ def test_progress_prints_a_line_per_finished_epoch_off_a_terminal(tmp_path):
 
 
 def test_progress_on_a_terminal_is_one_bar_over_the_grid(tmp_path, capsys):
-    runs = [experiments.Run(n, {}, tmp_path / n, "tiny") for n in ("a", "b")]
+    runs = [experiments.Entry(n, {}, tmp_path / n, "tiny") for n in ("a", "b")]
     for r in runs:
         r.run_dir.mkdir()
     write_epochs(runs[0].run_dir / "metrics.csv", 1)  # a resumed run starts part-way
@@ -243,7 +243,7 @@ def test_a_cpu_run_asks_for_no_gpu(gpu_cluster, tmp_path):
     cfgs = {n: make_config("tiny", name=n, device=d) for n, d in [("cpu", "cpu"), ("auto", "auto"), ("cuda", "cuda")]}
     assert grid_dask.gpu_runs(cfgs, have_gpus=True) == {"auto", "cuda"}
     assert grid_dask.gpu_runs(cfgs, have_gpus=False) == set()  # without GPUs nothing asks for one
-    runs = [experiments.Run(n, {"device": n}, tmp_path / n, "tiny") for n in ("cpu", "auto")]
+    runs = [experiments.Entry(n, {"device": n}, tmp_path / n, "tiny") for n in ("cpu", "auto")]
     futures = grid_dask.submit(client, str, runs, grid_dask.gpu_runs(cfgs, have_gpus=True))
     client.gather(list(futures))
     asked = client.run_on_scheduler(_resources_asked, keys=[f.key for f in futures])
@@ -263,7 +263,7 @@ def test_a_waiting_run_starts_on_the_first_free_worker(gpu_cluster, tmp_path):
         time.sleep(run.overrides["sleep"])
         return start
 
-    runs = [experiments.Run(f"r{i}", {"sleep": d}, tmp_path / f"r{i}", "tiny") for i, d in enumerate([5, 0.3, 0.3, 0.3])]
+    runs = [experiments.Entry(f"r{i}", {"sleep": d}, tmp_path / f"r{i}", "tiny") for i, d in enumerate([5, 0.3, 0.3, 0.3])]
     starts, assigned = {}, []
     t0 = time.time()
     grid_dask.run_all(client, job, runs, set(), lambda run, value, error: starts.update({run.name: value - t0}),
@@ -303,7 +303,7 @@ def test_second_driver_skips_and_a_killed_worker_resumes(gpu_cluster, tiny_root,
     metrics = runs / "long" / "metrics.csv"
     try:
         wait_for(lambda: (runs / "long" / "02_train.ipynb").is_file(), first, "the run started")
-        assert main(args) == experiments.EXIT_LOCKED
+        assert main(["grid", *args]) == experiments.EXIT_LOCKED
         assert "skipped: long is being run by another process" in capsys.readouterr().out
         wait_for(lambda: (runs / "long" / "last.pt").is_file() and epoch_rows(metrics), first, "a checkpoint")
         first_epoch = epoch_rows(metrics)[0]

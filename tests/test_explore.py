@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from lab4.grid import driver as experiments
-from lab4.report import explore
 from lab4.config import make_config
 from lab4.datasets.official import load_split
 from lab4.evaluate import validate
+from lab4.grid import driver as experiments
+from lab4.report import explore
 from lab4.train import build_model
 
 

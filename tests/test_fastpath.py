@@ -13,8 +13,8 @@ import pytest
 import torch
 import torch._inductor.config as inductor_config
 
-from lab4.datasets import official as D
 from lab4.config import make_config
+from lab4.datasets import official as D
 from lab4.evaluate import generate, predict_test
 from lab4.model import CVAE
 from lab4.train import Trainer

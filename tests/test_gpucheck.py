@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from lab4.cli import main
-from lab4.perf import gpucheck
 from lab4.config import PROFILES
-from lab4.schedules import KL_STRATEGIES
+from lab4.perf import gpucheck
 from lab4.perf.fastcheck import probe_speed_options
 from lab4.perf.gpucheck import Budget, GpuCheck
 from lab4.perf.gpuplan import gpu_schedule, plan_epochs, run_boxed
+from lab4.schedules import KL_STRATEGIES
 
 BENCH_KEYS = {"device", "ratio_vs_lab", "train_frames_per_s", "lab_train_frames_per_s", "rollout_5x630_s",
               "val_rollout_630_s", "peak_gpu_mem_gib", "targets"}
@@ -110,7 +110,7 @@ def test_bad_steps_and_budget_are_one_line_errors(tmp_path, capsys):
 def test_boxed_call_is_killed_at_its_deadline(tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text("experiments:\n  - name: a\n")
-    res = run_boxed("run_grid", (str(grid), "tiny", str(tmp_path / "runs")), {}, 0.5)
+    res = run_boxed("lab4.grid.driver:run_grid", (str(grid), "tiny", str(tmp_path / "runs")), {}, 0.5)
     assert res["timed_out"] is True and res["exit_code"] != 0
 
 

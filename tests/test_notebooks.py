@@ -99,7 +99,7 @@ def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
     flat = set(names) - {"resume", "extra"}
     assert {"resume", "extra"} < set(names) and flat <= FIELDS and "lr" in flat and "milestones" not in flat
     assert experiments.notebook_flat_params() == flat
-    params = experiments.notebook_parameters(experiments.Run("r", {"lr": 0.01, "milestones": (3, 4)}, tmp_path, "tiny"))
+    params = experiments.notebook_parameters(experiments.Entry("r", {"lr": 0.01, "milestones": (3, 4)}, tmp_path, "tiny"))
     assert params["lr"] == 0.01 and params["extra"] == {"milestones": [3, 4]} and "milestones" not in params
     cfg = notebook_config({**params, "batch_size": None, "In": [], "_": None})  # a kernel's globals()
     assert (cfg.lr, cfg.milestones, cfg.name, cfg.profile, cfg.run_dir) == (0.01, (3, 4), "r", "tiny", str(tmp_path))

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab4.datasets.official import load_split, scan_pairs, scan_test, split_dirs
-from lab4.util.errors import Lab4Error
 from lab4.cli import main
+from lab4.datasets.official import load_split, scan_pairs, scan_test, split_dirs
 from lab4.datasets.real_footage import CELL, VTEST, build, silhouettes
+from lab4.util.errors import Lab4Error
 
 try:
     import av  # noqa: F401

@@ -33,11 +33,11 @@ from lab4 import cli
 from lab4.checkpoint import load_checkpoint, save_checkpoint
 from lab4.config import make_config
 from lab4.datasets.official import load_split, load_test
-from lab4.util.errors import Lab4Error
 from lab4.model import CVAE
-from lab4.runs import write_summary
 from lab4.rundir import RunDir
+from lab4.runs import write_summary
 from lab4.train import NonFiniteLoss, OutOfMemory, Trainer, load_trained
+from lab4.util.errors import Lab4Error
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(frame_H=8, frame_W=16, train_vi_len=4, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_every=0)

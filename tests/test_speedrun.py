@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from lab4 import train
-from lab4.perf import speedrun
-from lab4.util import device
 from lab4.config import make_config
-from lab4.util.errors import Lab4Error
 from lab4.model import CVAE
+from lab4.perf import speedrun
+from lab4.schedules import beta_at
+from lab4.util import device
+from lab4.util.errors import Lab4Error
 
 X86_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 X86_PLAIN = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
@@ -90,7 +91,7 @@ def test_one_step_logs_and_moves_the_weights(tiny_root, tmp_path):
     before = [p.detach().clone() for p in tr.model.parameters()]
     log = tr.step(tr.sampler.batches()[0], 1.5)
     assert log.values.shape == (4,) and torch.isfinite(log.values).all()
-    assert log.beta == train.beta_at(cfg, 1.5) and tr.optimizer.param_groups[0]["lr"] == tr.lr_at(1.5)
+    assert log.beta == beta_at(cfg, 1.5) and tr.optimizer.param_groups[0]["lr"] == tr.lr_at(1.5)
     assert any(not torch.equal(p, b) for p, b in zip(tr.model.parameters(), before))
 
 

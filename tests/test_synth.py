@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from lab4.datasets import synth
-from lab4.datasets.synth import PRESETS, generate
+from lab4.datasets.synth import PRESETS, make_synthdance
 from lab4.datasets.synth import dataset, moves
 
 TINY = PRESETS["tiny"]
@@ -16,7 +16,7 @@ TINY = PRESETS["tiny"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """One shared tiny dataset (generation is the slow part of these tests)."""
-    return generate(tmp_path_factory.mktemp("sd") / "data", "tiny", seed=0, workers=2,
+    return make_synthdance(tmp_path_factory.mktemp("sd") / "data", "tiny", seed=0, workers=2,
                     progress=False)
 
 
@@ -67,9 +67,9 @@ def test_image_size_and_mode(tiny):
 
 
 def test_deterministic_and_independent_of_workers(tiny, tmp_path):
-    again = generate(tmp_path / "a", "tiny", seed=0, workers=1, progress=False)
+    again = make_synthdance(tmp_path / "a", "tiny", seed=0, workers=1, progress=False)
     assert _all_bytes(again) == _all_bytes(tiny)
-    other = generate(tmp_path / "b", "tiny", seed=1, workers=2, progress=False)
+    other = make_synthdance(tmp_path / "b", "tiny", seed=1, workers=2, progress=False)
     a = (tiny / "train/train_img/frame10.png").read_bytes()
     assert a != (other / "train/train_img/frame10.png").read_bytes()
 
@@ -149,15 +149,15 @@ def test_splits_differ(tiny):
 
 def test_skip_if_same_and_refuse_otherwise(tiny, tmp_path):
     stamp = (tiny / "train/train_img/frame0.png").stat().st_mtime_ns
-    assert generate(tiny, "tiny", seed=0, progress=False) == tiny
+    assert make_synthdance(tiny, "tiny", seed=0, progress=False) == tiny
     assert (tiny / "train/train_img/frame0.png").stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="data"):
-        generate(tiny, "tiny", seed=1, progress=False)
+        make_synthdance(tiny, "tiny", seed=1, progress=False)
     user = tmp_path / "mine"
     user.mkdir()
     (user / "notes.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="mine"):
-        generate(user, "tiny", progress=False)
+        make_synthdance(user, "tiny", progress=False)
     assert (user / "notes.txt").read_text() == "keep me"
 
 
@@ -166,18 +166,18 @@ def test_skip_if_same_and_refuse_otherwise(tiny, tmp_path):
                                 dict(height=64.0), dict(seed=-1)])
 def test_bad_arguments(tmp_path, kw):
     with pytest.raises(ValueError):
-        generate(tmp_path / "x", **{"preset": "tiny", **kw}, progress=False)
+        make_synthdance(tmp_path / "x", **{"preset": "tiny", **kw}, progress=False)
     assert not (tmp_path / "x").exists()
 
 
 def test_bad_preset_lists_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="full.*small.*tiny"):
-        generate(tmp_path / "x", "medium", progress=False)
+        make_synthdance(tmp_path / "x", "medium", progress=False)
 
 
 def test_empty_target_dir_is_fine(tmp_path):
     (tmp_path / "empty").mkdir()
-    root = generate(tmp_path / "empty", "tiny", seed=3, progress=False)
+    root = make_synthdance(tmp_path / "empty", "tiny", seed=3, progress=False)
     assert (root / "synthdance.json").exists()
 
 
@@ -186,5 +186,5 @@ def test_crash_leaves_nothing_behind(tmp_path, monkeypatch):
         raise RuntimeError("renderer crashed")
     monkeypatch.setattr(dataset, "render_chunk", boom)
     with pytest.raises(RuntimeError, match="crashed"):
-        generate(tmp_path / "d", "tiny", workers=1, progress=False)
+        make_synthdance(tmp_path / "d", "tiny", workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from lab4.datasets import official as D
 from lab4.config import make_config
+from lab4.datasets import official as D
 from lab4.rundir import RunDir
 from lab4.train import METRIC_FIELDS, Trainer
 

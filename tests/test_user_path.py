@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lab4.datasets import official as D
-from lab4.grid import driver as experiments
 from lab4.cli import main
 from lab4.config import make_config
+from lab4.datasets import official as D
+from lab4.grid import driver as experiments
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +40,11 @@ def test_relative_data_root_lab4_data_and_grid_paths_become_absolute(tiny_root, 
     monkeypatch.setenv("LAB4_DATA", rel)
     assert D.resolve_data_root("") == tiny_root
     # the driver hands each notebook (run in notebooks/) absolute paths, from $LAB4_DATA or a grid override
-    run = experiments.Run("x", {}, Path("runs/x"), "tiny")
+    run = experiments.Entry("x", {}, Path("runs/x"), "tiny")
     params = experiments.notebook_parameters(run)
     assert params["data_root"] == str(tiny_root) and params["run_dir"] == str(here / "runs" / "x")
     monkeypatch.delenv("LAB4_DATA")
-    params = experiments.notebook_parameters(experiments.Run("x", {"data_root": rel}, Path("r"), "tiny"))
+    params = experiments.notebook_parameters(experiments.Entry("x", {"data_root": rel}, Path("r"), "tiny"))
     assert params["data_root"] == str(tiny_root)
 
 

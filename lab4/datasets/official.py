@@ -49,8 +49,8 @@ def resolve_data_root(data_root: str = "", synth_preset: str = "small", progress
         return root
     root = default_synth_root(synth_preset)
     if not (root / "synthdance.json").is_file():
-        from lab4.datasets.synth import generate
-        generate(root, preset=synth_preset, progress=progress)
+        from lab4.datasets.synth import make_synthdance
+        make_synthdance(root, preset=synth_preset, progress=progress)
     return root
 
 

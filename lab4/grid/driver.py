@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab4.config import FIELDS, PROFILES, make_config
 from lab4.util import notebooks as notebook_run
 from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
-from lab4.config import FIELDS, PROFILES, make_config
 from lab4.util.errors import Lab4Error
 from lab4.grid.spec import load_grid  # noqa: F401  (the driver's grid file; re-exported)
 from lab4.rundir import RunDir
@@ -55,7 +55,9 @@ EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
 
 
 @dataclass
-class Run:
+class Entry:
+    """One entry of the grid, planned: its name, overrides, run folder and profile (the finished folder is a
+    RunDir)."""
     name: str
     overrides: dict
     run_dir: Path
@@ -77,7 +79,7 @@ class Result:
     retried: list[str] = field(default_factory=list)  # why each earlier attempt stopped (deadline, dead kernel)
 
 
-def notebook_parameters(run: Run) -> dict:
+def notebook_parameters(run: Entry) -> dict:
     """Papermill parameters for 02_train: flat ones where the notebook has them, the rest in `extra`."""
     params = dict(name=run.name, profile=run.profile, run_dir=str(absolute(run.run_dir)), resume=True)
     extra, flat = {}, notebook_flat_params()
@@ -92,13 +94,13 @@ def notebook_parameters(run: Run) -> dict:
     return params
 
 
-def is_complete(run: Run) -> bool:
+def is_complete(run: Entry) -> bool:
     """summary.json is written last by the notebook, so its epoch count says the run is finished."""
     return RunDir(run.run_dir).is_finished(make_config(run.profile, name=run.name, **run.overrides).num_epoch)
 
 
 # -- one run -------------------------------------------------------------------------------------
-def execute(run: Run, train: bool = True, retries: int = RETRIES) -> Result | None:
+def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | None:
     """Execute 02_train for one run under its driver lock; never raises for a failing notebook.
 
     This is the Dask task of a run. ``train=False`` only looks (locked? complete? else None), so the
@@ -143,7 +145,7 @@ def execute(run: Run, train: bool = True, retries: int = RETRIES) -> Result | No
         lock.release()
 
 
-def keep_attempt(run: Run, attempt: int, stopped: notebook_run.NotebookStopped) -> Path:
+def keep_attempt(run: Entry, attempt: int, stopped: notebook_run.NotebookStopped) -> Path:
     """Keep a stopped attempt's executed notebook beside the run (02_train.attempt1.ipynb) and log why it
     stopped in the run folder, where the grid's progress display sees it; the next attempt writes its own."""
     kept = run.notebook.with_name(f"{run.notebook.stem}.attempt{attempt}.ipynb")
@@ -169,7 +171,7 @@ def describe(i: int, n: int, r: Result) -> str:
     return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {shown(r.notebook)}"
 
 
-def prepare_data(runs: list[Run]) -> None:
+def prepare_data(runs: list[Entry]) -> None:
     """Generate and decode each dataset the runs need once, here, before the runs start side by side.
 
     Otherwise every kernel would render SynthDance and fill the decode cache at the same moment (safe,
@@ -208,7 +210,7 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
                 raise Lab4Error(f"--only {pat}: no such run in {grid} (runs: {', '.join(n for n, _ in entries)})")
         entries = [(n, o) for n, o in entries if any(fnmatch.fnmatchcase(n, p) for p in only)]
     runs_dir = Path(runs_dir).resolve()
-    runs = [Run(n, o, runs_dir / n, profile) for n, o in entries]
+    runs = [Entry(n, o, runs_dir / n, profile) for n, o in entries]
     n = len(runs)
     results, todo = [], []
     for run in runs:  # finished and locked runs are settled here, without a cluster
@@ -246,7 +248,7 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
     return 0
 
 
-def run_on_dask(runs: list[Run], n: int, settled: int, scheduler, jobs: int, gpus: list[str],
+def run_on_dask(runs: list[Entry], n: int, settled: int, scheduler, jobs: int, gpus: list[str],
                 retries: int = RETRIES) -> list[Result]:
     """One Dask task per run (``execute``); a run that trains on CUDA asks for one GPU. ``settled`` runs of
     the ``n`` in the grid were already reported."""

@@ -10,8 +10,10 @@ device (ClipSampler.gather), bf16 autocast, channels_last, fused Adam, the 15 te
 batched through one torch.compile'd step, batch 16. On a CPU (CPU_FAST): the same resident data, bf16
 autocast where the CPU has native bf16 (lab4.util.device.cpu_has_native_bf16; fp32 elsewhere),
 channels_last, eager (inductor's compile costs minutes and gains nothing there), the lab's batch 2 and
-the per-frame teacher-forced step (``batched_tf`` off: the batched step is memory-bound on a CPU, the
-per-frame one stays in cache).
+the per-frame teacher-forced step (``batched_tf`` off: at the lab's 16-frame clips the batched step is
+memory-bound on a CPU, the per-frame one stays in cache). A run takes that step when its config turns
+``batched_tf`` off; at the quick profile's 4-frame clips the two cost within 10% of each other
+(scripts/tf_step_speed.py), so the quick profile keeps the batched one.
 Both modes run with teacher forcing ON (the lab's first epochs; its template draws one coin per epoch).
 On CPU the run is scaled down (fewer seconds, shorter rollouts) to finish in ~2 min; rollout times for
 630 frames are then extrapolated from the measured per-frame time and marked so.
@@ -29,12 +31,12 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 
-from lab4.datasets import official as data
-from lab4.util.cliargs import add_flag
 from lab4.config import make_config
-from lab4.util.errors import Lab4Error
-from lab4.util.device import cpu_has_native_bf16, cpu_model_name, pick_device
+from lab4.datasets import official as data
 from lab4.train import Trainer, build_model
+from lab4.util.cliargs import add_flag
+from lab4.util.device import cpu_has_native_bf16, cpu_model_name, pick_device
+from lab4.util.errors import Lab4Error
 
 EPOCH_FRAMES = 1463 * 15  # 23,410 training frames cut into 16-frame clips, 15 predicted per clip
 ROLLOUT_FRAMES = 630

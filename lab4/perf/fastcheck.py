@@ -14,11 +14,11 @@ import torch
 import torch._dynamo.utils as dynamo_utils
 import torch._inductor.config as inductor_config
 
-from lab4.datasets import official as data
 from lab4.config import make_config
+from lab4.datasets import official as data
 from lab4.evaluate import generate
-from lab4.util.files import atomic_write_text
 from lab4.train import build_model, compiled_steps
+from lab4.util.files import atomic_write_text
 
 TOLERANCES = dict(loss_bf16_rtol=3e-2, rollout_fp32_atol=1e-3, fused_adam_atol=1e-6)
 

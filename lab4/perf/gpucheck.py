@@ -31,13 +31,13 @@ from pathlib import Path
 import torch
 
 from lab4.datasets import official as data
-from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
-from lab4.util.errors import Lab4Error
 from lab4.perf.fastcheck import fast_vs_eager, probe_speed_options, profile_top
 from lab4.perf.gpuplan import gpu_schedule, plan_epochs, run_boxed
-from lab4.util.files import atomic_write_text
 from lab4.rundir import RunDir
 from lab4.schedules import KL_STRATEGIES
+from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
+from lab4.util.errors import Lab4Error
+from lab4.util.files import atomic_write_text
 
 STEPS = ("env", "data", "correctness", "bench", "grid", "figures")
 # seconds a step needs left to be worth starting: on the GPU (compiles, 9 kernels) / in a CPU dry run
@@ -273,7 +273,7 @@ class GpuCheck:
         # caches bench left warm, two workers each are plenty
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "2")
         t0 = time.monotonic()
-        boxed = run_boxed("run_grid", (str(results / "grid.yaml"), profile, str(self.runs_dir)),
+        boxed = run_boxed("lab4.grid.driver:run_grid", (str(results / "grid.yaml"), profile, str(self.runs_dir)),
                           dict(jobs=n_runs), box)
         rec = dict(profile=profile, overrides=overrides, runs=n_runs, jobs=n_runs, box_s=round(box),
                    wall_s=round(time.monotonic() - t0, 1), **boxed, per_run=self.collect_runs(results))
@@ -306,7 +306,7 @@ class GpuCheck:
         if not list(self.runs_dir.glob(f"*/{RunDir.METRICS}")):
             return dict(status="skipped: no grid runs with metrics")
         results = self.out / "results" / "gpu"
-        boxed = run_boxed("run_figures", (str(self.runs_dir), str(self.out / "work" / "build"),
+        boxed = run_boxed("lab4.report.build:run_figures", (str(self.runs_dir), str(self.out / "work" / "build"),
                                           str(results / "figures"), str(results / "generated")), {},
                           self.budget.left() - 2)
         files = sorted(str(p.relative_to(results)) for p in results.glob("*/*")

@@ -38,9 +38,10 @@ def plan_epochs(box_s: float, fps_tf: float | None, fps_free: float | None, trai
     return 1
 
 
-def run_boxed(fn_name: str, args: tuple, kwargs: dict, seconds: float) -> dict:
-    """experiments.<fn_name>(*args, **kwargs) in a child process, killed (with its kernels) after ``seconds``."""
-    proc = multiprocessing.get_context("spawn").Process(target=_call_experiments, args=(fn_name, args, kwargs))
+def run_boxed(target: str, args: tuple, kwargs: dict, seconds: float) -> dict:
+    """``module:function`` called with (*args, **kwargs) in a child process, killed (with its kernels) after
+    ``seconds``."""
+    proc = multiprocessing.get_context("spawn").Process(target=_call, args=(target, args, kwargs))
     proc.start()
     proc.join(max(1.0, seconds))
     timed_out = proc.is_alive()
@@ -60,6 +61,7 @@ def run_boxed(fn_name: str, args: tuple, kwargs: dict, seconds: float) -> dict:
     return dict(exit_code=proc.exitcode, timed_out=timed_out)
 
 
-def _call_experiments(fn_name, args, kwargs):
-    from lab4.grid import driver as experiments
-    sys.exit(getattr(experiments, fn_name)(*args, **kwargs) or 0)
+def _call(target, args, kwargs):
+    import importlib
+    module, name = target.split(":")
+    sys.exit(getattr(importlib.import_module(module), name)(*args, **kwargs) or 0)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lab4.report.format import NA, big, finite_mean, fmt, signed, tex_escape
-from lab4.rundir import RunDir, group
+from lab4.report.format import NA, big, finite_mean, fmt, macro_file, mean_pm, signed, tex_escape
 from lab4.report.stats import mean_std, p_text, welch_diff
 from lab4.report.training import active_units_of, kl_per_frame
+from lab4.rundir import RunDir, group
 
 REFERENCE = "cyclical"
 SAME_DB = 0.1     # two mean PSNRs closer than this (or than their seed spread) are "the same"
@@ -98,7 +98,7 @@ def compare_case(s: dict | None, ref: dict | None) -> str:
     return "same" if abs(d) <= tol else "better" if d > 0 else "worse"
 
 
-def _interval(s: dict | None, ref: dict | None) -> str:
+def interval_text(s: dict | None, ref: dict | None) -> str:
     """Welch's interval of the difference and its p-value as text, or "not tested" below two seeds on a side."""
     iv = welch_diff(s["values"], ref["values"]) if s and ref else None
     return ("not tested" if iv is None else
@@ -155,7 +155,7 @@ def bonus_macros(runs) -> dict[str, str]:
                   f"Bonus{kind}Delta": signed(s["psnr"] - ref["psnr"], plus="+") if s and ref else NA,
                   f"Bonus{kind}KL": big(s["kl"]) if s else NA,
                   f"Bonus{kind}Active": _units(s["active"]) if s else NA,
-                  f"Bonus{kind}Interval": _interval(s, ref),
+                  f"Bonus{kind}Interval": interval_text(s, ref),
                   f"Bonus{kind}Case": compare_case(s, ref), f"Bonus{kind}CollapseCase": collapse_case(s)})
         if kind == "FreeBits":
             n_dim = int(strategies[0][1][0].config().get("N_dim", 12)) if strategies else 0
@@ -184,8 +184,8 @@ def bonus_rows(runs) -> str:
     lines = []
     for s, setting, rs in rows:
         st = stats(rs)
-        pm = fmt(st["psnr"]) + (f" $\\pm$ {fmt(st['std'])}" if np.isfinite(st["std"]) else "")
-        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {pm} & {big(st['kl'])} & {_units(st['active'])} & "
+        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {mean_pm(st['values'], none=NA)} & "
+                     f"{big(st['kl'])} & {_units(st['active'])} & "
                      f"{fmt(st['z0'])} \\\\")
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -195,8 +195,7 @@ def write_bonus(runs, generated_dir) -> dict[str, Path]:
     gen = Path(generated_dir)
     gen.mkdir(parents=True, exist_ok=True)
     mac, rows = gen / "bonus.tex", gen / "bonus_rows.tex"
-    mac.write_text("% written by lab4.report.bonus.write_bonus; do not edit\n"
-                   + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in bonus_macros(runs).items()))
+    mac.write_text(macro_file("lab4.report.bonus.write_bonus", bonus_macros(runs)))
     rows.write_text("% one row per strategy, written by lab4.report.bonus; report/bonus.tex has the header\n"
                     + bonus_rows(runs))
     return dict(macros=mac, rows=rows)

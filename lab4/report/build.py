@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from lab4.rundir import load_runs
 from lab4.report.html import run_html
 from lab4.report.numbers import readme_table
+from lab4.rundir import load_runs
 from lab4.util import notebooks
 from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
 from lab4.util.errors import Lab4Error

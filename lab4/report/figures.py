@@ -14,9 +14,9 @@ import pandas as pd
 
 from lab4 import plots
 from lab4.report.format import display_name
+from lab4.report.training import ACTIVE_THRESHOLD, active_units_of, kl_per_frame, latent_units
 from lab4.rundir import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
-from lab4.report.training import ACTIVE_THRESHOLD, active_units_of, kl_per_frame, latent_units
 
 FIGURES = ("dataset", "loss_curves", "beta_curves", "tfr_vs_loss", "collapse", "val_psnr_per_epoch",
            "psnr_per_frame", "strip")

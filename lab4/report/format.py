@@ -29,15 +29,37 @@ def signed(x, digits: int = 2, plus: str = "") -> str:
     return f"{x:+.{digits}f}".replace("-", "$-$").replace("+", plus)
 
 
+def thousands(x) -> str:
+    """1234567 -> "1{,}234{,}567": a whole number with thin commas in the PDF."""
+    return f"{x:,.0f}".replace(",", "{,}")
+
+
 def big(x) -> str:
     """1234.5 -> "1{,}235" (a thin comma in the PDF), 12.345 -> "12.35", 0.0123 -> "0.012"."""
     if x is None or not np.isfinite(x):
         return NA
     if abs(x) >= 100:
-        return f"{x:,.0f}".replace(",", "{,}")
+        return thousands(x)
     if abs(x) >= 1 or x == 0:
         return f"{x:.2f}"
     return f"{x:.2g}" if abs(x) >= 1e-3 else "$<$0.001"
+
+
+def mean_pm(values, digits: int = 2, tex: bool = True, none: str = "--") -> str:
+    """Mean ± sample standard deviation over seeds (the single value for one seed, ``none`` for no value),
+    in LaTeX or, with ``tex=False``, as plain text for the README."""
+    v = [x for x in values if x is not None and np.isfinite(x)]
+    if not v:
+        return none
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    pm = "$\\pm$" if tex else "±"
+    return f"{np.mean(v):.{digits}f} {pm} {np.std(v, ddof=1):.{digits}f}"
+
+
+def macro_file(written_by: str, macros: dict) -> str:
+    """A generated .tex file of ``\\newcommand``s, one per macro, headed by what wrote it."""
+    return f"% written by {written_by}; do not edit\n" + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros.items())
 
 
 def display_name(strategy: str) -> str:

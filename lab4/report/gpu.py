@@ -18,7 +18,7 @@ import numpy as np
 from lab4.report import figures as report_figures
 from lab4.report import numbers as report_numbers
 from lab4.report import stats
-from lab4.report.format import NA, check_cases, display_name, tex_escape
+from lab4.report.format import NA, check_cases, display_name, macro_file, tex_escape, thousands
 from lab4.rundir import RunDir, load_runs
 from lab4.schedules import KL_STRATEGIES
 
@@ -84,7 +84,7 @@ def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
     m["GpuBenchCase"] = "measured" if ok else "none"
     if ok:
         m.update(GpuBenchRatio=f"{float(bench['ratio_vs_lab']):.1f}",
-                 GpuBenchFPS=f"{float(bench['train_frames_per_s']):,.0f}".replace(",", "{,}"),
+                 GpuBenchFPS=thousands(float(bench['train_frames_per_s'])),
                  GpuBenchLabFPS=f"{float(bench['lab_train_frames_per_s']):.1f}")
     check_cases(m, CASES)
     return m
@@ -103,6 +103,5 @@ def write_gpu(gpu_runs, cpu_runs, figures_dir, generated_dir, bench: dict | None
         out["table"].write_text("% one row per strategy of the GPU runs, written by lab4.report.gpu\n"
                                 + report_numbers.results_rows(gpu_runs))
     out["macros"] = gen / "gpu.tex"
-    out["macros"].write_text("% written by lab4.report.gpu.write_gpu; do not edit\n" + "".join(
-        f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in gpu_macros(gpu_runs, cpu_runs, bench).items()))
+    out["macros"].write_text(macro_file("lab4.report.gpu.write_gpu", gpu_macros(gpu_runs, cpu_runs, bench)))
     return out

@@ -18,7 +18,7 @@ import pandas as pd
 from lab4.report import stats
 from lab4.report import setup as report_setup
 from lab4.report import training as report_training
-from lab4.report.format import NA, check_cases, display_name, fmt, signed, tex_escape
+from lab4.report.format import NA, check_cases, display_name, fmt, macro_file, mean_pm, signed, tex_escape, thousands
 from lab4.rundir import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
 
@@ -42,15 +42,6 @@ def _range(values) -> str:
     """1 -> "1", [1, 2] -> "1--2" (an en dash in the PDF)."""
     v = sorted(set(values))
     return NA if not v else str(v[0]) if len(v) == 1 else f"{v[0]}--{v[-1]}"
-
-
-def _pm(vals, digits: int = 2) -> str:
-    vals = [v for v in vals if np.isfinite(v)]
-    if not vals:
-        return "--"
-    if len(vals) == 1:
-        return f"{vals[0]:.{digits}f}"
-    return f"{np.mean(vals):.{digits}f} $\\pm$ {np.std(vals, ddof=1):.{digits}f}"
 
 
 # -- per strategy -------------------------------------------------------------------------------
@@ -81,10 +72,10 @@ def results_rows(runs) -> str:
     for _, row in strategy_stats(runs).iterrows():
         cpu = [c / 60 for c in row["cpu"]]
         lines.append(" & ".join([
-            tex_escape(display_name(row["strategy"])), str(row["n"]), _pm(row["psnr"]), _pm(row["ssim"], 3),
-            _pm(row["baseline"]), _pm(row["public"]), _pm(row["private"]),
-            _pm(row["gain"]).replace("-", "$-$") if _pm(row["gain"]) != "--" else "--",
-            _pm(cpu, 1)]) + r" \\")
+            tex_escape(display_name(row["strategy"])), str(row["n"]), mean_pm(row["psnr"]), mean_pm(row["ssim"], 3),
+            mean_pm(row["baseline"]), mean_pm(row["public"]), mean_pm(row["private"]),
+            mean_pm(row["gain"]).replace("-", "$-$") if mean_pm(row["gain"]) != "--" else "--",
+            mean_pm(cpu, 1)]) + r" \\")
     return "\n".join(lines) + "\n"
 
 
@@ -184,14 +175,14 @@ def setup_macros(runs) -> dict[str, str]:
     m["NumEpochs"] = _range(int(r.number("epochs")) for r in runs if np.isfinite(r.number("epochs")))
     m["ValEvery"] = str(cfg.get("val_every", 1))
     ntrain = (cfg.get("dataset") or {}).get("train", {}).get("frames")
-    m["NumTrainFrames"] = f"{ntrain:,}".replace(",", "{,}") if ntrain else NA
+    m["NumTrainFrames"] = thousands(ntrain) if ntrain else NA
     nval = next((len(r.psnr()) for r in runs if r.psnr() is not None), None)
     nval = nval or next((r.extra["num_val_frames"] for r in runs if "num_val_frames" in r.extra), None)
     m["NumValFrames"] = str(nval) if nval else NA
     dims = dict(F=cfg.get("F_dim", 128), L=cfg.get("L_dim", 32), N=cfg.get("N_dim", 12), D=cfg.get("D_out_dim", 192))
     m.update({f"Dim{k}": str(v) for k, v in dims.items()})
-    m["ParamCount"] = f"{count_parameters(CVAE(**dims)):,}".replace(",", "{,}")
-    m["LabParamCount"] = f"{count_parameters(CVAE()):,}".replace(",", "{,}")
+    m["ParamCount"] = thousands(count_parameters(CVAE(**dims)))
+    m["LabParamCount"] = thousands(count_parameters(CVAE()))
     for key, field_ in (("BatchSize", "batch_size"), ("LearningRate", "lr"), ("KLCycles", "kl_anneal_cycle"),
                         ("KLRatio", "kl_anneal_ratio"), ("TFRStart", "tfr"), ("TFRSde", "tfr_sde"),
                         ("TFRDStep", "tfr_d_step"), ("ClipLen", "train_vi_len"), ("GradClip", "clip_grad"),
@@ -203,7 +194,7 @@ def setup_macros(runs) -> dict[str, str]:
     w = float(cfg.get("kl_weight", 1.0))
     n_latent = int(cfg.get("N_dim", 12)) * int(cfg.get("frame_H", 32)) * int(cfg.get("frame_W", 64))
     m["KLWeight"] = f"{w:.4g}"
-    m["LatentElements"] = f"{n_latent:,}".replace(",", "{,}")
+    m["LatentElements"] = thousands(n_latent)
     m["KLWeightCase"] = "lab" if w == 1 else "mean" if math.isclose(w * n_latent, 1, rel_tol=1e-6) else "other"
     m["TFPerEpoch"] = "true" if cfg.get("tfr_per_epoch") else "false"
     ms = cfg.get("milestones")
@@ -287,26 +278,20 @@ def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
     hyper.write_text("% one row per setting, written by lab4.report.setup; main.tex has the header\n"
                      + report_setup.hyperparameter_rows(runs))
     mac = gen / "macros.tex"
-    mac.write_text("% written by lab4.report.numbers.write_tables_and_macros; do not edit\n"
-                   + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros(runs).items()))
+    mac.write_text(macro_file("lab4.report.numbers.write_tables_and_macros", macros(runs)))
     return {"table": table, "hyperparameters": hyper, "macros": mac}
-
-
-def _pm_md(vals, digits: int = 2) -> str:
-    """Markdown mean ± std (sample std), the single value for one seed, '–' for none."""
-    v = [x for x in vals if x is not None and np.isfinite(x)]
-    if not v:
-        return "–"
-    return f"{v[0]:.{digits}f}" if len(v) == 1 else f"{np.mean(v):.{digits}f} ± {np.std(v, ddof=1):.{digits}f}"
 
 
 def readme_table(runs) -> str:
     """The README's results table (markdown): one row per strategy, mean ± std over its seeds."""
+    def md(values, digits=2):
+        return mean_pm(values, digits, tex=False, none="–")
+
     lines = ["| Strategy | Seeds | Val PSNR (dB) | Val SSIM | Public (dB) | Private (dB) | KL (nats/frame) "
              "| Active units | Last-epoch gain (dB) | CPU (min) |", "|---|" + "---:|" * 9]
     for _, row in strategy_stats(runs).iterrows():
         lines.append("| " + " | ".join([
-            display_name(row["strategy"]), str(row["n"]), _pm_md(row["psnr"]), _pm_md(row["ssim"], 3),
-            _pm_md(row["public"]), _pm_md(row["private"]), _pm_md(row["kl"], 3), _pm_md(row["active"], 0),
-            _pm_md(row["gain"]), _pm_md([c / 60 for c in row["cpu"]], 1)]) + " |")
+            display_name(row["strategy"]), str(row["n"]), md(row["psnr"]), md(row["ssim"], 3), md(row["public"]),
+            md(row["private"]), md(row["kl"], 3), md(row["active"], 0), md(row["gain"]),
+            md([c / 60 for c in row["cpu"]], 1)]) + " |")
     return "\n".join(lines) + "\n"

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from lab4.evaluate import ACTIVE_VARIANCE
-from lab4.report.stats import PAIR_CASES, pair_test
 from lab4.report.format import NA, big, finite_mean, fmt, signed, tex_escape
 from lab4.report.format import display_name
+from lab4.report.stats import PAIR_CASES, pair_test
 from lab4.rundir import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 

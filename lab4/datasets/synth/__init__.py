@@ -16,14 +16,14 @@ One sequence flows through the modules top to bottom:
 Everything is a pure function of (seed, split, sequence, frame), and the
 output is byte-identical for a seed (tests/test_synth.py checks it).
 
-    from lab4.datasets.synth import generate
-    generate("data/synthdance-small", preset="small", seed=0)
+    from lab4.datasets.synth import make_synthdance
+    make_synthdance("data/synthdance-small", preset="small", seed=0)
 """
 from .body import JOINTS, ponytail, skeleton
 from .moves import CHANNELS, FPS, MOVES, choreography
-from .dataset import PRESETS, VERSION, generate, sequence
+from .dataset import PRESETS, VERSION, make_synthdance, sequence
 from .pose_image import keypoints, render_pose
 from .render import background, render_frame
 
 __all__ = ["CHANNELS", "FPS", "JOINTS", "MOVES", "PRESETS", "VERSION", "background", "choreography",
-           "generate", "keypoints", "ponytail", "render_frame", "render_pose", "sequence", "skeleton"]
+           "make_synthdance", "keypoints", "ponytail", "render_frame", "render_pose", "sequence", "skeleton"]

@@ -130,7 +130,7 @@ def is_finished(root: pathlib.Path, want: dict) -> bool:
     return all(have.get(k) == v for k, v in want.items())
 
 
-def generate(root, preset="small", seed=0, height=64, width=128, workers=None,
+def make_synthdance(root, preset="small", seed=0, height=64, width=128, workers=None,
              progress=True) -> pathlib.Path:
     """Write a SynthDance dataset to root (atomically); skip if already there.
 
