@@ -60,6 +60,7 @@ class Config:
     free_bits: float = 0.0             # KL floor in nats per latent channel per frame (Kingma et al. 2016); 0 = off
     # evaluation
     val_every: int = 1                 # epochs between validation rollouts (0 = only at the end)
+    val_draws: int = 1                 # z draws averaged into a run's final score (1 = the lab's single rollout)
     predict: bool = True               # roll the test sequences out into submission.csv (a grid's extra seeds skip it)
     # speed options (no effect on the model's structure; each has a CPU correctness test)
     amp: bool = False                  # bf16 autocast on CUDA and on CPUs with native bf16; losses and KL fp32
@@ -118,7 +119,7 @@ PROFILES: dict[str, dict] = {
     "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=2, lr=3e-3,
                   train_vi_len=4, partial=0.5, num_epoch=3, milestones=(2,), clip_grad=1.0,
                   kl_weight=1 / (8 * 32 * 64), tfr_sde=1, tfr_d_step=0.5, kl_anneal_cycle=2, kl_anneal_ratio=0.5,
-                  per_save=1, val_every=2, amp=True, channels_last=True),
+                  per_save=1, val_every=2, val_draws=3, amp=True, channels_last=True),
     "tiny": dict(synth_preset="tiny", F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, batch_size=2, num_epoch=2,
                  milestones=(1,), tfr_sde=1, per_save=1, val_every=1, kl_anneal_cycle=2, progress=False),
 }
@@ -159,6 +160,7 @@ def check_config(cfg: Config) -> None:
         (cfg.kl_anneal_cycle >= 1, "kl_anneal_cycle must be >= 1"),
         (0 < cfg.kl_anneal_ratio <= 1, "kl_anneal_ratio must be in (0, 1]"),
         (cfg.per_save >= 1, "per_save must be >= 1"),
+        (cfg.val_draws >= 1, "val_draws must be >= 1"),
         (cfg.clip_grad >= 0, "clip_grad must be >= 0 (0 = no clipping)"),
         (cfg.kl_weight >= 0, "kl_weight must be >= 0"),
         (0 < cfg.kl_beta_max <= 1, "kl_beta_max must be in (0, 1]"),

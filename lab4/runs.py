@@ -12,11 +12,13 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lab4.config import FIELDS, Config, make_config
 from lab4.datasets.official import load_split, load_test, load_test_gt, run_dataset
-from lab4.evaluate import active_units, predict_test, score, validate, write_gif, write_psnr_csv, write_submission
+from lab4.evaluate import (active_units, one_step_psnr, predict_test, rollout_draws, score, validate, write_gif,
+                           write_psnr_csv, write_submission)
 from lab4.plots import plot_psnr_run, save_strip
 from lab4.rundir import RunDir
 from lab4.train import Trainer, load_trained
@@ -60,8 +62,11 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
 
     Returns val_summary.json's numbers plus ``seconds`` and ``cpu_seconds``. ``seed`` (of the prior's
     samples) defaults to the run's; a Trainer's own validation after its last epoch is reused when it used
-    that seed. val_summary.json also counts the active latent units (evaluate.active_units), the report's
-    measure of posterior collapse, and gives ``mean_psnr_z0``: the same rollout with z = 0 (the prior's mean).
+    that seed. ``mean_psnr`` averages ``val_draws`` rollouts with different z draws (the first is the one in
+    psnr_per_frame.csv; each draw's score is in ``mean_psnr_draws``), because over 630 fed-back frames one draw
+    scores the draw as much as the model. ``one_step_psnr`` predicts each frame from the true previous one, so
+    nothing compounds. val_summary.json also counts the active latent units (evaluate.active_units), the
+    report's measure of posterior collapse, and gives ``mean_psnr_z0``: the rollout with z = 0 (the prior's mean).
     """
     t0, c0 = time.perf_counter(), time.process_time()
     model, cfg, run_dir = _model_and_config(run, checkpoint, device)
@@ -76,12 +81,16 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
         res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
     # the same rollout with z = 0, the prior's mean (the bonus's test-time strategy): one more rollout, no training
     res_z0 = _rollout(run, lambda step_fn: validate(model, val, step_fn=step_fn, zero_z=True))
+    draws = [res["mean_psnr"]]
+    if cfg.val_draws > 1:  # the other draws as one batch, seeds apart from every run's own
+        draws += rollout_draws(model, val, [seed + 1000 * k for k in range(1, cfg.val_draws)])["mean_psnr_per_draw"]
     write_psnr_csv(run_dir / RunDir.PSNR, res)
     plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
     save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
-    summary = dict(name=cfg.name, mean_psnr=res["mean_psnr"], mean_ssim=res["mean_ssim"],
+    summary = dict(name=cfg.name, mean_psnr=float(np.mean(draws)), mean_psnr_draws=draws, mean_ssim=res["mean_ssim"],
                    baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed,
-                   mean_psnr_z0=res_z0["mean_psnr"], **active_units(model, val))
+                   mean_psnr_z0=res_z0["mean_psnr"], one_step_psnr=one_step_psnr(model, val, seed),
+                   **active_units(model, val))
     RunDir(run_dir).write_val_summary(summary)
     return {**summary, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
@@ -130,6 +139,8 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
         name=cfg.name, profile=cfg.profile, kl_anneal_type=cfg.kl_anneal_type, tfr=cfg.tfr, tfr_sde=cfg.tfr_sde,
         tfr_d_step=cfg.tfr_d_step, seed=cfg.seed, mean_psnr=_number(evaluation.get("mean_psnr")),
         mean_ssim=_number(evaluation.get("mean_ssim")), mean_psnr_z0=_number(evaluation.get("mean_psnr_z0")),
+        mean_psnr_draws=[_number(x) for x in evaluation.get("mean_psnr_draws", [])],
+        one_step_psnr=_number(evaluation.get("one_step_psnr")),
         baseline_mean_psnr=_number(evaluation.get("baseline_mean_psnr")),
         public=_number(prediction.get("public")), private=_number(prediction.get("private")),
         wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),

@@ -148,7 +148,8 @@ def fake_run(base, name, psnr, z0, kl, active, **config) -> RunDir:
     metrics.csv with the final KL."""
     run = RunDir(base / name)
     run.path.mkdir()
-    run.write_config({"train_vi_len": 8, "N_dim": 8, **config})
+    seed = int(name.rsplit("-s", 1)[1]) if re.search(r"-s\d+$", name) else 0  # as the grid names seeds
+    run.write_config({"train_vi_len": 8, "N_dim": 8, "seed": seed, **config})
     run.write_metrics([dict(kind="epoch", epoch=0, kl=10.0 * 7), dict(kind="epoch", epoch=1, kl=kl * 7)],
                       ["kind", "epoch", "kl"])
     run.write_summary(dict(name=name, mean_psnr=psnr, mean_psnr_z0=z0, active_units=active))

@@ -298,3 +298,25 @@ def test_active_units_count_the_latents_that_follow_the_input():
     mu = 3 * (frames.float() / 255).mean(1)  # (T, H, W): its variance over frames is about 9 * 1/12 / 3
     assert live["active_units"] == 4 * int((mu.var(0, unbiased=False) > 0.01).sum()) > 0
     assert live["active_fraction"] == live["active_units"] / live["latent_units"]
+
+
+def test_k_draws_and_the_one_step_score(tiny_root):
+    """The run's score averages K z draws, each the very rollout a single validation with that seed gives;
+    the one-step score predicts each frame from the true one before it, by hand here."""
+    from lab4.datasets.official import load_split
+    from lab4.model import CVAE
+    torch.manual_seed(0)
+    model = CVAE(16, 8, 4, 16).eval()
+    val = load_split(tiny_root, "val", progress=False)
+    draws = E.rollout_draws(model, val, [3, 4], max_frames=10)
+    for seed, got in zip((3, 4), draws["mean_psnr_per_draw"]):
+        assert got == pytest.approx(E.validate(model, val, seed=seed, max_frames=10)["mean_psnr"], abs=1e-4)
+    assert draws["mean_psnr"] == pytest.approx(np.mean(draws["mean_psnr_per_draw"]))
+    one = E.one_step_psnr(model, val, seed=5, batch=7)  # batches that do not divide the frames
+    g = torch.Generator().manual_seed(5)
+    frames = val.frames.float() / 255
+    z = torch.randn((len(val) - 1, 4, *frames.shape[-2:]), generator=g)
+    with torch.no_grad():
+        pred = torch.cat([model.rollout_step(frames[i - 1:j - 1], model.label_transformation(val.poses[i:j].float() / 255),
+                                             z[i - 1:j - 1]) for i, j in ((1, 8), (8, 15), (15, len(val)))])
+    assert one == pytest.approx(E.psnr_per_frame(pred.clamp(0, 1), frames[1:]).mean().item(), abs=1e-4)

@@ -320,7 +320,8 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
                        **(dict(started_at=start, finished_at=start + 150) if concurrent is not None else {}))
         run = RunDir(base / name)
         run.path.mkdir()
-        run.write_config({**config, "kl_anneal_type": name.split("-")[0]})
+        seed = int(name.rsplit("-s", 1)[1]) if re.search(r"-s\d+$", name) else 0  # as the grid names seeds
+        run.write_config({**config, "kl_anneal_type": name.split("-")[0], "seed": seed})
         metrics.to_csv(run.path / RunDir.METRICS, index=False)
         df.to_csv(run.path / RunDir.PSNR, index=False)
         run.write_summary(summary)

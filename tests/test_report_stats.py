@@ -62,6 +62,50 @@ def test_the_interval_holds_its_95_percent_at_few_seeds(n):
     assert coverage(n) >= 0.93
 
 
+def simulate(n: int, true_diff: float, paired: bool, trials: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """(coverage of the true difference, share of "differs" verdicts) of the report's test (seed_diff) for
+    two strategies over ``n`` seeds, where each seed's luck (sd 2 dB) is shared by both strategies, as a seed
+    fixes the initial weights and the clip order, and each run adds its own noise (sd 0.7 and 1.2 dB)."""
+    rng = np.random.default_rng(seed)
+    hits = differs = 0
+    for _ in range(trials):
+        luck = rng.normal(0.0, 2.0, n)
+        a = 28.0 + true_diff + luck + rng.normal(0.0, 0.7, n)
+        b = 28.0 + luck + rng.normal(0.0, 1.2, n)
+        iv = S.seed_diff(dict(enumerate(a)), dict(enumerate(b))) if paired else S.seed_diff(list(a), list(b))
+        assert iv.test == ("paired" if paired else "Welch")
+        hits += iv.lo <= true_diff <= iv.hi
+        differs += iv.verdict != "spans"
+    return hits / trials, differs / trials
+
+
+@pytest.mark.parametrize("n", [3, 5])
+@pytest.mark.parametrize("paired", [True, False])
+def test_the_reports_test_holds_its_level_with_and_without_a_difference(n, paired):
+    # measured (2,000 trials, seed 0): paired 95.9% / 95.7% coverage at n = 3 / 5 and 4.1% / 4.3% false
+    # "differs"; Welch 99.7% / 99.9% and 0.3% / 0.2% (conservative here: the seeds' shared luck is in its spread)
+    for true_diff in (0.0, 1.5):
+        cover, differs = simulate(n, true_diff, paired)
+        assert cover >= 0.93, (true_diff, cover)
+        if true_diff == 0.0:
+            assert differs <= 0.05, differs
+
+
+def test_pairing_by_seed_finds_a_difference_welch_misses():
+    """The point of pairing: with a 1.5 dB true difference at 5 seeds the paired test says "differs" in
+    about 46% of trials, Welch's in about 8%, because the seed's luck cancels in each difference."""
+    assert simulate(5, 1.5, True)[1] > 0.35 > 0.15 > simulate(5, 1.5, False)[1]
+
+
+def test_seed_diff_pairs_only_the_same_seeds():
+    a, b = {0: 25.0, 1: 27.0, 2: 26.0}, {0: 24.0, 1: 26.1, 2: 24.9}
+    iv = S.seed_diff(a, b)
+    assert iv.test == "paired" and iv.diff == pytest.approx(1.0) and iv.verdict == "above"
+    assert stats.ttest_rel(list(a.values()), list(b.values())).pvalue == pytest.approx(iv.p)
+    assert S.seed_diff(a, {0: 24.0, 1: 26.1, 5: 24.9}).test == "Welch"  # other seeds: not paired
+    assert S.seed_diff(list(a.values()), list(b.values())).test == "Welch"
+
+
 def test_one_false_difference_in_a_claim_stays_rare_with_holm():
     """Five strategies with equal true means: the best by mean against the four others. Without a
     correction the claim "the best beats at least one" is false far more than 5% of the time; with Holm

@@ -111,3 +111,9 @@ def test_per_frame_teacher_forcing_is_the_batched_loss(monkeypatch):
     a, b = loss(True), loss(False)
     torch.testing.assert_close(a["mse"], b["mse"])
     torch.testing.assert_close(a["kl"], b["kl"])
+
+
+def test_bf16_can_be_turned_off_to_measure_a_cpu_without_it(monkeypatch):
+    monkeypatch.setenv("LAB4_CPU_BF16", "0")
+    assert not device.cpu_has_native_bf16()
+    assert device.cpu_has_native_bf16(X86_BF16)  # given flags are read as given

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lab4.report.format import NA, big, finite_mean, fmt, macro_file, mean_pm, signed, tex_escape
-from lab4.report.stats import mean_std, p_text, welch_diff
+from lab4.report.stats import by_seed, mean_std, p_text, seed_diff, values
 from lab4.report.training import active_units_of, kl_per_frame
 from lab4.rundir import RunDir, group
 
@@ -79,18 +79,18 @@ def final_kl(run: RunDir) -> float:
 def stats(rs: list[RunDir]) -> dict:
     """A strategy's runs -> mean val PSNR (and its std over seeds), final KL per frame, active units, z = 0."""
     psnr = [r.number("mean_psnr") for r in rs]
-    return dict(n=len(rs), values=psnr, psnr=finite_mean(psnr), std=mean_std(psnr)[1], kl=finite_mean([final_kl(r) for r in rs]),
+    return dict(n=len(rs), values=by_seed(rs, lambda r: r.number("mean_psnr")), psnr=finite_mean(psnr), std=mean_std(psnr)[1], kl=finite_mean([final_kl(r) for r in rs]),
                 active=finite_mean([active_units_of(r) for r in rs]), z0=finite_mean([psnr_z0(r) for r in rs]))
 
 
 # -- verdicts -----------------------------------------------------------------------------------
 def compare_case(s: dict | None, ref: dict | None) -> str:
-    """better / worse / same / none, for mean val PSNR: by the report's Welch test over seeds
-    (report_stats.welch_diff; "same" = no difference at the 5% level) when both sides have two seeds or more,
-    else within SAME_DB or the larger seed std."""
+    """better / worse / same / none, for mean val PSNR: by the report's test over seeds (lab4.report.stats
+    .seed_diff: paired by seed, else Welch; "same" = no difference at the 5% level) when both sides have two
+    seeds or more, else within SAME_DB or the larger seed std."""
     if not s or not ref or not np.isfinite(s["psnr"]) or not np.isfinite(ref["psnr"]):
         return "none"
-    iv = welch_diff(s["values"], ref["values"])
+    iv = seed_diff(s["values"], ref["values"])
     if iv is not None:
         return {"above": "better", "below": "worse", "spans": "same"}[iv.verdict]
     tol = max([SAME_DB] + [x for x in (s["std"], ref["std"]) if np.isfinite(x)])
@@ -99,8 +99,9 @@ def compare_case(s: dict | None, ref: dict | None) -> str:
 
 
 def interval_text(s: dict | None, ref: dict | None) -> str:
-    """Welch's interval of the difference and its p-value as text, or "not tested" below two seeds on a side."""
-    iv = welch_diff(s["values"], ref["values"]) if s and ref else None
+    """The interval of the difference (paired by seed, else Welch) and its p-value as text, or "not tested"
+    below two seeds on a side."""
+    iv = seed_diff(s["values"], ref["values"]) if s and ref else None
     return ("not tested" if iv is None else
             f"95\\% interval {signed(iv.lo, plus='+')} to {signed(iv.hi, plus='+')} dB, $p = {p_text(iv.p)}$")
 
@@ -184,7 +185,7 @@ def bonus_rows(runs) -> str:
     lines = []
     for s, setting, rs in rows:
         st = stats(rs)
-        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {mean_pm(st['values'], none=NA)} & "
+        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {mean_pm(values(st['values']), none=NA)} & "
                      f"{big(st['kl'])} & {_units(st['active'])} & "
                      f"{fmt(st['z0'])} \\\\")
     return "\n".join(lines) + ("\n" if lines else "")

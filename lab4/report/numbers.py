@@ -56,6 +56,7 @@ def strategy_stats(runs) -> pd.DataFrame:
             strategy=s, n=len(rs), psnr=psnr, ssim=[r.number("mean_ssim") for r in rs],
             baseline=[r.number("baseline_mean_psnr") for r in rs],
             public=[r.number("public") for r in rs], private=[r.number("private") for r in rs],
+            one_step=[r.number("one_step_psnr") for r in rs],
             wall=[r.number("wall_seconds") for r in rs], cpu=[r.number("cpu_seconds") for r in rs],
             gain=[report_training.last_epoch_gain(r) for r in rs],
             kl=[float(k.iloc[-1]) if len(k := report_training.kl_per_frame(r)) else math.nan for r in rs],
@@ -72,7 +73,8 @@ def results_rows(runs) -> str:
     for _, row in strategy_stats(runs).iterrows():
         cpu = [c / 60 for c in row["cpu"]]
         lines.append(" & ".join([
-            tex_escape(display_name(row["strategy"])), str(row["n"]), mean_pm(row["psnr"]), mean_pm(row["ssim"], 3),
+            tex_escape(display_name(row["strategy"])), str(row["n"]), mean_pm(row["psnr"]), mean_pm(row["one_step"]),
+            mean_pm(row["ssim"], 3),
             mean_pm(row["baseline"]), mean_pm(row["public"]), mean_pm(row["private"]),
             mean_pm(row["gain"]).replace("-", "$-$") if mean_pm(row["gain"]) != "--" else "--",
             mean_pm(cpu, 1)]) + r" \\")
@@ -174,6 +176,7 @@ def setup_macros(runs) -> dict[str, str]:
                                                for r in runs}) or [NA]))
     m["NumEpochs"] = _range(int(r.number("epochs")) for r in runs if np.isfinite(r.number("epochs")))
     m["ValEvery"] = str(cfg.get("val_every", 1))
+    m["ValDraws"] = str(len(ref.summary().get("mean_psnr_draws") or [1])) if ref else NA  # runs before draws: one
     ntrain = (cfg.get("dataset") or {}).get("train", {}).get("frames")
     m["NumTrainFrames"] = thousands(ntrain) if ntrain else NA
     nval = next((len(r.psnr()) for r in runs if r.psnr() is not None), None)
@@ -287,11 +290,12 @@ def readme_table(runs) -> str:
     def md(values, digits=2):
         return mean_pm(values, digits, tex=False, none="–")
 
-    lines = ["| Strategy | Seeds | Val PSNR (dB) | Val SSIM | Public (dB) | Private (dB) | KL (nats/frame) "
-             "| Active units | Last-epoch gain (dB) | CPU (min) |", "|---|" + "---:|" * 9]
+    lines = ["| Strategy | Seeds | Val PSNR (dB) | One-step PSNR (dB) | Val SSIM | Public (dB) | Private (dB) "
+             "| KL (nats/frame) | Active units | Last-epoch gain (dB) | CPU (min) |", "|---|" + "---:|" * 10]
     for _, row in strategy_stats(runs).iterrows():
         lines.append("| " + " | ".join([
-            display_name(row["strategy"]), str(row["n"]), md(row["psnr"]), md(row["ssim"], 3), md(row["public"]),
+            display_name(row["strategy"]), str(row["n"]), md(row["psnr"]), md(row["one_step"]), md(row["ssim"], 3),
+            md(row["public"]),
             md(row["private"]), md(row["kl"], 3), md(row["active"], 0), md(row["gain"]),
             md([c / 60 for c in row["cpu"]], 1)]) + " |")
     return "\n".join(lines) + "\n"

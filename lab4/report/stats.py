@@ -1,5 +1,5 @@
-"""Every ranking the report states, and the test behind it: Welch's t over seeds, Holm across the
-comparisons of one claim (scipy.stats).
+"""Every ranking the report states, and the test behind it: a paired t-test over seeds (Welch's t where
+the two sides ran different seeds), Holm across the comparisons of one claim (scipy.stats).
 
 The ranking functions are ``runs -> {macro name: text}``, like lab4.report.numbers: they write numbers, names
 and case macros, and report/main.tex picks the sentence. A claim is one of: the best strategy against each
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -40,7 +41,7 @@ MIN_SEEDS = 2  # a strategy needs this many scored seeds before it is tested
 
 @dataclass(frozen=True)
 class Interval:
-    """The observed difference of means, Welch's interval [lo, hi] for it, and the test's p-value; ``p_holm``
+    """The observed difference of means, the test's interval [lo, hi] for it and its p-value; ``p_holm``
     is the p-value after Holm's correction across the comparisons of one claim (None: a claim of one)."""
     diff: float
     lo: float
@@ -48,6 +49,7 @@ class Interval:
     p: float
     df: float
     p_holm: float | None = None
+    test: str = "Welch"  # or "paired": by seed, where both sides ran the same seeds
 
     @property
     def p_decisive(self) -> float:
@@ -82,6 +84,43 @@ def welch_diff(a, b=None, level: float = LEVEL) -> Interval | None:
         res = stats.ttest_1samp(a, 0.0) if b is None else stats.ttest_ind(a, b, equal_var=False)
         ci = res.confidence_interval(confidence_level=level)
     return Interval(diff, float(ci.low), float(ci.high), float(res.pvalue), float(res.df))
+
+
+def paired_diff(a: Mapping, b: Mapping, level: float = LEVEL) -> Interval | None:
+    """mean over seeds of a[seed] - b[seed], with the paired t interval and p-value (the one-sample t of the
+    differences, as scipy.stats.ttest_rel), over the seeds both sides scored; None below MIN_SEEDS of them."""
+    d = finite([a[s] - b[s] for s in a if s in b and a[s] is not None and b[s] is not None])
+    iv = welch_diff(d, level=level)
+    return None if iv is None else replace(iv, test="paired")
+
+
+def seed_diff(a, b, level: float = LEVEL) -> Interval | None:
+    """The report's test of two strategies. Given ``{seed: value}`` on both sides with the same seeds, it is
+    paired by seed: a seed fixes the initial weights and the order of the clips whatever the strategy
+    (tests/test_train.py checks it), so the seed's own luck cancels in each difference. Otherwise (other
+    seeds, or plain lists) it is Welch's t."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        if set(a) == set(b):
+            return paired_diff(a, b, level)
+        a, b = list(a.values()), list(b.values())
+    return welch_diff(list(a.values()) if isinstance(a, Mapping) else a,
+                      list(b.values()) if isinstance(b, Mapping) else b, level)
+
+
+def values(scores) -> list[float]:
+    """The values of ``{seed: value}`` (or of a plain list)."""
+    return list(scores.values()) if isinstance(scores, Mapping) else list(scores)
+
+
+def by_seed(runs, value) -> dict:
+    """``{seed: value(run)}`` over ``runs`` (one strategy's), finite values only; a run without a seed in its
+    config is keyed by its name, so it is never paired."""
+    out = {}
+    for r in runs:
+        v = value(r)
+        if v is not None and np.isfinite(v):
+            out[r.config().get("seed", r.name)] = float(v)
+    return out
 
 
 def holm(intervals: list[Interval | None]) -> list[Interval | None]:
@@ -126,7 +165,7 @@ TF_REFERENCE = "cyclical"  # the decaying-ratio run the teacher-forcing variants
 
 
 def interval_text(iv: Interval, unit: str = "~dB", digits: int = 2) -> str:
-    """'$+$0.52~dB [0.10, 0.90], $p = 0.03$': the difference, its 95% Welch interval and the p-value that
+    """'$+$0.52~dB [0.10, 0.90], $p = 0.03$': the difference, its 95% interval and the p-value that
     decides (Holm's, marked so, where the claim has several comparisons)."""
     lo, hi = (f"{v:.{digits}f}".replace("-", "$-$") for v in (iv.lo, iv.hi))
     p = f"$p_{{\\mathrm{{Holm}}}} = {p_text(iv.p_holm)}$" if iv.p_holm is not None else f"$p = {p_text(iv.p)}$"
@@ -138,11 +177,11 @@ PAIR_CASES = ("distinct", "spans", "untested", "unknown")
 
 def pair_test(winner, other, higher_wins: bool, unit: str = "", digits: int = 2) -> tuple[str, str]:
     """(case, interval text) for the claim that ``winner``'s values beat ``other``'s: "distinct" when
-    Welch's test finds mean(winner) - mean(other) on the winning side at the 5% level, "spans" when it
+    the test (seed_diff) finds mean(winner) - mean(other) on the winning side at the 5% level, "spans" when it
     does not, "untested" below two seeds a side, "unknown" when a side is missing."""
     if winner is None or other is None:
         return "unknown", NA
-    iv = welch_diff(winner, other)
+    iv = seed_diff(winner, other)
     if iv is None:
         return "untested", NA
     won = iv.verdict == ("above" if higher_wins else "below")
@@ -153,27 +192,24 @@ def _names(strategies) -> str:
     return ", ".join(tex_escape(display_name(s)) for s in strategies) or NA
 
 
-def psnr_by_strategy(runs) -> dict[str, list[float]]:
-    """Validation PSNR of each strategy's seeds (NaN-free; a strategy without scores is left out)."""
-    out = {}
-    for s, rs in group(runs).items():
-        v = finite([r.number("mean_psnr") for r in rs])
-        if len(v):
-            out[s] = [float(x) for x in v]
-    return out
+def psnr_by_strategy(runs) -> dict[str, dict]:
+    """Validation PSNR of each strategy, ``{seed: value}`` (NaN-free; a strategy without scores is left out)."""
+    out = {s: by_seed(rs, lambda r: r.number("mean_psnr")) for s, rs in group(runs).items()}
+    return {s: v for s, v in out.items() if v}
 
 
-def rank_macros(scores: dict[str, list[float]], prefix: str) -> dict[str, str]:
-    """The best strategy by mean, and Welch's test of its lead over each other strategy, Holm across them."""
+def rank_macros(scores: dict[str, dict], prefix: str) -> dict[str, str]:
+    """The best strategy by mean, and the test of its lead over each other strategy (seed_diff), Holm across
+    them."""
     p = prefix
     m = {f"{p}RankBest": NA, f"{p}RankBestPSNR": NA, f"{p}RankBestSeeds": "0", f"{p}RankAboveList": NA,
          f"{p}RankSpanList": NA, f"{p}RankUntestedList": NA, f"{p}RankTests": NA}
     if len(scores) < 2:
         return {**m, f"{p}RankCase": "none"}
-    best = max(scores, key=lambda s: np.mean(scores[s]))
+    best = max(scores, key=lambda s: np.mean(values(scores[s])))
     rivals = [s for s in scores if s != best]
     above, span, untested, tests = [], [], [], []
-    for s, iv in zip(rivals, holm([welch_diff(scores[best], scores[s]) for s in rivals])):
+    for s, iv in zip(rivals, holm([seed_diff(scores[best], scores[s]) for s in rivals])):
         if iv is None:
             untested.append(s)
             continue
@@ -183,7 +219,7 @@ def rank_macros(scores: dict[str, list[float]], prefix: str) -> dict[str, str]:
     case = ("single" if len(untested) == others else "clear" if len(above) == others
             else "tied" if not above else "partial")
     m.update({f"{p}RankCase": case, f"{p}RankBest": tex_escape(display_name(best)),
-              f"{p}RankBestPSNR": f"{np.mean(scores[best]):.2f}", f"{p}RankBestSeeds": str(len(scores[best])),
+              f"{p}RankBestPSNR": f"{np.mean(values(scores[best])):.2f}", f"{p}RankBestSeeds": str(len(scores[best])),
               f"{p}RankAboveList": _names(above), f"{p}RankSpanList": _names(span),
               f"{p}RankUntestedList": _names(untested), f"{p}RankTests": "; ".join(tests) or NA})
     return m
@@ -203,7 +239,7 @@ def teacher_forcing_test_macros(runs) -> dict[str, str]:
     scores = psnr_by_strategy(runs)
     variants = (("tf-off", "TFOff"), ("tf-half", "TFHalf"))
     have = TF_REFERENCE in scores
-    tests = holm([welch_diff(scores[s], scores[TF_REFERENCE]) if s in scores and have else None
+    tests = holm([seed_diff(scores[s], scores[TF_REFERENCE]) if s in scores and have else None
                     for s, _ in variants])
     m = {}
     for (s, key), iv in zip(variants, tests):
@@ -235,7 +271,7 @@ def baseline_test_macros(runs) -> dict[str, str]:
 def kl_order(runs) -> list[str]:
     """The KL annealing strategies with a score, best mean validation PSNR first."""
     scores = {s: v for s, v in psnr_by_strategy(runs).items() if s in KL_STRATEGIES}
-    return sorted(scores, key=lambda s: -np.mean(scores[s]))
+    return sorted(scores, key=lambda s: -np.mean(values(scores[s])))
 
 
 MACRO_PARTS = (ranking_macros, teacher_forcing_test_macros, baseline_test_macros)

@@ -19,7 +19,7 @@ import pandas as pd
 from lab4.evaluate import ACTIVE_VARIANCE
 from lab4.report.format import NA, big, finite_mean, fmt, signed, tex_escape
 from lab4.report.format import display_name
-from lab4.report.stats import PAIR_CASES, pair_test
+from lab4.report.stats import PAIR_CASES, by_seed, pair_test
 from lab4.rundir import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
@@ -97,9 +97,11 @@ def mse_kl_macros(runs) -> dict[str, str]:
         m[f"{display_name(s)}FinalMSE"] = fmt(mse.get(s, math.nan), 4)
         m[f"{display_name(s)}FinalKL"] = big(kl.get(s, math.nan))
     winner = {}
-    per_seed = {"LowestMSE": {s: [_final(r, "mse") / frames_per_clip(r) for r in rs] for s, rs in g.items()},
-                "HighestKL": {s: [kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs]
-                              for s, rs in g.items()}}
+    def final_kl(r):
+        return kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan
+
+    per_seed = {"LowestMSE": {s: by_seed(rs, lambda r: _final(r, "mse") / frames_per_clip(r)) for s, rs in g.items()},
+                "HighestKL": {s: by_seed(rs, final_kl) for s, rs in g.items()}}
     for key, vals, pick, case in (("LowestMSE", mse, min, "LowestMSECase"), ("HighestKL", kl, max, "HighestKLCase")):
         ok = {s: v for s, v in vals.items() if np.isfinite(v)}
         if "none" not in ok or len(ok) < 2:
@@ -160,7 +162,9 @@ def collapse_macros(runs) -> dict[str, str]:
                    key=lambda s: finite_mean(au[s]))
         winner, rival = (best, "none") if finite_mean(au[best]) > none else ("none", best)
         m["CollapseRival"] = tex_escape(display_name(rival))
-        m["CollapseTestCase"], m["CollapseTest"] = pair_test(au[winner], au[rival], higher_wins=True, digits=1)
+        m["CollapseTestCase"], m["CollapseTest"] = pair_test(by_seed(g[winner], active_units_of),
+                                                             by_seed(g[rival], active_units_of), higher_wins=True,
+                                                             digits=1)
     if not known:
         m["CollapseCase"] = "unknown"
     elif all(v == 0 for v in known):
