@@ -586,3 +586,27 @@ def test_training_rankings_are_tested_over_seeds(tmp_path):
         r.summary()["active_units"] = {0: 0, 1: 9, 2: 4}[k % 3]
     m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
     assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("spans",) * 3
+
+
+def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
+    """The loss-balance paragraph: the screened lab-loss setting with every KL schedule at two seeds or more,
+    its numbers, and the paired test of the grid's mean-KL runs against it, per schedule; none without a screen."""
+    from lab4.report import training as T
+    runs = synthetic_runs(tmp_path, seeds(monotonic=[28.0, 28.5, 27.0], cyclical=[29.0, 28.0, 28.4],
+                                          none=[27.5, 27.9, 28.8]), None, 1.0, True, "")
+    lab = {"monotonic": [18.0, 19.0, 17.5], "cyclical": [17.0, 17.2, 16.0], "none": [27.4, 27.6, 28.9]}
+    screen = [dict(tag="L3", strategy=s, seed=k, over={"kl_weight": 1.0, "clip_grad": 100.0}, psnr=v, err=None,
+                   final_kl=0.09, active_units=0) for s, vs in lab.items() for k, v in enumerate(vs)]
+    failed = [dict(tag="L9", strategy=s, seed=k, over={"kl_weight": 1.0}, psnr=40.0 if k else None,
+                   err=None if k else "diverged") for s in lab for k in range(2)]
+    other_model = [dict(tag="L7", strategy=s, seed=k, over={"kl_weight": 1.0, "N_dim": 4}, psnr=40.0, err=None)
+                   for s in lab for k in range(2)]
+    assert T.lab_loss_setting(screen + failed + other_model) == "L3"  # L9 failed once; L7 is another model
+    m = T.loss_balance_macros(runs, screen + failed)
+    assert m["LossBalanceCase"] == "measured" and m["LossBalanceSetting"] == r"clip\_grad 100"
+    assert m["LabLossSeeds"] == "3" and m["LabLossRuns"] == "9" and m["LabLossActiveMax"] == "0"
+    assert m["LabLossCyclicalPSNR"].startswith("16.73 $\\pm$") and m["LabLossCyclicalKL"] == "0.03"
+    # the psnr_per_frame.csv of every synthetic run averages to its PSNR: the grid side is [28.0, 28.5, 27.0] etc.
+    assert m["LossBalanceBetterCount"] == "2" and "None $+$0.10~dB" in m["LossBalanceTests"], m["LossBalanceTests"]
+    assert m["LabLossRankBest"] == "None" and m["LabLossRankCase"] in ("clear", "partial")
+    assert T.loss_balance_macros(runs, []) == {"LossBalanceCase": "absent"}

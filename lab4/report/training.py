@@ -11,15 +11,18 @@ T-1 gives nats per frame, and by N*H*W more, nats per latent element.
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lab4.evaluate import ACTIVE_VARIANCE
-from lab4.report.format import NA, big, finite_mean, fmt, signed, tex_escape
-from lab4.report.format import display_name
-from lab4.report.stats import PAIR_CASES, by_seed, pair_test
+from lab4.report.format import (NA, big, check_cases, display_name, finite_mean, fmt, macro_file, mean_pm, signed,
+                               tex_escape)
+from lab4.report.stats import (PAIR_CASES, RANK_CASES, by_seed, holm, interval_text, pair_test, rank_macros,
+                               seed_diff)
 from lab4.rundir import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
@@ -35,14 +38,6 @@ CASES = {
     # is the MSE / KL / active-units winner above tested over seeds against the other side (lab4.report.stats)
     "LowestMSETestCase": PAIR_CASES, "HighestKLTestCase": PAIR_CASES, "CollapseTestCase": PAIR_CASES,
 }
-
-
-
-
-
-
-
-
 
 
 # -- units ------------------------------------------------------------------------------------
@@ -82,8 +77,6 @@ def _final(run: RunDir, col: str) -> float:
 
 def _kl_groups(runs):
     return {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
-
-
 
 
 def mse_kl_macros(runs) -> dict[str, str]:
@@ -229,3 +222,73 @@ def loss_rise_macros(runs) -> dict[str, str]:
 
 
 MACRO_PARTS = (mse_kl_macros, collapse_macros, convergence_macros, loss_rise_macros)
+
+
+# -- the loss balance: the same schedules on the lab's loss --------------------------------------
+LOSS_BALANCE_CASES = ("measured", "absent")
+MODEL_DIMS = {"F_dim", "L_dim", "N_dim", "D_out_dim", "frame_H", "frame_W"}
+
+
+def load_screen(folder) -> list[dict]:
+    """The lab-loss screen (scripts/screen_quick.py): one record per (setting, strategy, seed), {} if absent."""
+    folder = Path(folder)
+    return [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def lab_loss_setting(screen: list[dict]) -> str | None:
+    """The screened lab-loss setting the report compares: of those on the grid's model with at least two seeds
+    of every KL schedule and no failed run, the one with the highest mean validation PSNR (None: no such one)."""
+    tags = {}
+    for rec in screen:  # the lab's loss on the grid's model: pairs by seed share the initial weights
+        over = rec.get("over", {})
+        if over.get("kl_weight") == 1.0 and rec["strategy"] in KL_STRATEGIES and not set(over) & MODEL_DIMS:
+            tags.setdefault(rec["tag"], []).append(rec)
+    ok = {t: rs for t, rs in tags.items()
+          if all(r.get("err") is None and r.get("psnr") is not None for r in rs)
+          and all(len({r["seed"] for r in rs if r["strategy"] == s}) >= 2 for s in KL_STRATEGIES)}
+    return max(ok, key=lambda t: np.mean([r["psnr"] for r in ok[t]])) if ok else None
+
+
+def loss_balance_macros(runs, screen: list[dict]) -> dict[str, str]:
+    """The KL schedules on the lab's loss (the KL summed, weight 1) against the same schedules and seeds in the
+    grid (the KL as a mean): validation PSNR of the first z draw (what the screen measured), final KL, active
+    units, the rank among the schedules on the lab's loss, and the paired test of the loss change per schedule."""
+    tag = lab_loss_setting(screen)
+    m = {"LossBalanceCase": "measured" if tag else "absent"}
+    if not tag:
+        return m
+    recs = [r for r in screen if r["tag"] == tag and r["strategy"] in KL_STRATEGIES]
+    g = group(runs)
+    over = {k: v for k, v in recs[0]["over"].items() if k not in ("kl_weight", "seed")}
+    m["LossBalanceSetting"] = tex_escape(", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                                   for k, v in over.items()) or "none")
+    lab = {s: {r["seed"]: r["psnr"] for r in recs if r["strategy"] == s} for s in KL_STRATEGIES}
+    mean_kl = {s: by_seed(g.get(s, []), lambda r: float(r.psnr()["psnr"].mean()) if r.psnr() is not None
+                          else math.nan) for s in KL_STRATEGIES}
+    frames = max(1, int(recs[0]["over"].get("train_vi_len", 4)) - 1)  # the quick profile's 4-frame clips
+    for s in KL_STRATEGIES:
+        mine = [r for r in recs if r["strategy"] == s]
+        m[f"LabLoss{display_name(s)}PSNR"] = mean_pm(list(lab[s].values()))
+        m[f"LabLoss{display_name(s)}KL"] = big(finite_mean([r.get("final_kl", math.nan) / frames for r in mine]))
+    m["LabLossSeeds"] = str(min(len(v) for v in lab.values()))
+    m["LabLossRuns"] = str(len(recs))
+    m["LabLossActiveMax"] = str(max(int(r.get("active_units") or 0) for r in recs))
+    base = finite_mean([r.number("baseline_mean_psnr") for r in runs])
+    m["LabLossAboveBaseline"] = str(sum(r["psnr"] > base for r in recs)) if np.isfinite(base) else NA
+    m.update(rank_macros({s: v for s, v in lab.items() if v}, "LabLoss"))
+    tests = holm([seed_diff(mean_kl[s], lab[s]) if mean_kl[s] else None for s in KL_STRATEGIES])
+    m["LossBalanceTests"] = "; ".join(f"{display_name(s)} {interval_text(iv)}" for s, iv in zip(KL_STRATEGIES, tests)
+                                      if iv is not None) or NA
+    m["LossBalanceBetterCount"] = str(sum(iv is not None and iv.verdict == "above" for iv in tests))
+    check_cases(m, {"LossBalanceCase": LOSS_BALANCE_CASES, "LabLossRankCase": RANK_CASES})
+    return m
+
+
+def write_loss_balance(runs, screen_dir, generated_dir) -> Path:
+    """generated/lossbalance.tex: the macros of the loss-balance paragraph (its case says whether the screen
+    is there)."""
+    out = Path(generated_dir) / "lossbalance.tex"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    macros = loss_balance_macros(runs, load_screen(screen_dir))
+    out.write_text(macro_file("lab4.report.training.write_loss_balance", macros))
+    return out
