@@ -55,7 +55,7 @@ def main(tag: str, strategy: str, overrides: str, out: str = "results/speedrun-s
         res = validate(trainer.model, trainer.val_data, seed=seed) if err is None else None
         res0 = validate(trainer.model, trainer.val_data, seed=seed, zero_z=True) if err is None else None
         au = active_units(trainer.model, trainer.val_data) if err is None else None
-    rec = dict(tag=tag, strategy=strategy, seed=seed, over=over, train_cpu=round(c1 - c0, 1),
+    rec = dict(tag=tag, strategy=strategy, seed=seed, over=over, amp=trainer.amp, train_cpu=round(c1 - c0, 1),
                val_cpu=round(time.process_time() - c1, 1), err=err)
     if res:
         rec.update(psnr=round(res["mean_psnr"], 2), first10=round(float(res["psnr"][:10].mean()), 2),

@@ -609,4 +609,10 @@ def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
     # the psnr_per_frame.csv of every synthetic run averages to its PSNR: the grid side is [28.0, 28.5, 27.0] etc.
     assert m["LossBalanceBetterCount"] == "2" and "None $+$0.10~dB" in m["LossBalanceTests"], m["LossBalanceTests"]
     assert m["LabLossRankBest"] == "None" and m["LabLossRankCase"] in ("clear", "partial")
+    assert m["LossBalancePrecisionCase"] == "unknown"  # the synthetic screen records no precision
+    for r in screen:
+        r["amp"] = True
+    m = T.loss_balance_macros(runs, screen)
+    assert (m["LossBalancePrecisionCase"], m["LossBalanceScreenPrecision"], m["LossBalanceGridPrecision"]) == \
+        ("differs", "bf16", "fp32")  # the synthetic runs' summaries record no bf16
     assert T.loss_balance_macros(runs, []) == {"LossBalanceCase": "absent"}

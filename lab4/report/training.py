@@ -280,7 +280,14 @@ def loss_balance_macros(runs, screen: list[dict]) -> dict[str, str]:
     m["LossBalanceTests"] = "; ".join(f"{display_name(s)} {interval_text(iv)}" for s, iv in zip(KL_STRATEGIES, tests)
                                       if iv is not None) or NA
     m["LossBalanceBetterCount"] = str(sum(iv is not None and iv.verdict == "above" for iv in tests))
-    check_cases(m, {"LossBalanceCase": LOSS_BALANCE_CASES, "LabLossRankCase": RANK_CASES})
+    screen_amp = {r.get("amp") for r in recs}
+    grid_amp = {bool((r.summary().get("speed") or {}).get("amp")) for s in KL_STRATEGIES for r in g.get(s, [])}
+    m["LossBalancePrecisionCase"] = ("unknown" if None in screen_amp or len(screen_amp | grid_amp) > 2 or not grid_amp
+                                     else "same" if screen_amp == grid_amp else "differs")
+    m["LossBalanceScreenPrecision"] = "bf16" if screen_amp == {True} else "fp32" if screen_amp == {False} else NA
+    m["LossBalanceGridPrecision"] = "bf16" if grid_amp == {True} else "fp32" if grid_amp == {False} else NA
+    check_cases(m, {"LossBalanceCase": LOSS_BALANCE_CASES, "LabLossRankCase": RANK_CASES,
+                    "LossBalancePrecisionCase": ("same", "differs", "unknown")})
     return m
 
 
