@@ -603,7 +603,7 @@ def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
                    for s in lab for k in range(2)]
     assert T.lab_loss_setting(screen + failed + other_model) == "L3"  # L9 failed once; L7 is another model
     m = T.loss_balance_macros(runs, screen + failed)
-    assert m["LossBalanceCase"] == "measured" and m["LossBalanceSetting"] == r"clip\_grad 100"
+    assert m["LossBalanceCase"] == "measured" and m["LossBalanceSetting"] == "a gradient-norm clip at 100 instead of the lab's 1"
     assert m["LabLossSeeds"] == "3" and m["LabLossRuns"] == "9" and m["LabLossActiveMax"] == "0"
     assert m["LabLossCyclicalPSNR"].startswith("16.73 $\\pm$") and m["LabLossCyclicalKL"] == "0.03"
     # the psnr_per_frame.csv of every synthetic run averages to its PSNR: the grid side is [28.0, 28.5, 27.0] etc.

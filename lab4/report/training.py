@@ -227,6 +227,8 @@ MACRO_PARTS = (mse_kl_macros, collapse_macros, convergence_macros, loss_rise_mac
 # -- the loss balance: the same schedules on the lab's loss --------------------------------------
 LOSS_BALANCE_CASES = ("measured", "absent")
 MODEL_DIMS = {"F_dim", "L_dim", "N_dim", "D_out_dim", "frame_H", "frame_W"}
+SETTING_PHRASES = {"clip_grad": "a gradient-norm clip at {} instead of the lab's 1", "lr": "a learning rate of {}",
+                   "amp": "bf16 autocast {}", "train_vi_len": "{}-frame clips"}
 
 
 def load_screen(folder) -> list[dict]:
@@ -260,8 +262,8 @@ def loss_balance_macros(runs, screen: list[dict]) -> dict[str, str]:
     recs = [r for r in screen if r["tag"] == tag and r["strategy"] in KL_STRATEGIES]
     g = group(runs)
     over = {k: v for k, v in recs[0]["over"].items() if k not in ("kl_weight", "seed")}
-    m["LossBalanceSetting"] = tex_escape(", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                                                   for k, v in over.items()) or "none")
+    m["LossBalanceSetting"] = tex_escape(", ".join(SETTING_PHRASES.get(k, k + " {}").format(f"{v:g}" if isinstance(
+        v, float) else v) for k, v in over.items()) or "nothing")
     lab = {s: {r["seed"]: r["psnr"] for r in recs if r["strategy"] == s} for s in KL_STRATEGIES}
     mean_kl = {s: by_seed(g.get(s, []), lambda r: float(r.psnr()["psnr"].mean()) if r.psnr() is not None
                           else math.nan) for s in KL_STRATEGIES}
