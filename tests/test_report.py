@@ -160,7 +160,8 @@ def test_figures_and_macros(built):
     # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
     latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand", "IfFileExists"}
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
-    gpu = {u for u in used if u.startswith("Gpu")}  # the GPU section's: test_gpu_section_macros
+    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss"))}  # test_gpu_section_macros and
+    # test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed check the GPU and loss-balance ones
     assert used - gpu - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - gpu - defined)}"
     assert macro_values(built["out"]["gpu"]) == {"GpuCase": "absent"}
     m = macro_values(built["out"]["macros"])
@@ -186,7 +187,8 @@ def test_every_case_has_its_sentences():
     """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
     from lab4.report.gpu import CASES as GPU_CASES
     from lab4.report.numbers import CASES
-    CASES = {**CASES, **GPU_CASES}
+    from lab4.report.training import BALANCE_CASES
+    CASES = {**CASES, **GPU_CASES, **BALANCE_CASES}
     found = cases_in_tex(MAIN_TEX.read_text())
     assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != report_numbers.CASES {sorted(CASES)}"
     for name, values in CASES.items():
@@ -610,6 +612,9 @@ def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
     assert m["LossBalanceBetterCount"] == "2" and "None $+$0.10~dB" in m["LossBalanceTests"], m["LossBalanceTests"]
     assert m["LabLossRankBest"] == "None" and m["LabLossRankCase"] in ("clear", "partial")
     assert m["LossBalancePrecisionCase"] == "unknown"  # the synthetic screen records no precision
+    tex = MAIN_TEX.read_text()
+    used = {u for u in re.findall(r"\\([A-Z][A-Za-z]+)", tex) if u.startswith(("LossBalance", "LabLoss"))}
+    assert used - set(m) == set(), f"the loss-balance paragraph uses macros it is not given: {sorted(used - set(m))}"
     for r in screen:
         r["amp"] = True
     m = T.loss_balance_macros(runs, screen)

@@ -225,7 +225,9 @@ MACRO_PARTS = (mse_kl_macros, collapse_macros, convergence_macros, loss_rise_mac
 
 
 # -- the loss balance: the same schedules on the lab's loss --------------------------------------
-LOSS_BALANCE_CASES = ("measured", "absent")
+BALANCE_CASES = {  # the loss-balance paragraph's, written to their own file (generated/lossbalance.tex)
+    "LossBalanceCase": ("measured", "absent"), "LabLossRankCase": RANK_CASES,
+    "LossBalancePrecisionCase": ("same", "differs", "unknown")}
 MODEL_DIMS = {"F_dim", "L_dim", "N_dim", "D_out_dim", "frame_H", "frame_W"}
 SETTING_PHRASES = {"clip_grad": "a gradient-norm clip at {} instead of the lab's 1", "lr": "a learning rate of {}",
                    "amp": "bf16 autocast {}", "train_vi_len": "{}-frame clips"}
@@ -288,8 +290,7 @@ def loss_balance_macros(runs, screen: list[dict]) -> dict[str, str]:
                                      else "same" if screen_amp == grid_amp else "differs")
     m["LossBalanceScreenPrecision"] = "bf16" if screen_amp == {True} else "fp32" if screen_amp == {False} else NA
     m["LossBalanceGridPrecision"] = "bf16" if grid_amp == {True} else "fp32" if grid_amp == {False} else NA
-    check_cases(m, {"LossBalanceCase": LOSS_BALANCE_CASES, "LabLossRankCase": RANK_CASES,
-                    "LossBalancePrecisionCase": ("same", "differs", "unknown")})
+    check_cases(m, BALANCE_CASES)
     return m
 
 
