@@ -88,8 +88,8 @@ def notebook_parameters(run: Entry) -> dict:
             params[k] = v
         else:
             extra[k] = list(v) if isinstance(v, tuple) else v
-    if named_dataset(params.get("data_root", "")):  # absolute: the notebook runs in notebooks/, maybe elsewhere
-        params["data_root"] = named_dataset(params.get("data_root", ""))
+    if data_root := named_dataset(params.get("data_root", "")):  # absolute: the notebook runs in notebooks/
+        params["data_root"] = data_root
     params["extra"] = extra
     return params
 

@@ -12,8 +12,8 @@ autocast where the CPU has native bf16 (lab4.util.device.cpu_has_native_bf16; fp
 channels_last, eager (inductor's compile costs minutes and gains nothing there), the lab's batch 2 and
 the per-frame teacher-forced step (``batched_tf`` off: at the lab's 16-frame clips the batched step is
 memory-bound on a CPU, the per-frame one stays in cache). A run takes that step when its config turns
-``batched_tf`` off; at the quick profile's 4-frame clips the two cost within 10% of each other
-(scripts/tf_step_speed.py), so the quick profile keeps the batched one.
+``batched_tf`` off; at the quick profile's 4-frame clips the two cost within 10% of each other on a
+Zen 4 EPYC (scripts/tf_step_speed.py), so the quick profile keeps the batched one.
 Both modes run with teacher forcing ON (the lab's first epochs; its template draws one coin per epoch).
 On CPU the run is scaled down (fewer seconds, shorter rollouts) to finish in ~2 min; rollout times for
 630 frames are then extrapolated from the measured per-frame time and marked so.
