@@ -110,16 +110,17 @@ PROFILES: dict[str, dict] = {
     "gpu": dict(synth_preset="full", batch_size=16, lr=2e-3, amp=True, channels_last=True, compile=True,
                 fused_adam=True, cuda_graphs=True, num_epoch=4, milestones=(3,), clip_grad=0.0, tfr_sde=2,
                 tfr_d_step=0.5, kl_anneal_cycle=2, kl_anneal_ratio=0.5, per_save=1, val_every=1, progress=False),
-    # Sized for 2 CPU cores, three seeds of every grid entry inside `make report`'s 20 minutes: a narrow model,
+    # Sized for 2 CPU cores, a few CPU-minutes a run (docs/speedrun.md has the times): a narrow model,
     # 4-frame clips, half the clips, 3 epochs, teacher forcing 1 / 0.5 / 0, the lab's gradient clip at norm 1,
     # the KL as a mean over the 8*32*64 latent elements (like the MSE over pixels: an effective beta the sum
     # made 16,384x larger, which drove the posterior to the prior within two epochs), and bf16 autocast with
-    # channels_last on a CPU with native bf16 (fp32 elsewhere). Validation after epochs 2 and 3 (the last gain).
+    # channels_last on a CPU with native bf16 (fp32 elsewhere). Validation only after the last epoch, the draws
+    # and the z = 0 rollout as one batch: evaluation was a third of a run.
     # Each choice was measured: docs/speedrun.md.
     "quick": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=2, lr=3e-3,
                   train_vi_len=4, partial=0.5, num_epoch=3, milestones=(2,), clip_grad=1.0,
                   kl_weight=1 / (8 * 32 * 64), tfr_sde=1, tfr_d_step=0.5, kl_anneal_cycle=2, kl_anneal_ratio=0.5,
-                  per_save=1, val_every=2, val_draws=3, amp=True, channels_last=True),
+                  per_save=1, val_every=0, val_draws=3, amp=True, channels_last=True),
     "tiny": dict(synth_preset="tiny", F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, batch_size=2, num_epoch=2,
                  milestones=(1,), tfr_sde=1, per_save=1, val_every=1, kl_anneal_cycle=2, progress=False),
 }

@@ -89,14 +89,17 @@ def test_parameters_split_into_flat_and_extra(tmp_path):
 
 def test_committed_grid_is_valid():
     names = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "quick")]
-    strategies = ["cyclical", "monotonic", "none", "tf-off", "tf-half", "free-bits"]
-    assert names == [f"{s}{k}" for s in strategies for k in ("", "-s1", "-s2")]  # 3 seeds of every entry
+    strategies = ["cyclical", "monotonic", "none", "tf-off"]
+    assert names == [f"{s}{k}" for s in strategies for k in ("", "-s1", "-s2", "-s3", "-s4")]  # 5 seeds of each
     full = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "full")]
-    assert {"cyclical-s1", "monotonic-s2", "tf-half-s2", "free-bits-s2"} <= set(full) and len(full) == 18
+    assert {"cyclical-s1", "monotonic-s2", "tf-off-s2"} <= set(full) and len(full) == 12
     runs = dict(experiments.load_grid(ROOT / "experiments.yaml", "quick"))
     # only the first seed rolls out the test sequences (the submission); the extra seeds skip it
     assert "predict" not in runs["cyclical"] and runs["cyclical-s1"]["predict"] is False
     assert runs["cyclical-s2"] == {**runs["cyclical"], "seed": 2, "predict": False}
+    extra = dict(experiments.load_grid(ROOT / "experiments-extra.yaml", "quick"))
+    assert sorted(extra) == sorted(f"{s}{k}" for s in ("tf-half", "free-bits") for k in ("", "-s1", "-s2"))
+    assert not set(extra) & set(runs)  # the extra grid adds to the report's runs folder, never overwrites
 
 
 @pytest.mark.parametrize("text, message", [
