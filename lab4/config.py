@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab4.schedules import KL_STRATEGIES
+from lab4.schedules import KL_TYPES
 from lab4.util.errors import Lab4Error
 from lab4.util.paths import named_dataset
 
@@ -33,6 +33,8 @@ class Config:
     frame_H: int = 32
     frame_W: int = 64
     clamp_feedback: bool = True        # clamp generated frames to [0, 1] before feeding them back
+    leaky_true_slope: float = 1.0      # slope of the template's two LeakyReLU(True) layers (pose encoder, Gaussian
+                                       # predictor): 1.0, the template's, makes them the identity; 0.01 a real one
     # optimisation (the lab's)
     batch_size: int = 2
     lr: float = 1e-3
@@ -156,8 +158,9 @@ def check_config(cfg: Config) -> None:
         (cfg.train_vi_len >= 2, "train_vi_len must be >= 2"),
         (0 <= cfg.tfr <= 1, "tfr must be in [0, 1]"),
         (cfg.tfr_d_step >= 0, "tfr_d_step must be >= 0"),
-        (cfg.kl_anneal_type.lower() in KL_STRATEGIES,
-         "kl_anneal_type must be cyclical, monotonic or none"),
+        (cfg.kl_anneal_type.lower() in KL_TYPES,
+         f"kl_anneal_type must be one of {', '.join(KL_TYPES)}"),
+        (cfg.leaky_true_slope >= 0, "leaky_true_slope must be >= 0"),
         (cfg.kl_anneal_cycle >= 1, "kl_anneal_cycle must be >= 1"),
         (0 < cfg.kl_anneal_ratio <= 1, "kl_anneal_ratio must be in (0, 1]"),
         (cfg.per_save >= 1, "per_save must be >= 1"),

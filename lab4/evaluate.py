@@ -21,11 +21,13 @@ PUBLIC_SEQS = (0, 1, 2)
 PRIVATE_SEQS = (3, 4)
 
 
+# report: psnr begin
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """(T, C, H, W) x2 -> (T,) PSNR of each frame on its own (not over the batch)."""
     mse = (pred.double() - target.double()).pow(2).flatten(1).mean(1)
     psnr = 10 * torch.log10(data_range**2 / mse.clamp_min(1e-30))
     return torch.where(mse == 0, torch.full_like(psnr, PSNR_CAP), psnr.clamp(max=PSNR_CAP))
+# report: psnr end
 
 
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -181,12 +183,14 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     return torch.round(frames.clamp(0, 1) * 255).to(torch.uint8).numpy()
 
 
+# report: submission begin
 def write_submission(path, preds: list[torch.Tensor]) -> None:
     """Columns id,0..C*H*W-1; row 630k+j is frame j of sequence k flattened in C, H, W order."""
     arr = np.concatenate([to_uint8(p).reshape(len(p), -1) for p in preds])  # (sum T, C*H*W)
     header = "id," + ",".join(map(str, range(arr.shape[1])))
     lines = [header] + [f"{i}," + ",".join(map(str, row.tolist())) for i, row in enumerate(arr)]
     atomic_write_text(path, "\n".join(lines) + "\n")
+# report: submission end
 
 
 def write_gif(path, frames: torch.Tensor, scale: int = 2, fps: int = 25) -> None:
@@ -204,6 +208,23 @@ def write_gif(path, frames: torch.Tensor, scale: int = 2, fps: int = 25) -> None
 
 
 # -- the local scorer --------------------------------------------------------------------------
+def read_sequence(path, k: int = 0, frames: int = 630, H: int = 32, W: int = 64) -> torch.Tensor:
+    """Test sequence ``k`` read back from a submission file (rows 630k..630k+629) -> uint8 (T, 3, H, W).
+    Reads only as far as that sequence; read_submission checks a whole file."""
+    rows = []
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for i, row in enumerate(reader):
+            if i >= (k + 1) * frames:
+                break
+            if i >= k * frames:
+                rows.append(np.asarray(row[1:], np.uint8))
+    if not rows:
+        raise Lab4Error(f"{path}: no rows for test sequence {k}")
+    return torch.from_numpy(np.stack(rows)).reshape(len(rows), 3, H, W)
+
+
 def read_submission(path, n_rows: int, n_values: int) -> np.ndarray:
     """Parse and check a submission strictly: every fault is one line naming the file and the row."""
     path = Path(path)

@@ -74,22 +74,22 @@ class RGBEncoder(nn.Sequential):
 class LabelEncoder(nn.Sequential):
     """Pose encoder 3 -> L (the lab's Label_Encoder; its LeakyReLU(True) has slope 1.0)."""
 
-    def __init__(self, L: int):
+    def __init__(self, L: int, slope: float = 1.0):
         super().__init__(
             nn.ReflectionPad2d(3), nn.Conv2d(3, L // 2, 7), nn.BatchNorm2d(L // 2),
-            nn.LeakyReLU(True), ResidualBlock(L // 2, L),
+            nn.LeakyReLU(slope), ResidualBlock(L // 2, L),
         )
 
 
 class GaussianPredictor(nn.Module):
     """Posterior q(z | x_t, P_t): (F+L) features -> mu, logvar, each (B, N, H, W)."""
 
-    def __init__(self, cin: int, N: int):
+    def __init__(self, cin: int, N: int, slope: float = 1.0):
         super().__init__()
         self.net = nn.Sequential(
             ResidualBlock(cin, N // 4), DepthConvBlock(N // 4),
             ResidualBlock(N // 4, N // 2), DepthConvBlock(N // 2),
-            ResidualBlock(N // 2, N), nn.LeakyReLU(True), nn.Conv2d(N, 2 * N, 1),
+            ResidualBlock(N // 2, N), nn.LeakyReLU(slope), nn.Conv2d(N, 2 * N, 1),
         )
 
     def forward(self, frame_feat, pose_feat):
@@ -145,7 +145,8 @@ def kl_per_channel(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class CVAE(nn.Module):
     """The five lab modules plus the two things training and testing need: a clip loss and a rollout."""
 
-    def __init__(self, F: int = 128, L: int = 32, N: int = 12, D: int = 192, clamp_feedback: bool = True):
+    def __init__(self, F: int = 128, L: int = 32, N: int = 12, D: int = 192, clamp_feedback: bool = True,
+                 leaky_true_slope: float = 1.0):
         super().__init__()
         for name, v, m in (("F", F, 8), ("L", L, 2), ("N", N, 4), ("D", D, 8)):
             if v <= 0 or v % m:
@@ -158,8 +159,9 @@ class CVAE(nn.Module):
         # out of what the encoder was trained on. A no-op on real frames, so teacher forcing is unchanged.
         self.clamp_feedback = clamp_feedback
         self.frame_transformation = RGBEncoder(F)
-        self.label_transformation = LabelEncoder(L)
-        self.Gaussian_Predictor = GaussianPredictor(F + L, N)
+        # the template's LeakyReLU(True) has slope True == 1, the identity; leaky_true_slope=0.01 makes it one
+        self.label_transformation = LabelEncoder(L, leaky_true_slope)
+        self.Gaussian_Predictor = GaussianPredictor(F + L, N, leaky_true_slope)
         self.Decoder_Fusion = DecoderFusion(F + L + N, D)
         self.Generator = Generator(D)
 
@@ -190,6 +192,7 @@ class CVAE(nn.Module):
         H, W, averaged over the batch) at that many nats: below the floor the KL costs a constant and gets
         no gradient, so the encoder is not pushed to collapse. The returned ``kl`` stays the true KL.
         """
+# report: clip-loss begin
         B, T = frames.shape[:2]
         step_fn = step_fn or self.step
         flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
@@ -197,7 +200,7 @@ class CVAE(nn.Module):
         pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
         if teacher_forcing and not batched:
             steps = [step_fn(frame_feat[:, t - 1], pose_feat[:, t], frame_feat[:, t]) for t in range(1, T)]
-            pred, mu, logvar = (torch.stack(x) for x in zip(*steps))  # (T-1, B, ...)
+            pred, mu, logvar = (torch.stack(x) for x in zip(*steps))  # (T-1, B, C, H, W) each
         elif teacher_forcing:
             pred, mu, logvar = step_fn(
                 frame_feat[:, :-1].flatten(0, 1), pose_feat[:, 1:].flatten(0, 1), frame_feat[:, 1:].flatten(0, 1)
@@ -213,7 +216,7 @@ class CVAE(nn.Module):
                 preds.append(p), mus.append(m), logvars.append(lv)
                 if t < T - 1:
                     prev_feat = self.frame_transformation(self.feedback(p))
-            pred, mu, logvar = torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, ...)
+            pred, mu, logvar = torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, C, H, W) each
         target = frames[:, 1:].transpose(0, 1).float()  # (T-1, B, 3, H, W)
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
         kl_t = torch.stack([kl_divergence(m, lv) for m, lv in zip(mu, logvar)])  # (T-1,), the listed function
@@ -223,6 +226,7 @@ class CVAE(nn.Module):
         else:
             kl_loss = kl  # no floor: the lab's KL term itself
         loss = mse + (beta * kl_weight) * kl_loss  # beta * 1.0 is exactly beta: the lab's loss, bit for bit
+# report: clip-loss end
         return dict(loss=loss, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
 
     # -- generation from the prior -----------------------------------------------------------
@@ -236,6 +240,7 @@ class CVAE(nn.Module):
         the given one. Each output goes back in through :meth:`feedback` (clamped to [0, 1] unless
         ``clamp_feedback`` is off); the frames returned are the raw outputs, so callers clamp for metrics.
         """
+# report: rollout begin
         B, T = poses.shape[:2]
         N, (H, W) = self.dims["N"], poses.shape[-2:]
         pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
@@ -252,6 +257,7 @@ class CVAE(nn.Module):
             prev = step_fn(prev, pose_feat[:, t], z)
             out.append(prev)
         return torch.stack(out, dim=1)
+# report: rollout end
 
     def rollout_step(self, prev, pose_feat, z):
         """One generation step from raw pixels; the unit that CUDA graphs / compile capture."""

@@ -50,6 +50,50 @@ def save(fig, stem, formats=("pdf", "png")) -> list[Path]:
     return out
 
 
+# -- helpers of the report's figures (lab4.report.figures) ----------------------------------------
+def stack(series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """pandas Series indexed by x -> (x, mean, min, max) over the series, on the x values they share."""
+    import pandas as pd
+    df = pd.concat(series, axis=1, join="inner")
+    x = df.index.to_numpy(dtype=float)
+    v = df.to_numpy(dtype=float)
+    return x, v.mean(1), v.min(1), v.max(1)
+
+
+def band_plot(ax, series, color, label, band: bool = True, **kw) -> bool:
+    """One line per strategy: a single run as is, several seeds as their mean with a min-max band."""
+    series = [s.dropna() for s in series if s is not None and len(s.dropna())]
+    if not series:
+        return False
+    x, mean, lo, hi = stack(series)
+    if len(x) == 0:
+        return False
+    ax.plot(x, mean, color=color, label=label, **kw)
+    if band and len(series) > 1:
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+    return True
+
+
+def empty(ax, msg: str) -> None:
+    """A panel that says what is missing instead of an empty axis."""
+    ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def log_if_wide(ax, values, ratio: float = 20) -> None:
+    """A log axis where positive values span more than ``ratio`` times."""
+    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    if len(v) and (v > 0).all() and v.max() / max(v.min(), 1e-12) > ratio:
+        ax.set_yscale("log")
+
+
+def epoch_lines(ax, epochs: int) -> None:
+    """Dotted verticals at the epoch boundaries of a per-iteration plot."""
+    for e in range(1, int(epochs)):
+        ax.axvline(e, color="0.6", lw=0.6, ls=":", zorder=0)
+
+
 def plot_psnr_run(path, res: dict, title: str = "") -> None:
     """PSNR per generated frame of one rollout, with the repeat-the-first-frame baseline."""
     fig, ax = figure(height=2.4)
@@ -77,22 +121,29 @@ def strip_image(gt: torch.Tensor, pred: torch.Tensor, n: int = 8) -> np.ndarray:
     return canvas, idx
 
 
-def save_strip(path, gt: torch.Tensor, pred: torch.Tensor, n: int = 8, title: str = "") -> None:
+def save_strip(path, gt: torch.Tensor, pred: torch.Tensor, n: int = 8, title: str = "", xlabel: str = "frame index",
+               labels=("ground truth", "generated")) -> list[Path]:
+    """Ground truth above generated frames, drawn at the text width: ``path`` with a suffix is one file, a
+    stem without one gets stem.pdf and stem.png (the report's)."""
     img, idx = strip_image(gt, pred, n)
-    fig, ax = figure(height=TEXT_WIDTH_IN * img.shape[0] / img.shape[1] + 0.5)
+    fig, ax = figure(height=TEXT_WIDTH_IN * img.shape[0] / img.shape[1] + (0.6 if title else 0.4))
     ax.imshow(img, interpolation="nearest")
     H = (img.shape[0] - 2) // 2
     W = (img.shape[1] + 2) // n - 2
     ax.set_xticks([j * (W + 2) + W / 2 for j in range(n)], [str(i) for i in idx])
-    ax.set_yticks([H / 2, H + 2 + H / 2], ["ground truth", "generated"])
+    ax.set_yticks([H / 2, H + 2 + H / 2], list(labels))
     ax.grid(False)
-    ax.set_xlabel("frame index")
+    ax.set_xlabel(xlabel)
     if title:
         ax.set_title(title)
     for s in ax.spines.values():
         s.set_visible(False)
-    fig.savefig(path)
-    plt.close(fig)
+    fig.tight_layout()
+    if Path(path).suffix:
+        fig.savefig(path)
+        plt.close(fig)
+        return [Path(path)]
+    return save(fig, path)
 
 
 def save_dataset_preview(path, split, n: int = 6, step: int = 12) -> None:

@@ -54,7 +54,7 @@ class OutOfMemory(Lab4Error):
 
 
 def build_model(cfg: Config, device=None) -> CVAE:
-    model = CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback)
+    model = CVAE(cfg.F_dim, cfg.L_dim, cfg.N_dim, cfg.D_out_dim, cfg.clamp_feedback, cfg.leaky_true_slope)
     if device is not None:
         model = model.to(device)
     if cfg.channels_last:
@@ -215,10 +215,10 @@ class Trainer:
                 lr *= self.cfg.gamma
         return lr
 
+# report: train-step begin
     def step(self, starts, progress: float) -> IterLog:
-        """One optimisation step on the clips that start at ``starts`` (ClipSampler), at fractional epoch
-        ``progress``, which sets beta, the teacher-forcing coin and the lr. The epoch loop, the speedrun and the
-        bench all take this step, so what they time is what a run does. The logged values stay on the device."""
+        """One step on the clips at ``starts``; fractional epoch ``progress`` sets beta, the coin and the lr."""
+        # the epoch loop, the speedrun and the bench all take this step: what they time is what a run does
         cfg = self.cfg
         beta, use_tf = beta_at(cfg, progress), self.tf.draw(int(progress))
         for group in self.optimizer.param_groups:
@@ -231,6 +231,7 @@ class Trainer:
         self.optimizer.step()
         logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
         return IterLog(progress, beta, use_tf, logged)
+# report: train-step end
 
     def loss_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
         """The clip loss (bf16 autocast where :func:`amp_enabled`; losses and KL in fp32) and its gradients."""

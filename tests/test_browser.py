@@ -306,7 +306,10 @@ def test_html_exports_stand_on_their_own(lab, browser, tmp_path_factory):
     page = w.page
     try:
         page.goto((html_dir / "index.html").as_uri())
-        links = {a.inner_text(): a.get_attribute("href") for a in page.locator("a").all()}
+        links = {a.inner_text(): a.get_attribute("href") for a in page.locator("a").all()
+                 if not a.get_attribute("href").startswith("gifs/")}
+        gifs = page.locator("figure img")  # the run's generated test sequence, when its notebook predicted
+        assert all(i.evaluate("i => i.complete && i.naturalWidth > 0") for i in gifs.all())
         assert links == {"The report (PDF)": "../main.pdf", "02 · One experiment · browser": "browser__02_train.html",
                          "Loss and scores · notes": "notes__maths.html"}
         assert (html_dir / links["The report (PDF)"]).resolve() == build / "main.pdf"

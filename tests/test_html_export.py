@@ -58,3 +58,21 @@ def test_export_has_a_title_no_machine_paths_and_no_network_scripts(tmp_path):
     index = (build / "html" / "index.html").read_text()
     assert 'href="quick__cyclical__02_train.html"' in index and 'href="../main.pdf"' in index
     assert ">02 · One experiment · quick/cyclical<" in index
+    assert "Generated test sequences" not in index  # no run predicted: no GIF section
+
+
+def test_index_shows_each_runs_first_test_sequence(tmp_path):
+    from PIL import Image
+    runs = tmp_path / "runs"
+    for name in ("cyclical", "none"):
+        (runs / name).mkdir(parents=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 02 · One experiment")]),
+                       str(runs / name / "02_train.ipynb"))
+    frames = [Image.new("RGB", (16, 8), (40 * k, 0, 0)) for k in range(3)]
+    frames[0].save(runs / "cyclical" / "pred_seq0.gif", save_all=True, append_images=frames[1:])
+    build = tmp_path / "build"
+    assert H.run_html(runs, build) == 0
+    index = (build / "html" / "index.html").read_text()
+    assert index.count("<img") == 1 and 'src="gifs/cyclical__pred_seq0.gif"' in index
+    assert (build / "html" / "gifs" / "cyclical__pred_seq0.gif").read_bytes() == \
+        (runs / "cyclical" / "pred_seq0.gif").read_bytes()

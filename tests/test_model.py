@@ -68,6 +68,22 @@ def test_slope_one_leaky_relu_quirk():
     assert gp.net[-2] is _slope_one_relus(gp)[0] and isinstance(gp.net[-1], nn.Conv2d)
 
 
+def test_leaky_true_slope_option_replaces_only_the_two_identity_layers():
+    """The template's quirk is the default; leaky_true_slope=0.01 turns just those two layers into a LeakyReLU,
+    with the same parameters (a checkpoint loads into either)."""
+    from lab4.config import make_config
+    from lab4.train import build_model
+    template, fixed = build_model(make_config("tiny")), build_model(make_config("tiny", leaky_true_slope=0.01))
+    slopes = {n: m.negative_slope for n, m in template.named_modules() if isinstance(m, nn.LeakyReLU)}
+    other = {n: m.negative_slope for n, m in fixed.named_modules() if isinstance(m, nn.LeakyReLU)}
+    changed = {n for n in slopes if slopes[n] != other[n]}
+    assert changed == {"label_transformation.3", "Gaussian_Predictor.net.5"}
+    assert all(slopes[n] == 1.0 and other[n] == 0.01 for n in changed)
+    assert [k for k, _ in template.state_dict().items()] == [k for k, _ in fixed.state_dict().items()]
+    x = torch.linspace(-3, 3, 13)
+    assert torch.equal(fixed.label_transformation[3](x), torch.where(x < 0, 0.01 * x, x))
+
+
 def test_reparameterize_statistics_and_gradients():
     torch.manual_seed(0)
     n = 200_000

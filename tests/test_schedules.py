@@ -69,6 +69,15 @@ def test_monotonic_one_ramp_then_one():
     assert kl_beta("monotonic", 9.9, total, 10, 0.5) == 1.0  # no restart
 
 
+def test_monotonic_held_ramps_over_its_epochs_then_holds_one():
+    """The other monotonic of student reports: a ramp over kl_anneal_cycle * ratio epochs, then 1, whatever the
+    run's length (the lab's "monotonic" here is one ramp over the whole run)."""
+    for p, want in ((0, 0.0), (1, 0.1), (5, 0.5), (10, 1.0), (37.5, 1.0), (70, 1.0)):
+        assert kl_beta("monotonic-held", p, 70, 10, 1.0) == pytest.approx(want)
+    assert kl_beta("monotonic-held", 2.5, 70, 10, 0.5) == pytest.approx(0.5)
+    assert kl_beta("monotonic", 5, 70, 10, 1.0) == pytest.approx(5 / 70)  # the single ramp is much slower
+
+
 def test_none_is_always_one():
     for p in (0, 0.1, 3.3, 69.9, 70):
         assert kl_beta("none", p, 70, 10, 1.0) == 1.0

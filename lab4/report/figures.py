@@ -3,6 +3,8 @@
 notebooks/03_compare.ipynb calls these on the runs of lab4.rundir.load_runs; report/main.tex includes
 the PDFs by the names in FIGURES. A missing piece (no psnr_per_frame.csv, no checkpoint) gives a
 figure that says what is missing instead of an exception, so one bad run never stops the others.
+Training curves are per iteration (a rolling mean over SMOOTH iterations, epoch boundaries dotted):
+epoch means hide what happens inside an epoch, such as a cyclical reset of beta.
 """
 from __future__ import annotations
 
@@ -13,43 +15,32 @@ import numpy as np
 import pandas as pd
 
 from lab4 import plots
+from lab4.evaluate import read_sequence
 from lab4.report.format import display_name
-from lab4.report.training import ACTIVE_THRESHOLD, active_units_of, kl_per_frame, latent_units
+from lab4.report.training import ACTIVE_THRESHOLD, active_units_of, frames_per_clip, latent_units
 from lab4.rundir import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
 
-FIGURES = ("dataset", "loss_curves", "beta_curves", "tfr_vs_loss", "collapse", "val_psnr_per_epoch",
-           "psnr_per_frame", "strip")
+FIGURES = ("dataset", "loss_curves", "tfr_vs_loss", "val_psnr", "psnr_per_frame", "strip", "submission_strip")
+# drawn too, but in the report only where they show something: beta_curves in the notebook (the loss figure has
+# a beta panel), collapse where some latent unit is active (else the report says so in one sentence)
+EXTRA_FIGURES = ("beta_curves", "collapse")
+SMOOTH = 25  # iterations in the centred rolling mean of a per-iteration curve
 
 
-# -- figure helpers -----------------------------------------------------------------------------
-def _stack(frames: list[pd.Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Series indexed by x -> (x, mean, min, max) over the series, on the x values they share."""
-    df = pd.concat(frames, axis=1, join="inner")
-    x = df.index.to_numpy(dtype=float)
-    v = df.to_numpy(dtype=float)
-    return x, v.mean(1), v.min(1), v.max(1)
+# -- per-iteration series -------------------------------------------------------------------------
+def _per_iter(run: RunDir, col: str, smooth: int = SMOOTH) -> pd.Series | None:
+    """A logged column per iteration, indexed by fractional epoch; the KL in nats per predicted frame."""
+    it = run.iter_metrics()
+    if col not in it or not len(it):
+        return None
+    v = pd.to_numeric(it[col], errors="coerce") / (frames_per_clip(run) if col == "kl" else 1)
+    s = pd.Series(v.to_numpy(), index=it["progress"].to_numpy(), name=run.name)
+    return s.rolling(max(1, min(smooth, len(s) // 10)), center=True, min_periods=1).mean() if smooth > 1 else s
 
 
-def _band_plot(ax, series: list[pd.Series], color, label, **kw):
-    """One line per strategy: a single run as is, several seeds as mean with a min-max band."""
-    series = [s.dropna() for s in series if s is not None and len(s.dropna())]
-    if not series:
-        return False
-    x, mean, lo, hi = _stack(series)
-    if len(x) == 0:
-        return False
-    n = len(series)
-    ax.plot(x, mean, color=color, label=label + (f" (mean of {n} seeds)" if n > 1 else ""), **kw)
-    if n > 1:
-        ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
-    return True
-
-
-def _empty(ax, msg: str) -> None:
-    ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _epochs(runs) -> int:
+    return max((int(r.config().get("num_epoch", 0) or 0) for r in runs), default=0)
 
 
 def _kl_groups(runs):
@@ -58,37 +49,43 @@ def _kl_groups(runs):
     return kl or g
 
 
-def _positive(ax, values) -> None:
-    v = np.asarray([x for x in values if np.isfinite(x)], float)
-    if len(v) and (v > 0).all() and v.max() / max(v.min(), 1e-12) > 20:
-        ax.set_yscale("log")
+def _tf_groups(runs):
+    """The teacher-forcing variants with the KL run whose schedule they share (its ratio decays) first."""
+    g = group(runs)
+    tf = {s: rs for s, rs in g.items() if s.startswith("tf")}
+    kl_of_tf = {str(r.config().get("kl_anneal_type", "")).lower() for rs in tf.values() for r in rs}
+    if len(kl_of_tf) == 1 and (ref := kl_of_tf.pop()) in g:
+        tf = {ref: g[ref], **tf}
+    return tf or g
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
 
 
 # -- the figures --------------------------------------------------------------------------------
 def loss_curves(runs, figures_dir) -> list[Path]:
-    """Total loss, MSE, KL and the pre-clip gradient norm per epoch for Monotonic, Cyclical and None."""
-    fig, axes = plots.figure(2, 2, height=3.9, sharex=True)
+    """Total loss, MSE, KL and beta per iteration for Monotonic, Cyclical and None (mean over seeds, band)."""
+    fig, axes = plots.figure(2, 2, height=3.4, sharex=True)
     axes = axes.ravel()
     groups = _kl_groups(runs)
-    panels = (("loss", "total loss"), ("mse", "MSE"), ("kl", "KL (summed over the clip, as logged)"),
-              ("grad_norm", "gradient norm before clipping"))
+    panels = (("loss", "total loss"), ("mse", "MSE (summed over the predicted frames)"),
+              ("kl", "KL (nats per predicted frame)"), ("beta", r"KL weight $\beta$"))
     for ax, (col, title) in zip(axes, panels):
         vals = []
         for i, (s, rs) in enumerate(groups.items()):
-            ser = [r.epoch_metrics().set_index("epoch")[col].rename(r.name) for r in rs if col in r.metrics()]
-            ser = [x.set_axis(x.index + 1) for x in ser]
-            if ser:
-                _band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
-            vals += [v for x in ser for v in x.tolist()]
+            ser = [_per_iter(r, col, smooth=1 if col == "beta" else SMOOTH) for r in rs]
+            plots.band_plot(ax, ser, plots.color_for(s, i), f"{display_name(s)} ({_seeds(len(rs))})", lw=1.0)
+            vals += [v for x in ser if x is not None for v in x.dropna().tolist()]
         if not vals:
-            _empty(ax, f"no {col} in these runs")
-        _positive(ax, vals)
+            plots.empty(ax, f"no {col} per iteration in these runs")
+        elif col != "beta":
+            plots.log_if_wide(ax, vals)
+        plots.epoch_lines(ax, _epochs(runs))
         ax.set(title=title)
     for ax in axes[2:]:
         ax.set(xlabel="epoch")
-    axes[0].set_ylabel("mean over the epoch")
-    axes[2].set_ylabel("mean over the epoch")
-    axes[0].legend(loc="best")
+    axes[0].legend(loc="best", fontsize=7)
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "loss_curves")
 
@@ -96,43 +93,35 @@ def loss_curves(runs, figures_dir) -> list[Path]:
 def beta_curves(runs, figures_dir) -> list[Path]:
     """The KL weight beta at every iteration against fractional epoch, one panel per strategy."""
     groups = _kl_groups(runs)
-    fig, axes = plots.figure(1, max(1, len(groups)), height=1.9, sharey=True, squeeze=False)
+    fig, axes = plots.figure(1, max(1, len(groups)), height=1.6, sharey=True, squeeze=False)
     axes = axes[0]
     for i, (ax, (s, rs)) in enumerate(zip(axes, groups.items())):
         it = rs[0].iter_metrics()
         ax.plot(it["progress"], it["beta"], color=plots.color_for(s, i), lw=1.2)
-        ax.set(xlabel="epoch (fractional)", title=display_name(s), ylim=(-0.05, 1.08))
+        ax.set(xlabel="epoch", title=display_name(s), ylim=(-0.05, 1.08))
     axes[0].set_ylabel(r"$\beta$")
     if not groups:
-        _empty(axes[0], "no runs")
+        plots.empty(axes[0], "no runs")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "beta_curves")
 
 
 def tfr_vs_loss(runs, figures_dir) -> list[Path]:
-    """Per-epoch loss (left, log) with the teacher-forcing ratio on a twin axis (right)."""
-    g = group(runs)
-    tf = {s: rs for s, rs in g.items() if s.startswith("tf")}
-    # the teacher-forcing variants share one KL schedule; the KL run with that schedule is their
-    # decaying-ratio reference, so it is drawn with them
-    kl_of_tf = {str(r.config().get("kl_anneal_type", "")).lower() for rs in tf.values() for r in rs}
-    if len(kl_of_tf) == 1 and (ref := kl_of_tf.pop()) in g:
-        tf = {ref: g[ref], **tf}
-    tf = tf or g
-    fig, ax = plots.figure(height=2.5)
+    """Loss per iteration of each teacher-forcing schedule (left) with its ratio on a twin axis (right)."""
+    fig, ax = plots.figure(height=2.2)
     ax2 = ax.twinx()
     vals = []
-    for i, (s, rs) in enumerate(tf.items()):
+    for i, (s, rs) in enumerate(_tf_groups(runs).items()):
         c = plots.color_for(s, i)
-        ser = [r.epoch_metrics().set_index("epoch")["loss"].rename(r.name) for r in rs]
-        ser = [x.set_axis(x.index + 1) for x in ser]
-        _band_plot(ax, ser, c, f"{display_name(s)} loss", marker="o", ms=2.5)
-        vals += [v for x in ser for v in x.tolist()]
-        ep = rs[0].epoch_metrics()
-        ax2.plot(ep["epoch"] + 1, ep["tfr"], color=c, ls=":", lw=1.4, drawstyle="steps-mid",
-                 label=f"{display_name(s)} ratio")
-    _positive(ax, vals)
-    ax.set(xlabel="epoch", ylabel="training loss (per epoch)")
+        ser = [_per_iter(r, "loss") for r in rs]
+        plots.band_plot(ax, ser, c, f"{display_name(s)} loss", lw=1.0)
+        vals += [v for x in ser if x is not None for v in x.tolist()]
+        ratio = _per_iter(rs[0], "tfr", smooth=1)
+        if ratio is not None:
+            ax2.plot(ratio.index, ratio.to_numpy(), color=c, ls=":", lw=1.4, label=f"{display_name(s)} ratio")
+    plots.log_if_wide(ax, vals)
+    plots.epoch_lines(ax, _epochs(runs))
+    ax.set(xlabel="epoch", ylabel="training loss")
     ax2.set_ylabel("teacher-forcing ratio")
     ax2.set_ylim(-0.05, 1.05)
     ax2.grid(False)
@@ -144,8 +133,70 @@ def tfr_vs_loss(runs, figures_dir) -> list[Path]:
     return plots.save(fig, Path(figures_dir) / "tfr_vs_loss")
 
 
+def collapse(runs, figures_dir) -> list[Path]:
+    """KL in nats per predicted frame per iteration; beside it the active latent units, only where any are."""
+    groups = _kl_groups(runs)
+    counts = {s: [active_units_of(r) for r in rs] for s, rs in group(runs).items()}
+    any_active = any(np.isfinite(a) and a > 0 for au in counts.values() for a in au)
+    fig, axes = plots.figure(1, 2 if any_active else 1, height=2.3, squeeze=False)
+    ax = axes[0, 0]
+    vals = []
+    for i, (s, rs) in enumerate(groups.items()):
+        ser = [_per_iter(r, "kl") for r in rs]
+        plots.band_plot(ax, ser, plots.color_for(s, i), display_name(s), lw=1.0)
+        vals += [v for x in ser if x is not None for v in x.dropna().tolist()]
+    if vals:
+        plots.log_if_wide(ax, vals)
+        ax.legend(loc="best", fontsize=7)
+    else:
+        plots.empty(ax, "no KL per iteration in these runs")
+    plots.epoch_lines(ax, _epochs(runs))
+    ax.set(xlabel="epoch", ylabel="KL (nats per frame)")
+    if any_active:
+        ax2 = axes[0, 1]
+        rs_of = group(runs)
+        for i, (s, au) in enumerate(counts.items()):
+            pct = [100 * a / latent_units(r) for a, r in zip(au, rs_of[s]) if np.isfinite(a)]
+            if pct:
+                ax2.bar(i, np.mean(pct), color=plots.color_for(s, i), alpha=0.8)
+                ax2.plot([i] * len(pct), pct, "k.", ms=4)
+        ax2.set_xticks(range(len(counts)), [display_name(s) for s in counts], rotation=30, ha="right")
+        ax2.set(ylabel="active units (%)", title=f"variance of the posterior mean > {ACTIVE_THRESHOLD:g}")
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "collapse")
+
+
+def val_psnr(runs, figures_dir, level: float = 0.95) -> list[Path]:
+    """Every run's validation PSNR as a dot, per strategy, with the mean and its t interval over seeds."""
+    from scipy import stats
+    fig, ax = plots.figure(height=2.0)
+    base, names = [], []
+    for i, (s, rs) in enumerate(group(runs).items()):
+        v = np.array([r.number("mean_psnr") for r in rs], float)
+        v = v[np.isfinite(v)]
+        names.append(display_name(s))
+        base += [b for r in rs if np.isfinite(b := r.number("baseline_mean_psnr"))]
+        if not len(v):
+            continue
+        c = plots.color_for(s, i)
+        ax.plot(i + np.linspace(-0.12, 0.12, len(v)), v, "o", color=c, ms=4, alpha=0.7, mec="none")
+        half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
+        ax.errorbar(i + 0.3, v.mean(), yerr=half, fmt="D", color=c, ms=4, capsize=3, lw=1.2)
+        ax.annotate(f"{v.mean():.1f}", (i + 0.36, v.mean()), fontsize=7, va="center")
+    if base:
+        ax.axhline(float(np.mean(base)), **plots.BASELINE_STYLE, label="repeat first frame")
+        ax.legend(loc="lower right", fontsize=7)
+    if not names:
+        plots.empty(ax, "no runs")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlim(-0.5, len(names) - 0.2)
+    ax.set(ylabel="validation PSNR (dB)")
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "val_psnr")
+
+
 def val_psnr_per_epoch(runs, figures_dir) -> list[Path]:
-    """Mean validation PSNR after each epoch for every strategy, with the baseline."""
+    """Mean validation PSNR at every validation point, for runs that validate after several epochs."""
     fig, ax = plots.figure(height=2.4)
     base = []
     for i, (s, rs) in enumerate(group(runs).items()):
@@ -154,48 +205,57 @@ def val_psnr_per_epoch(runs, figures_dir) -> list[Path]:
             ep = r.epoch_metrics().dropna(subset=["val_psnr"])
             ser.append((ep.set_index("epoch")["val_psnr"]).set_axis(ep["epoch"].to_numpy() + 1).rename(r.name))
             base += ep["baseline_psnr"].dropna().tolist()
-        _band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
+        plots.band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
     if base:
         ax.axhline(float(np.mean(base)), **plots.BASELINE_STYLE, label="repeat first frame")
     ax.set(xlabel="epoch", ylabel="validation PSNR (dB)")
-    ax.legend(loc="best", ncol=2)
+    ax.legend(loc="lower right", ncol=2, fontsize=7)
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "val_psnr_per_epoch")
 
 
 def psnr_per_frame(runs, figures_dir) -> list[Path]:
-    """PSNR against frame index on the validation video: every strategy and the baseline."""
-    fig, ax = plots.figure(height=2.6)
-    baseline = None
-    for i, (s, rs) in enumerate(group(runs).items()):
-        with_psnr = [r for r in rs if r.psnr() is not None]
-        ser = [r.psnr().set_index("frame")["psnr"].rename(r.name) for r in with_psnr]
-        mean = np.mean([r.number("mean_psnr") for r in with_psnr]) if with_psnr else math.nan
-        _band_plot(ax, ser, plots.color_for(s, i), f"{display_name(s)} ({mean:.2f} dB)", lw=1.0)
-        if baseline is None and with_psnr:
-            baseline = with_psnr[0].psnr()
-    if baseline is not None:
-        ax.plot(baseline["frame"], baseline["baseline_psnr"], **plots.BASELINE_STYLE,
-                label=f"repeat first frame ({baseline['baseline_psnr'].mean():.2f} dB)")
-        ax.legend(loc="upper right", ncol=2, fontsize=7)
+    """PSNR along the validation video, one small panel per strategy (mean over seeds, min-max band), each
+    with the repeat-the-first-frame baseline, on one shared scale."""
+    groups = {s: [r for r in rs if r.psnr() is not None] for s, rs in group(runs).items()}
+    groups = {s: rs for s, rs in groups.items() if rs}
+    cols = 2 if len(groups) > 1 else 1
+    nrows = max(1, math.ceil(len(groups) / cols))
+    fig, axes = plots.figure(nrows, cols, height=1.35 * nrows + 0.35, sharex=True, sharey=True, squeeze=False)
+    for ax, (i, (s, rs)) in zip(axes.ravel(), enumerate(groups.items())):
+        ser = [r.psnr().set_index("frame")["psnr"].rename(r.name) for r in rs]
+        base = rs[0].psnr()
+        ax.plot(base["frame"], base["baseline_psnr"], **plots.BASELINE_STYLE, label="repeat first frame")
+        plots.band_plot(ax, ser, plots.color_for(s, i), "mean over seeds" if len(rs) > 1 else "model", lw=0.9)
+        mean = np.mean([r.number("mean_psnr") for r in rs])
+        ax.set_title(f"{display_name(s)}: {mean:.2f} dB ({_seeds(len(rs))})")
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
+    if not groups:
+        plots.empty(axes[0, 0], "no psnr_per_frame.csv in these runs")
     else:
-        _empty(ax, "no psnr_per_frame.csv in these runs")
-    ax.set(xlabel="frame index", ylabel="PSNR (dB)")
+        axes[0, 0].legend(loc="lower left", fontsize=7)
+    for ax in axes[-1]:
+        ax.set(xlabel="frame index")
+    for ax in axes[:, 0]:
+        ax.set(ylabel="PSNR (dB)")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "psnr_per_frame")
 
 
-def _val_split(run: RunDir):
-    """The validation split of the dataset ``run`` trained on, or None when it is not on this machine."""
-    from lab4.datasets.official import default_synth_root, load_split
+# -- frames ---------------------------------------------------------------------------------------
+def _data_root(run: RunDir) -> Path | None:
+    """The dataset ``run`` trained on, or None when it is not on this machine."""
+    from lab4.datasets.official import default_synth_root
     root = run.config().get("data_root") or ""
-    if root:
-        root = Path(root)
-    else:
-        root = default_synth_root(run.config().get("synth_preset", "small"))
-        if not (root / "synthdance.json").is_file():
-            return None
-    if not root.is_dir():
+    root = Path(root) if root else default_synth_root(run.config().get("synth_preset", "small"))
+    return root if root.is_dir() else None
+
+
+def _val_split(run: RunDir):
+    from lab4.datasets.official import load_split
+    root = _data_root(run)
+    if root is None:
         return None
     return load_split(root, "val", run.config().get("frame_H", 32), run.config().get("frame_W", 64), progress=False)
 
@@ -215,7 +275,7 @@ def _rollout(run: RunDir):
     return val.frames[:len(res["pred"])], res["pred"]
 
 
-def strip(runs, figures_dir, n: int = 8, rollout: bool = True) -> list[Path]:
+def strip(runs, figures_dir, n: int = 5, rollout: bool = True) -> list[Path]:
     """Ground truth above generated frames of the best run: a fresh validation rollout from its
     checkpoint when ``rollout`` and the dataset is at hand, else the run's samples.png."""
     run = best_run(runs)
@@ -225,28 +285,38 @@ def strip(runs, figures_dir, n: int = 8, rollout: bool = True) -> list[Path]:
     except Exception as e:  # a missing or foreign dataset must not stop the other figures
         print(f"strip: no fresh rollout for {run.name} ({type(e).__name__}: {e}); using samples.png")
     if pair is not None:
-        img, idx = plots.strip_image(*pair, n=n)
-        fig, ax = plots.figure(height=plots.TEXT_WIDTH_IN * img.shape[0] / img.shape[1] + 0.45)
-        ax.imshow(img, interpolation="nearest")
-        H, W = (img.shape[0] - 2) // 2, (img.shape[1] + 2) // n - 2
-        ax.set_xticks([j * (W + 2) + W / 2 for j in range(n)], [str(i) for i in idx])
-        ax.set_yticks([H / 2, H + 2 + H / 2], ["ground truth", "generated"])
-        ax.set_xlabel("validation frame index")
+        return plots.save_strip(Path(figures_dir) / "strip", *pair, n=n, xlabel="validation frame index")
+    fig, ax = plots.figure(height=2.0)
+    png = run.path / "samples.png" if run is not None else None
+    if png is not None and png.is_file():
+        import matplotlib.image as mpimg
+        ax.imshow(mpimg.imread(png), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
     else:
-        fig, ax = plots.figure(height=2.0)
-        png = run.path / "samples.png" if run is not None else None
-        if png is not None and png.is_file():
-            import matplotlib.image as mpimg
-            ax.imshow(mpimg.imread(png), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        else:
-            _empty(ax, "no checkpoint and no samples.png")
-    ax.grid(False)
-    for sp in ax.spines.values():
-        sp.set_visible(False)
+        plots.empty(ax, "no checkpoint and no samples.png")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "strip")
+
+
+def submission_strip(runs, figures_dir, n: int = 5) -> list[Path]:
+    """The first test sequence as the best strategy's submission has it, above its hidden frames where the
+    dataset ships them (SynthDance's test_gt/), else above nothing but the given first frame."""
+    with_sub = [r for r in runs if (r.path / "submission.csv").is_file()]
+    stem = Path(figures_dir) / "submission_strip"
+    run = best_run(with_sub)
+    if run is None:
+        fig, ax = plots.figure(height=1.5)
+        plots.empty(ax, "no run wrote a submission")
+        return plots.save(fig, stem)
+    H, W = int(run.config().get("frame_H", 32)), int(run.config().get("frame_W", 64))
+    pred = read_sequence(run.path / "submission.csv", 0, H=H, W=W)
+    root = _data_root(run)
+    gt, labels = pred[:1].expand_as(pred), ("first frame", "generated")
+    if root is not None and (root / "test_gt").is_dir():
+        from lab4.datasets.official import load_test_gt
+        gt, labels = load_test_gt(root / "test_gt", H, W, progress=False)[0][:len(pred)], ("ground truth", "generated")
+    return plots.save_strip(stem, gt, pred.float() / 255, n=n, xlabel="test sequence 0, frame index", labels=labels)
 
 
 def dataset(runs, figures_dir, n: int = 6) -> list[Path]:
@@ -260,7 +330,7 @@ def dataset(runs, figures_dir, n: int = 6) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     if val is None:
         fig, ax = plots.figure(height=1.5)
-        _empty(ax, "the runs' dataset is not on this machine")
+        plots.empty(ax, "the runs' dataset is not on this machine")
         return plots.save(fig, stem)
     step = max(1, min(60, (len(val) - 1) // (n - 1)))
     out = []
@@ -270,45 +340,8 @@ def dataset(runs, figures_dir, n: int = 6) -> list[Path]:
     return out
 
 
-def collapse(runs, figures_dir) -> list[Path]:
-    """Posterior collapse: KL in nats per predicted frame per epoch (left) and active latent units (right)."""
-    fig, (ax, ax2) = plots.figure(1, 2, height=2.5)
-    vals = []
-    for i, (s, rs) in enumerate(_kl_groups(runs).items()):
-        ser = [kl_per_frame(r) for r in rs]
-        _band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
-        vals += [v for x in ser for v in x.tolist()]
-    if vals:
-        _positive(ax, vals)
-        ax.legend(loc="best", fontsize=7)
-    else:
-        _empty(ax, "no KL in these runs")
-    ax.set(xlabel="epoch", ylabel="KL (nats per frame)", title="KL per predicted frame")
-    names, known = [], False
-    for i, (s, rs) in enumerate(group(runs).items()):
-        au = [active_units_of(r) for r in rs]
-        pct = [100 * a / latent_units(r) for a, r in zip(au, rs) if np.isfinite(a)]
-        names.append(display_name(s))
-        if pct:
-            known = True
-            ax2.bar(i, np.mean(pct), color=plots.color_for(s, i), alpha=0.8)
-            ax2.plot([i] * len(pct), pct, "k.", ms=4)
-            count = np.mean([a for a in au if np.isfinite(a)])
-            ax2.annotate(f"{count:.0f}", (i, np.mean(pct)), textcoords="offset points", xytext=(0, 3),
-                         ha="center", fontsize=7)
-    if known:
-        ax2.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax2.set_ylim(0, max(1.0, ax2.get_ylim()[1]))
-    else:
-        _empty(ax2, "no active-unit counts in these runs")
-    ax2.set(ylabel="active units (% of latent)",
-            title=f"active units (Var of posterior mean > {ACTIVE_THRESHOLD:g})")
-    fig.tight_layout()
-    return plots.save(fig, Path(figures_dir) / "collapse")
-
-
 def make_figures(runs, figures_dir, rollout: bool = True) -> dict[str, list[Path]]:
     """Every figure in FIGURES; ``rollout=False`` draws the strip from samples.png, without a checkpoint."""
-    out = {stem: globals()[stem](runs, figures_dir) for stem in FIGURES if stem != "strip"}
+    out = {stem: globals()[stem](runs, figures_dir) for stem in FIGURES + EXTRA_FIGURES if stem != "strip"}
     out["strip"] = strip(runs, figures_dir, rollout=rollout)
     return out

@@ -140,9 +140,27 @@ def export(nb_path: Path, out_path: Path, label: str, replacements) -> str:
     return title
 
 
-def write_index(out_dir: Path, pages: list[tuple[str, str]]) -> Path:
-    """index.html: the PDF, then every page by title; plain HTML, nothing to load."""
+def copy_gifs(runs_dir: Path, out_dir: Path) -> list[str]:
+    """Each run's first generated test sequence (pred_seq0.gif, written by the runs that predict) copied
+    beside the pages, so that the index can show them; returns their names."""
+    names = []
+    for gif in sorted(runs_dir.glob("**/pred_seq0.gif")):
+        name = "__".join(gif.parent.relative_to(runs_dir).parts + (gif.name,))
+        (out_dir / "gifs").mkdir(exist_ok=True)
+        (out_dir / "gifs" / name).write_bytes(gif.read_bytes())
+        names.append(name)
+    return names
+
+
+def write_index(out_dir: Path, pages: list[tuple[str, str]], gifs: list[str] = ()) -> Path:
+    """index.html: the PDF, the generated test sequences, then every page by title; plain HTML, nothing to load."""
     items = "\n".join(f'  <li><a href="{html.escape(name)}">{html.escape(title)}</a></li>' for name, title in pages)
+    shown_gifs = "\n".join(
+        f'  <figure style="display:inline-block;margin:0.5em"><a href="gifs/{html.escape(g)}"><img '
+        f'src="gifs/{html.escape(g)}" width="256" alt="{html.escape(g)}"></a>'
+        f'<figcaption>{html.escape(g.split("__")[0])}</figcaption></figure>' for g in gifs)
+    gif_part = (f"<h2>Generated test sequences</h2>\n<p>Test sequence 0 of each run that wrote a submission, all "
+                f"630 frames at 25 frames per second.</p>\n{shown_gifs}\n") if gifs else ""
     text = f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>lab4 report: executed notebooks</title>
@@ -150,7 +168,7 @@ def write_index(out_dir: Path, pages: list[tuple[str, str]]) -> Path:
 <body>
 <h1>lab4 report</h1>
 <p><a href="{PDF}">The report (PDF)</a> &mdash; built by <code>make pdf</code> into report/build/main.pdf.</p>
-<h2>Executed notebooks</h2>
+{gif_part}<h2>Executed notebooks</h2>
 <ul>
 {items}
 </ul>
@@ -187,5 +205,7 @@ def run_html(runs_dir, build_dir) -> int:
             continue
         pages.append((name, title))
         print(f"html: {shown(nb_path)} -> {shown(out_dir / name)}")
-    print(f"html: index of {len(pages)} page(s) and the PDF -> {shown(write_index(out_dir, pages))}")
+    gifs = copy_gifs(runs_dir, out_dir)
+    print(f"html: index of {len(pages)} page(s), {len(gifs)} test GIF(s) and the PDF -> "
+          f"{shown(write_index(out_dir, pages, gifs))}")
     return 1 if failed else 0
