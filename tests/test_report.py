@@ -548,7 +548,7 @@ def test_ranking_cases_from_their_functions():
                              "cyclical": [20.0, 21.0, 20.5], "tf-off": [19.0]}, "X")
     assert (partial["XRankCase"], partial["XRankBest"], partial["XRankAboveList"]) == ("partial", "None", "Cyclical")
     assert (partial["XRankSpanList"], partial["XRankUntestedList"], partial["XRankBestSeeds"]) == \
-        ("Monotonic", "tf-off", "3")
+        ("Monotonic", "TF off", "3")
     tests = partial["XRankTests"]
     assert tests.startswith("Monotonic $+$0.07~dB [$-$") and "Cyclical $+$4.73~dB [" in tests
     assert R.rank_macros({"none": [25.0, 25.1]}, "")["RankCase"] == "none"
@@ -612,7 +612,7 @@ def test_gpu_results_folder_makes_the_second_section(tmp_path):
     assert table.count(r"\\") == 3 and r"23.10 $\pm$ 0.10" in table  # cyclical: mean +- std of 3 seeds
     m = macro_values(out["macros"])
     assert (m["GpuCase"], m["GpuDevice"], m["GpuBenchRatio"], m["GpuSeedsPerStrategy"]) == \
-        ("present", "cuda", "25.3", "3")
+        ("present", "a GPU", "25.3", "3")
     used = {u for u in re.findall(r"\\(Gpu[A-Za-z]+)", MAIN_TEX.read_text())} - macro_defs(MAIN_TEX.read_text())
     assert used - set(m) == set(), f"main.tex's GPU section uses macros gpu.tex lacks: {sorted(used - set(m))}"
     assert report_gpu.load_gpu(tmp_path / "nowhere") == ([], None)
@@ -625,7 +625,7 @@ def test_readme_table_mean_std(tmp_path, capsys):
     runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.2, 25.1], tf_off=[26.0]), None, 1.0, True, "")
     table = report_numbers.readme_table(runs).splitlines()
     assert table[0].startswith("| Strategy | Seeds | Val PSNR (dB) |") and len(table) == 4
-    assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith("| tf-off | 1 | 26.00 |")
+    assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith("| TF off | 1 | 26.00 |")
     assert main(["report", "table", "--runs", str(tmp_path / "none")]) == 2
     assert "no runs with metrics.csv" in capsys.readouterr().err
 

@@ -62,9 +62,14 @@ def macro_file(written_by: str, macros: dict) -> str:
     return f"% written by {written_by}; do not edit\n" + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros.items())
 
 
+# the grid's other strategies as prose names them
+DISPLAY_NAMES = {"tf-off": "TF off", "tf-half": "TF 0.5", "free-bits": "Free bits"}
+
+
 def display_name(strategy: str) -> str:
-    """A strategy as the report names it: the lab's KL strategies capitalised (Cyclical), others as named."""
-    return strategy.capitalize() if strategy in KL_STRATEGIES else strategy
+    """A strategy as the report names it: the lab's KL strategies capitalised (Cyclical), the grid's others by
+    what they are (TF off), any other as named."""
+    return strategy.capitalize() if strategy in KL_STRATEGIES else DISPLAY_NAMES.get(strategy, strategy)
 
 
 def finite_mean(values) -> float:

@@ -22,6 +22,7 @@ from lab4.report.format import NA, check_cases, display_name, fmt, macro_file, m
 from lab4.rundir import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
 
+DEVICE_WORDS = {"cpu": "the CPU", "cuda": "a GPU"}  # a device as prose names it
 LISTED_SOURCES = ("model.py", "schedules.py", "train.py", "evaluate.py")  # main.tex lists their code between "# report:" markers
 CASES = {
     "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
@@ -183,8 +184,8 @@ def setup_macros(runs) -> dict[str, str]:
     m = {"NumRuns": str(len(runs))}
     m["DataKind"], m["SynthPreset"] = _data_kind(ref)
     m["ProfileName"] = tex_escape(ref.summary().get("profile") or cfg.get("profile", NA)) if ref else NA
-    m["Device"] = tex_escape(", ".join(sorted({str(r.summary().get("device") or r.config().get("device", NA))
-                                               for r in runs}) or [NA]))
+    devices = sorted({str(r.summary().get("device") or r.config().get("device", NA)) for r in runs})
+    m["Device"] = tex_escape(" and ".join(DEVICE_WORDS.get(d.split(":")[0], d) for d in devices) or NA)
     m["NumEpochs"] = _range(int(r.number("epochs")) for r in runs if np.isfinite(r.number("epochs")))
     m["ValEvery"] = str(cfg.get("val_every", 1))
     m["ValDraws"] = str(len(ref.summary().get("mean_psnr_draws") or [1])) if ref else NA  # runs before draws: one
