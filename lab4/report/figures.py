@@ -17,6 +17,7 @@ import pandas as pd
 from lab4 import plots
 from lab4.evaluate import read_sequence
 from lab4.report.format import display_name
+from lab4.report.stats import welch_diff
 from lab4.report.training import ACTIVE_THRESHOLD, active_units_of, frames_per_clip, latent_units
 from lab4.rundir import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
@@ -166,9 +167,9 @@ def collapse(runs, figures_dir) -> list[Path]:
     return plots.save(fig, Path(figures_dir) / "collapse")
 
 
-def val_psnr(runs, figures_dir, level: float = 0.95) -> list[Path]:
-    """Every run's validation PSNR as a dot, per strategy, with the mean and its t interval over seeds."""
-    from scipy import stats
+def val_psnr(runs, figures_dir) -> list[Path]:
+    """Every run's validation PSNR as a dot, per strategy, with the mean and its t interval over seeds (the
+    report's test, lab4.report.stats, one-sample)."""
     fig, ax = plots.figure(height=2.0)
     base, names = [], []
     for i, (s, rs) in enumerate(group(runs).items()):
@@ -180,8 +181,9 @@ def val_psnr(runs, figures_dir, level: float = 0.95) -> list[Path]:
             continue
         c = plots.color_for(s, i)
         ax.plot(i + np.linspace(-0.12, 0.12, len(v)), v, "o", color=c, ms=4, alpha=0.7, mec="none")
-        half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else 0
-        ax.errorbar(i + 0.3, v.mean(), yerr=half, fmt="D", color=c, ms=4, capsize=3, lw=1.2)
+        iv = welch_diff(v)  # None with one seed: no interval
+        yerr = None if iv is None else [[iv.diff - iv.lo], [iv.hi - iv.diff]]
+        ax.errorbar(i + 0.3, v.mean(), yerr=yerr, fmt="D", color=c, ms=4, capsize=3, lw=1.2)
         ax.annotate(f"{v.mean():.1f}", (i + 0.36, v.mean()), fontsize=7, va="center")
     if base:
         ax.axhline(float(np.mean(base)), **plots.BASELINE_STYLE, label="repeat first frame")

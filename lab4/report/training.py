@@ -113,17 +113,6 @@ def mse_kl_macros(runs) -> dict[str, str]:
         style = dict(digits=6, unit="") if key == "LowestMSE" else dict(unit="~nats")
         m[f"{key}TestCase"], m[f"{key}Test"] = pair_test(per_seed[key][best], per_seed[key][rival],
                                                          higher_wins=key == "HighestKL", **style)
-    # from which epoch on the lowest-MSE strategy stays lowest
-    m["LowestMSEFromEpoch"] = NA
-    if "LowestMSE" in winner and all("mse" in r.epoch_metrics() for rs in g.values() for r in rs):
-        best = winner["LowestMSE"]
-        per = pd.DataFrame({k: pd.concat([r.epoch_metrics().set_index("epoch")["mse"] for r in rs], axis=1).mean(axis=1)
-                            for k, rs in g.items()}).dropna()
-        lowest = (per[best] <= per.min(axis=1)).to_numpy()  # (epochs,) is `best` lowest (ties count)
-        first = len(lowest)
-        while first > 0 and lowest[first - 1]:
-            first -= 1
-        m["LowestMSEFromEpoch"] = str(int(per.index[first]) + 1) if first < len(lowest) else NA
     return m
 
 
@@ -143,7 +132,7 @@ def collapse_macros(runs) -> dict[str, str]:
         m[f"{display_name(s)}ActiveUnits"] = NA if not np.isfinite(v) else f"{v:.0f}" if v == round(v) else f"{v:.1f}"
     every = [active_units_of(r) for r in runs]
     known = [v for v in every if np.isfinite(v)]
-    m["ActiveRunCount"], m["ZeroActiveRunCount"] = str(len(known)), str(sum(v == 0 for v in known))
+    m["ActiveRunCount"] = str(len(known))
     fr = [v / latent_units(r) for v, r in zip(every, runs) if np.isfinite(v)]
     m["MaxActivePct"] = fmt(100 * max(fr), 1) if fr else NA
     annealed = [finite_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
