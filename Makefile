@@ -18,7 +18,7 @@ endif
 # the venv's own `lab4` kernel first, whatever other checkouts registered per user
 export JUPYTER_PATH := $(CURDIR)/.venv/share/jupyter
 
-.PHONY: setup tex browser real-footage test demo experiments figures html pdf report lab bench gpu-wheels clean
+.PHONY: setup tex browser real-footage test demo experiments figures html pdf report study lab bench gpu-wheels clean
 
 setup: .venv/.installed
 	@bash scripts/install_git_filters.sh $(CURDIR)/.venv/bin/python
@@ -65,6 +65,13 @@ pdf: setup tex
 	bash scripts/build_pdf.sh
 
 report: experiments figures html pdf
+
+# What a longer budget changes (study.yaml, lab4/grid/study.py): 19 runs at twice the quick budget under the lab's
+# loss, into runs/study/, exported to results/study/ for the report's longer-budget section. Resumable; about
+# 90 minutes on 2 cores without native bf16. `make report` reads results/study/ and never runs this.
+study: setup real-footage
+	@test -f data/real-vtest/real_footage.json || $(PY) -m lab4 real-footage build --out data/real-vtest
+	$(PY) -m lab4 study --runs runs/study --out results/study $(if $(JOBS),--jobs $(JOBS)) --command "make study"
 
 # JupyterLab on the repository with the `lab4` kernel as default; it opens the explorer when there are runs,
 # else the training notebook. Outputs never reach git (the nbstripout filter from `make setup`).

@@ -121,6 +121,7 @@ def cmd_export(args) -> None:
 # command -> the module that defines HELP, add_arguments(parser) and run(args) -> exit status
 COMMANDS = {
     "grid": "lab4.grid.driver",
+    "study": "lab4.grid.study",
     "report": "lab4.report.build",
     "bench": "lab4.perf.bench",
     "speedrun": "lab4.perf.speedrun",

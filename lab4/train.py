@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from lab4.checkpoint import check_writable, load_checkpoint, load_model_weights, save_checkpoint
 from lab4.config import Config
 from lab4.datasets.official import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
-from lab4.evaluate import validate
+from lab4.evaluate import active_units, validate
 from lab4.model import CVAE
 from lab4.rundir import RunDir
 from lab4.schedules import TeacherForcing, beta_at
@@ -28,7 +28,7 @@ from lab4.util.device import amp_enabled, pick_device
 from lab4.util.errors import Lab4Error
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
-                 "val_psnr", "val_ssim", "baseline_psnr", "seconds", "frames_per_s"]
+                 "val_psnr", "val_ssim", "baseline_psnr", "active_units", "seconds", "frames_per_s"]
 LOGGED = ("loss", "mse", "kl", "grad_norm")  # what each iteration records on the device
 
 
@@ -276,7 +276,8 @@ class Trainer:
                    frames_per_s=round(n_iter * cfg.batch_size * (cfg.train_vi_len - 1) / seconds, 2))
         if (cfg.val_every and (epoch + 1) % cfg.val_every == 0) or epoch + 1 == cfg.num_epoch:
             res = self.validate()
-            row.update(val_psnr=res["mean_psnr"], val_ssim=res["mean_ssim"], baseline_psnr=res["baseline_mean_psnr"])
+            row.update(val_psnr=res["mean_psnr"], val_ssim=res["mean_ssim"], baseline_psnr=res["baseline_mean_psnr"],
+                       active_units=active_units(self.model, self.val_data)["active_units"])  # collapse, per epoch
         self.rows.append(row)
         return row
 

@@ -73,6 +73,7 @@ def test_metrics_csv_and_config_json(straight, tiny_root):
         mine = [i["loss"] for i in iters if i["epoch"] == r["epoch"]]
         assert r["loss"] == pytest.approx(sum(mine) / len(mine), rel=1e-5)
         assert r["iter"] == n_iter and r["progress"] == r["epoch"] + 1
+        assert isinstance(r["active_units"], int) and r["active_units"] >= 0  # collapse, per validated epoch
     for r in iters:
         assert r["loss"] == pytest.approx(r["mse"] + r["beta"] * r["kl"], rel=1e-4)
         assert r["teacher_forcing"] in (0, 1)
@@ -214,3 +215,15 @@ def test_a_seed_fixes_the_weights_and_the_clip_order_whatever_the_strategy(tiny_
             assert torch.equal(torch.cat(tr.sampler.batches(tr.cfg.partial)), order[epoch]), epoch
     other = Trainer(make_config("tiny", run_dir=str(tmp_path / "other"), **{**base, "seed": 4}))
     assert not torch.equal(other.model.Generator[-1].weight, first.model.Generator[-1].weight)
+
+
+@pytest.mark.parametrize("milestones, want", [((), [1e-3, 1e-3, 1e-3]), ((2,), [1e-3, 1e-3, 1e-4]),
+                                              ((1, 2), [1e-3, 1e-4, 1e-5])])
+def test_lr_schedule_option_drops_only_at_the_given_milestones(tiny_root, splits, tmp_path, milestones, want):
+    """The lab's MultiStepLR, stepped once per epoch: no milestones keeps the lr, each one divides it by 10 from
+    that epoch on (the study's lr-late sets one late milestone against the template's early (2, 5))."""
+    cfg = _cfg(tiny_root, tmp_path / "run", num_epoch=3, milestones=milestones, val_every=0, partial=0.25)
+    rows = _train(cfg, splits).rows
+    for epoch, lr in enumerate(want):
+        lrs = [r["lr"] for r in rows if r["kind"] == "iter" and r["epoch"] == epoch]
+        assert lrs and lrs == pytest.approx([lr] * len(lrs))

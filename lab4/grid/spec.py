@@ -51,6 +51,8 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
         unknown = set(overrides) - FIELDS
         if unknown:
             raise Lab4Error(f"{path}: experiment {name!r}: unknown config field(s) {', '.join(sorted(unknown))}")
+        if overrides.get("data_root"):  # relative to the grid file, not to wherever a notebook runs
+            overrides = {**overrides, "data_root": str((path.parent / str(overrides["data_root"])).resolve())}
         fixed = set(overrides) & DRIVER_SET
         if fixed:
             raise Lab4Error(f"{path}: experiment {name!r}: {', '.join(sorted(fixed))} is set by the driver")

@@ -32,7 +32,7 @@ START_S = 120                  # a kernel that has not answered by then will not
 CELL_S = 20 * 60               # any untagged cell: evaluation, test prediction, figures, widgets
 # The training cell's deadline by profile, in seconds: several times the longest run measured on a 2-core
 # CPU without native bf16, so only a hang reaches it. $LAB4_TRAIN_DEADLINE (seconds) overrides it.
-TRAINING_S = {"tiny": 15 * 60, "quick": 60 * 60, "gpu": 3 * 3600, "lab": 72 * 3600, "full": 72 * 3600}
+TRAINING_S = {"tiny": 15 * 60, "quick": 60 * 60, "study": 2 * 3600, "gpu": 3 * 3600, "lab": 72 * 3600, "full": 72 * 3600}
 SLICE_S = 1.0                  # longest single wait on a kernel channel; see slice_waits
 
 
