@@ -66,7 +66,7 @@ pdf: setup tex
 
 report: experiments figures html pdf
 
-# What a longer budget changes (study.yaml, lab4/grid/study.py): 19 runs at twice the quick budget under the lab's
+# What a longer budget changes (study.yaml, lab4/grid/study.py): 22 runs, most at twice the quick budget, under the lab's
 # loss, into runs/study/, exported to results/study/ for the report's longer-budget section. Resumable; about
 # 90 minutes on 2 cores without native bf16. `make report` reads results/study/ and never runs this.
 study: setup real-footage

@@ -66,3 +66,53 @@ def tiny_run(tiny_root, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny"
     Trainer(make_config("tiny", data_root=str(tiny_root), run_dir=str(run))).fit()
     return run
+
+
+def write_study_folder(base: Path, scores: dict, active: dict | None = None, flat: bool = True,
+                       real: tuple | None = (12.0, 22.0, 27.0)) -> Path:
+    """A results/study/ as lab4/grid/study.py exports it, from numbers: ``scores`` maps a run name (seeds as the
+    grid names them, ``monotonic-s1``) to its validation PSNR; ``active`` a strategy to its active units from
+    epoch 3 on; ``flat`` curves that settle after epoch 2 (else they rise 1 dB an epoch to the end); ``real``
+    (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the real-footage run, or None."""
+    import json
+    import re
+    import numpy as np
+    import pandas as pd
+    from lab4.config import make_config
+    from lab4.grid.spec import load_grid
+    from lab4.rundir import RunDir
+    out = Path(base) / "results" / "study"
+    grid = dict(load_grid(Path(__file__).resolve().parents[1] / "study.yaml", "study"))
+    names = list(scores) + (["real-monotonic"] if real else [])
+    for k, name in enumerate(names):
+        cfg = make_config("study", name=name, **grid[name])
+        v = scores.get(name, real[0] if real else 0.0)
+        strategy = re.sub(r"-s\d+$", "", name)
+        gains = [3.0, 1.0, 0.2, 0.1, 0.05, 0.0] if flat else [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
+        rows = []
+        for e in range(cfg.num_epoch):
+            shown = e % max(1, cfg.val_every) == cfg.val_every - 1 or e == cfg.num_epoch - 1
+            au = (active or {}).get(strategy, 0) if e >= 2 else 0
+            rows.append(dict(kind="epoch", epoch=e, iter=150, progress=e + 1, loss=0.1, mse=0.05, kl=3.0 / (e + 1),
+                             beta=1.0, lr=cfg.lr, val_psnr=v - gains[max(0, min(5, 6 - cfg.num_epoch + e))] if shown else None,
+                             baseline_psnr=18.0 if shown else None, active_units=au if shown else None))
+        run = RunDir(out / name)
+        run.path.mkdir(parents=True)
+        run.write_config(cfg)
+        pd.DataFrame(rows).to_csv(run.path / RunDir.METRICS, index=False)
+        frames = np.arange(1, 631)
+        if strategy == "real-monotonic":
+            base_curve = np.where(frames <= 10, real[2], (630 * real[1] - 10 * real[2]) / 620)  # means as given
+            psnr = np.full(len(frames), v)
+        else:
+            base_curve, psnr = np.full(len(frames), 18.0), np.full(len(frames), v)
+        pd.DataFrame(dict(frame=frames, psnr=psnr, ssim=0.8, baseline_psnr=base_curve, baseline_ssim=0.7)).to_csv(
+            run.path / RunDir.PSNR, index=False)
+        run.write_summary(dict(name=name, seed=cfg.seed, mean_psnr=v, baseline_mean_psnr=float(base_curve.mean()),
+                               cpu_seconds=300.0 + k, started_at=1000.0 + 100 * k, finished_at=1400.0 + 100 * k,
+                               epochs=cfg.num_epoch, speed=dict(amp=False), profile="study", device="cpu"))
+    (out / "study.json").write_text(json.dumps(dict(
+        command="make study", commit="0123456789abcdef0123456789abcdef01234567", runs=names, exit_status=0,
+        span_seconds=1400.0 + 100 * (len(names) - 1) - 1000.0,
+        machine=dict(processor="Test CPU", cpu_id="family 1 model 2", cores=2, torch="2.0"))))
+    return out

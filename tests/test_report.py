@@ -188,8 +188,9 @@ def test_every_case_has_its_sentences():
     """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
     from lab4.report.gpu import CASES as GPU_CASES
     from lab4.report.numbers import CASES
+    from lab4.report.study.numbers import CASES as STUDY_CASES
     from lab4.report.training import BALANCE_CASES
-    CASES = {**CASES, **GPU_CASES, **BALANCE_CASES}
+    CASES = {**CASES, **GPU_CASES, **BALANCE_CASES, **STUDY_CASES}
     found = cases_in_tex(MAIN_TEX.read_text())
     assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != report_numbers.CASES {sorted(CASES)}"
     for name, values in CASES.items():
@@ -429,7 +430,16 @@ FLIPS = {
            "HighestKLCase": ("constant", "annealingdidnotkeepmoreinformation"),
            "CollapseCase": ("all", "collapsedundereveryschedule"),
            "ConcurrencyCase": ("several", "Upto15runstrainedatonce"),
-           "ScoredCase": ("scored", "thesearenotKagglescores")}),
+           "ScoredCase": ("scored", "thesearenotKagglescores"),
+           "StudyCase": ("present", "Toseewhatmoretrainingchanges"),
+           "StudyRankCase": ("clear", "significantlyagainsteachoftheotherschedules"),
+           "StudyLrLateCase": ("better", "raisedthevalidationPSNRfrom"),
+           "StudyLeakyCase": ("same", "identitygave"),
+           "StudyHeldCase": ("worse", "lowereditto"),
+           "StudyActiveCase": ("never", "Nolatentunitbecameactive"),
+           "StudyFlatCase": ("all", "Everyschedule"),
+           "StudyRealCase": ("loses", "itstilllosestorepeatingthefirstframe"),
+           "StudyRealFirstCase": ("loses", "framesitscores")}),
     "b": (dict(psnr=seeds(cyclical=[24.0, 28.0], monotonic=[25.5], none=[25.2], tf_off=[25.0],
                           tf_half=[26.0, 27.0]), falling=None, clip=0.0, per_epoch=False, data_root="REAL",
                mse_winner="none", kl_winner="cyclical", gains={"none": 2.0, "tf-off": -2.0}, rise="beta",
@@ -458,7 +468,15 @@ FLIPS = {
            "HighestKLCase": ("annealed", "annealingkeptmoreinformation"),
            "CollapseCase": ("annealed", "Anannealedstrategykeepsmoreunitsactive"),
            "ConcurrencyCase": ("one", "together,oneafteranotheron"),
-           "ScoredCase": ("unscored", "norunhasatestscore")}),
+           "ScoredCase": ("unscored", "norunhasatestscore"),
+           "StudyRankCase": ("tied", "butnootherscheduleisdistinguishablefromit"),
+           "StudyLrLateCase": ("worse", "loweredthevalidationPSNRfrom"),
+           "StudyLeakyCase": ("better", "identityraiseditto"),
+           "StudyHeldCase": ("untested", "gave20.00dB,withtoofewseedstotest"),
+           "StudyActiveCase": ("some", "Latentunitsbecameactive:Cyclicalfromepoch3"),
+           "StudyFlatCase": ("none", "Noschedule"),
+           "StudyRealCase": ("beats", "itbeatsrepeatingthefirstframe"),
+           "StudyRealFirstCase": ("beats", "itbeatsthecopytoo")}),
     "c": (dict(psnr={"cyclical": 17.0, "monotonic": 16.0, "tf-off": 15.5, "tf-half": 15.0}, falling=None,
                clip=1.0, per_epoch=True, data_root="", gains=2.0, rise="neither", grad=None,
                concurrent=None, scored=False),
@@ -473,7 +491,20 @@ FLIPS = {
            "LowestMSECase": ("unknown", "theMSEofannealingcannotbecompared"),
            "HighestKLCase": ("unknown", "norcantheirKL"),
            "CollapseCase": ("unknown", "donotrecordactiveunitsforbothanannealed"),
-           "ConcurrencyCase": ("unknown", "theircomputeisnotreported")}),
+           "ConcurrencyCase": ("unknown", "theircomputeisnotreported"),
+           "StudyCase": ("absent", "Norunsatalongertrainingbudgetareincluded")}),
+}
+
+# the study beside a set (none: no results/study/): conftest.write_study_folder's arguments
+STUDY_SETS = {
+    "a": (seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[20.0, 20.4, 21.1], none=[22.0, 22.4, 22.9],
+                lr_late=[28.0, 28.6, 29.1], quick_monotonic=[24.0, 24.4, 25.1],
+                **{"quick_leaky_0.01": [24.2, 24.3, 25.3]}, quick_monotonic_held=[20.0, 20.3, 21.2]),
+          dict()),
+    "b": (seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[25.1, 25.3, 26.2], none=[24.0, 26.4, 25.9],
+                lr_late=[22.0, 22.6, 23.1], quick_monotonic=[24.0, 24.4, 25.1],
+                **{"quick_leaky_0.01": [28.2, 28.3, 29.2]}, quick_monotonic_held=[20.0]),
+          dict(active={"cyclical": 12}, flat=False, real=(30.0, 22.0, 27.0))),
 }
 
 
@@ -488,7 +519,9 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
     from lab4.report import gpu as report_gpu
     from lab4.report import numbers as report_numbers
     from lab4.report import stats
+    from lab4.report.study import numbers as report_study
     from lab4.rundir import strategy_of
+    from conftest import write_study_folder
     tex = have_tex()
     words = {}
     for key, (kw, want) in FLIPS.items():
@@ -503,7 +536,14 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
             bench = GPU_SETS["a"][1]
         gpu_out = report_gpu.write_gpu(gpu_runs, runs, built["base"] / "figures", project / "report" / "generated",
                                        bench)
-        m = {**macro_values(out["macros"]), **macro_values(gpu_out["macros"])}
+        study_runs, study_record = [], {}
+        if key in STUDY_SETS:
+            scores, kw_study = STUDY_SETS[key]
+            study_runs, study_record = report_study.load_study(
+                write_study_folder(tmp_path / f"study-{key}", scores, **kw_study))
+        study_out = report_study.write_study(study_runs, study_record, runs, built["base"] / "figures",
+                                             project / "report" / "generated")
+        m = {**macro_values(out["macros"]), **macro_values(gpu_out["macros"]), **macro_values(study_out["macros"])}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
         assert stats.ranking_macros(single)["RankCase"] == "single"

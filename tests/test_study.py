@@ -1,5 +1,6 @@
 """`make study`: the study grid's runs, the profile's budget against quick's, and the export to results/study/."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from lab4.grid.spec import load_grid
 from lab4.rundir import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
-QUIRKS = {"lr-late": {"milestones": [4]}, "leaky-0.01": {"leaky_true_slope": 0.01},
-          "monotonic-held": {"kl_anneal_type": "monotonic-held"}}
+# each quirk run, its reference, and what it changes
+QUIRKS = {"lr-late": ("monotonic", {"milestones": [4]}),
+          "quick-leaky-0.01": ("quick-monotonic", {"leaky_true_slope": 0.01}),
+          "quick-monotonic-held": ("quick-monotonic", {"kl_anneal_type": "monotonic-held"})}
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +25,19 @@ def grid():
 
 def test_study_grid_expands_to_three_seeds_of_each_schedule_and_quirk(grid):
     names = set(grid)
-    for base in ("monotonic", "cyclical", "none", *QUIRKS):
+    for base in ("monotonic", "cyclical", "none", "quick-monotonic", *QUIRKS):
         assert {base, f"{base}-s1", f"{base}-s2"} <= names, base
-    assert "real-monotonic" in names and len(grid) == 6 * 3 + 1
+    assert "real-monotonic" in names and len(grid) == 7 * 3 + 1
     for s in ("monotonic", "cyclical", "none"):
         assert grid[s] == {"kl_anneal_type": s} and grid[f"{s}-s2"]["seed"] == 2
 
 
-def test_each_quirk_changes_one_thing_against_monotonic_at_the_same_seed(grid):
-    for q, change in QUIRKS.items():
+def test_each_quirk_changes_one_thing_against_monotonic_at_the_same_seed_and_budget(grid):
+    quick = make_config("study", **grid["quick-monotonic"])
+    assert (quick.num_epoch, quick.milestones, quick.kl_anneal_cycle) == (3, (2,), 2)  # quick's schedule, lab loss
+    for q, (ref, change) in QUIRKS.items():
         for suffix in ("", "-s1", "-s2"):
-            a = make_config("study", **grid[f"monotonic{suffix}"]).to_dict()
+            a = make_config("study", **grid[f"{ref}{suffix}"]).to_dict()
             b = make_config("study", **grid[f"{q}{suffix}"]).to_dict()
             differ = {k for k in a if a[k] != b[k]} - {"name"}
             assert differ == set(change) and all(b[k] == v for k, v in change.items()), (q, differ)
@@ -82,3 +87,60 @@ def test_export_copies_finished_runs_small_files_and_records_the_machine(tiny_ru
     assert on_disk == rec and rec["span_seconds"] == 60.0 and rec["cpu_seconds"] == 50.0
     assert rec["machine"]["processor"] and rec["machine"]["torch"] and rec["command"] == "make study"
     assert rec["commit"] == "unknown" or len(rec["commit"].removesuffix("-dirty")) == 40
+
+
+# the report's longer-budget section (lab4/report/study/) from a results/study/ made of numbers
+def _seeds(**strategies):
+    return {f"{s.replace('_', '-')}{f'-s{k}' if k else ''}": v for s, vs in strategies.items() for k, v in enumerate(vs)}
+
+
+STUDY_A = _seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[20.0, 20.4, 21.1], none=[22.0, 22.4, 22.9],
+                 lr_late=[28.0, 28.6, 29.1], quick_monotonic=[24.0, 24.4, 25.1],
+                **{"quick_leaky_0.01": [24.2, 24.3, 25.3]}, quick_monotonic_held=[20.0, 20.3, 21.2])
+
+
+def _macros(tmp_path, folder, quick=()):
+    from lab4.report.study import numbers as S
+    runs, record = S.load_study(folder)
+    out = S.write_study(runs, record, list(quick), tmp_path / "figures", tmp_path / "generated")
+    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", out["macros"].read_text())), out
+
+
+def test_without_results_study_the_section_is_one_sentence(tmp_path):
+    m, out = _macros(tmp_path, tmp_path / "results" / "study")
+    assert m == {"StudyCase": "absent"} and set(out) == {"macros"}
+    assert not (tmp_path / "figures" / "study").exists()
+
+
+def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footage(tmp_path):
+    from conftest import write_study_folder
+    m, out = _macros(tmp_path, write_study_folder(tmp_path / "a", STUDY_A))
+    assert (m["StudyCase"], m["StudyRankCase"], m["StudyRankBest"]) == ("present", "clear", "Monotonic")
+    assert (m["StudyLrLateCase"], m["StudyLeakyCase"], m["StudyHeldCase"]) == ("better", "same", "worse")
+    assert (m["StudyLrLateDrop"], m["StudyLeakySlope"], m["StudyHeldRamp"], m["StudyQuirkEpochs"]) == \
+        ("4", "0.01", "1", "3")
+    assert m["StudyLrLateTest"].startswith("$+$3.07~dB [") and "p_{\\mathrm{Holm}}" in m["StudyLrLateTest"]
+    assert (m["StudyActiveCase"], m["StudyFlatCase"], m["StudyGaining"], m["StudyKLRuns"]) == ("never", "all", "0", "9")
+    assert m["StudyFlatList"].startswith("Monotonic after epoch 3 (")
+    assert (m["StudyRealCase"], m["StudyRealFirstCase"], m["StudyRealGap"]) == ("loses", "loses", "10.00")
+    assert (m["StudyRealFirstBaseline"], m["StudyRealBaseline"], m["StudyRealBelowFrame"]) == ("27.00", "22.00", "1")
+    assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == ("6", "twice", "3", "22")
+    assert (m["StudyMachine"], m["StudyCommit"], m["StudyMinutes"], m["StudyAgreeCase"]) == \
+        ("Test CPU (family 1 model 2)", "0123456", "42", "unknown")
+    assert (tmp_path / "figures" / "study" / "study_val_psnr.pdf").is_file()
+    rows = out["table"].read_text().splitlines()[1:]
+    assert len(rows) == 7 and not any("real" in r.lower() for r in rows)  # SynthDance runs only
+
+
+def test_study_verdicts_flip_with_the_numbers(tmp_path):
+    from conftest import write_study_folder
+    scores = _seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[25.1, 25.3, 26.2], none=[24.0, 26.4, 25.9],
+                    lr_late=[22.0, 22.6, 23.1], quick_monotonic=[24.0, 24.4, 25.1],
+                **{"quick_leaky_0.01": [28.2, 28.3, 29.2]}, quick_monotonic_held=[20.0])
+    folder = write_study_folder(tmp_path / "b", scores, active={"cyclical": 12}, flat=False, real=(30.0, 22.0, 27.0))
+    m, _ = _macros(tmp_path, folder)
+    assert (m["StudyRankCase"], m["StudyLrLateCase"], m["StudyLeakyCase"], m["StudyHeldCase"]) == \
+        ("tied", "worse", "better", "untested")
+    assert (m["StudyActiveCase"], m["StudyActiveList"], m["StudyActiveMax"]) == ("some", "Cyclical from epoch 3", "12")
+    assert (m["StudyFlatCase"], m["StudyGaining"]) == ("none", "9")
+    assert (m["StudyRealCase"], m["StudyRealFirstCase"]) == ("beats", "beats")

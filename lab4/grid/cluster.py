@@ -22,7 +22,8 @@ from distributed import WorkerPlugin
 from lab4.util.errors import Lab4Error
 
 CPU_JOBS = 3        # runs at once without GPUs: `make experiments`' default, measured on 2 cores
-POLL_S = 0.5        # how often the driver looks at task states and metrics.csv
+POLL_S = 2.0        # how often the driver looks at task states and metrics.csv; at 0.5 s the driver and its
+                    # workers took a quarter of one of 2 cores away from the runs (make study, Zen 4)
 
 
 def visible_gpus() -> list[str]:

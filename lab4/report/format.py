@@ -63,13 +63,22 @@ def macro_file(written_by: str, macros: dict) -> str:
 
 
 # the grid's other strategies as prose names them
-DISPLAY_NAMES = {"tf-off": "TF off", "tf-half": "TF 0.5", "free-bits": "Free bits"}
+DISPLAY_NAMES = {"tf-off": "TF off", "tf-half": "TF 0.5", "free-bits": "Free bits",
+                 # the study's quirk runs (study.yaml), each Monotonic with one thing changed
+                 "lr-late": "Late lr drop", "quick-monotonic": "Monotonic, 3 epochs",
+                 "quick-leaky-0.01": "LeakyReLU 0.01, 3 epochs", "quick-monotonic-held": "Monotonic held, 3 epochs",
+                 "real-monotonic": "Monotonic, real footage"}
 
 
 def display_name(strategy: str) -> str:
     """A strategy as the report names it: the lab's KL strategies capitalised (Cyclical), the grid's others by
     what they are (TF off), any other as named."""
     return strategy.capitalize() if strategy in KL_STRATEGIES else DISPLAY_NAMES.get(strategy, strategy)
+
+
+def order_text(order) -> str:
+    """Strategies best first, as 'Monotonic $>$ None $>$ Cyclical'."""
+    return " $>$ ".join(tex_escape(display_name(s)) for s in order) or NA
 
 
 def finite_mean(values) -> float:

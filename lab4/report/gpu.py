@@ -18,7 +18,7 @@ import numpy as np
 from lab4.report import figures as report_figures
 from lab4.report import numbers as report_numbers
 from lab4.report import stats
-from lab4.report.format import NA, check_cases, display_name, macro_file, tex_escape, thousands
+from lab4.report.format import check_cases, macro_file, order_text, thousands
 from lab4.rundir import RunDir, load_runs
 from lab4.schedules import KL_STRATEGIES
 
@@ -26,7 +26,7 @@ GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse"
 CASES = {
     "GpuCase": ("present", "absent"),  # are there GPU runs
     "GpuRankCase": stats.RANK_CASES,  # the GPU grid's best KL strategy against the others
-    "GpuAgreeCase": ("same", "best", "differ", "unknown"),  # GPU order of the KL strategies vs the CPU's
+    "GpuAgreeCase": stats.AGREE_CASES,  # GPU order of the KL strategies vs the CPU's
     "GpuEvidenceCase": ("both", "one", "neither"),  # which grids separate their best from every other
     "GpuBenchCase": ("measured", "none"),  # is there a bench record beside the runs
 }
@@ -49,14 +49,6 @@ def load_gpu(gpu_dir) -> tuple[list[RunDir], dict | None]:
     return load_runs(gpu_dir), bench
 
 
-def _order(runs) -> list[str]:
-    return stats.kl_order(runs)
-
-
-def _order_text(order: list[str]) -> str:
-    return " $>$ ".join(tex_escape(display_name(s)) for s in order) or NA
-
-
 def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
     """Every ``Gpu*`` macro of main.tex's GPU section; only GpuCase when there are no GPU runs."""
     if not gpu_runs:
@@ -70,11 +62,8 @@ def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
     cpu_kl = {s: v for s, v in stats.psnr_by_strategy(cpu_runs).items() if s in KL_STRATEGIES}
     m.update(stats.rank_macros(gpu_kl, "Gpu"))
     common = set(gpu_kl) & set(cpu_kl)
-    g_order = [s for s in _order(gpu_runs) if s in common]
-    c_order = [s for s in _order(cpu_runs) if s in common]
-    m["GpuOrder"], m["GpuCpuOrder"] = _order_text(g_order), _order_text(c_order)
-    m["GpuAgreeCase"] = ("unknown" if len(common) < 2 else "same" if g_order == c_order
-                         else "best" if g_order[0] == c_order[0] else "differ")
+    m["GpuAgreeCase"], g_order, c_order = stats.order_agreement(gpu_runs, cpu_runs)
+    m["GpuOrder"], m["GpuCpuOrder"] = order_text(g_order), order_text(c_order)
     cpu_case = stats.rank_macros({s: cpu_kl[s] for s in common}, "")["RankCase"]
     gpu_case = stats.rank_macros({s: gpu_kl[s] for s in common}, "")["RankCase"]
     clear = (cpu_case == "clear") + (gpu_case == "clear")

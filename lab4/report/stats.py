@@ -274,4 +274,17 @@ def kl_order(runs) -> list[str]:
     return sorted(scores, key=lambda s: -np.mean(values(scores[s])))
 
 
+AGREE_CASES = ("same", "best", "differ", "unknown")
+
+
+def order_agreement(runs, other_runs) -> tuple[str, list[str], list[str]]:
+    """(case, order of ``runs``, order of ``other_runs``) over the KL annealing strategies both scored: the
+    "same" order, only the "best" agrees, they "differ" down to the best, or "unknown" below two shared."""
+    a, b = kl_order(runs), kl_order(other_runs)
+    common = set(a) & set(b)
+    a, b = [s for s in a if s in common], [s for s in b if s in common]
+    case = "unknown" if len(common) < 2 else "same" if a == b else "best" if a[0] == b[0] else "differ"
+    return case, a, b
+
+
 MACRO_PARTS = (ranking_macros, teacher_forcing_test_macros, baseline_test_macros)

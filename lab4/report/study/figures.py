@@ -1,0 +1,111 @@
+"""The longer-budget section's figures, from the study's runs (results/study/), each as PDF and PNG.
+
+The section also has the report's own PSNR-per-frame figure (lab4.report.figures.psnr_per_frame) of the KL
+schedules; the ones here are per epoch, which the quick grid cannot show: it validates once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lab4 import plots
+from lab4.report import figures as report_figures
+from lab4.report.format import display_name
+from lab4.report.training import frames_per_clip, latent_units
+from lab4.rundir import RunDir, group
+from lab4.schedules import KL_STRATEGIES
+
+FIGURES = ("study_val_psnr", "study_collapse", "study_real", "psnr_per_frame")
+# the quirk runs and Monotonic trained as long as the quick ones, by name
+QUIRK_COLORS = {"lr-late": "C3", "quick-monotonic": "C5", "quick-leaky-0.01": "C4", "quick-monotonic-held": "C6"}
+
+
+def _epoch_series(run: RunDir, col: str, scale: float = 1.0) -> pd.Series | None:
+    ep = run.epoch_metrics()
+    if col not in ep or not len(ep):
+        return None
+    ep = ep.dropna(subset=[col])
+    return pd.Series(ep[col].to_numpy(float) / scale, index=ep["epoch"].to_numpy() + 1, name=run.name)
+
+
+def _milestones(ax, runs) -> None:
+    """The lr drops of the lab's schedule, as grey verticals at the start of the epoch they take effect."""
+    ms = runs[0].config().get("milestones") if runs else None
+    for m in ms or ():
+        ax.axvline(m + 0.5, color="0.75", lw=0.8, ls="-.", zorder=0)
+
+
+def study_val_psnr(runs, figures_dir) -> list[Path]:
+    """Validation PSNR after every epoch: the three KL schedules (left), Monotonic against each quirk (right)."""
+    fig, (a, b) = plots.figure(1, 2, height=2.4, sharey=True)
+    g = group(runs)
+    base = [v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])]
+    for ax, names, title in ((a, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
+                             (b, [s for s in ("monotonic", *QUIRK_COLORS) if s in g],
+                              "the template's quirks, each against Monotonic")):
+        for s in names:
+            color = QUIRK_COLORS.get(s) or plots.color_for(s)
+            plots.band_plot(ax, [_epoch_series(r, "val_psnr") for r in g[s]], color, display_name(s),
+                            marker="o", ms=2.5)
+        _milestones(ax, [r for s in names for r in g[s]])
+        base_v = [v for v in base if np.isfinite(v)]
+        if base_v:
+            ax.axhline(float(np.mean(base_v)), **plots.BASELINE_STYLE, label="repeat first frame")
+        if not names:
+            plots.empty(ax, "no runs")
+        ax.set(xlabel="epoch", title=title)
+        ax.legend(loc="lower right", fontsize=6)
+    a.set(ylabel="validation PSNR (dB)")
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "study_val_psnr")
+
+
+def study_collapse(runs, figures_dir) -> list[Path]:
+    """KL per predicted frame (epoch mean) and active latent units (at each validation) per schedule."""
+    fig, (a, b) = plots.figure(1, 2, height=2.3)
+    g = {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
+    kl_all = []
+    for i, (s, rs) in enumerate(g.items()):
+        kl = [_epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
+        kl_all += [v for k in kl if k is not None for v in k]
+        plots.band_plot(a, kl, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
+        au = [_epoch_series(r, "active_units", latent_units(r) / 100) for r in rs]
+        plots.band_plot(b, au, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
+    plots.log_if_wide(a, kl_all)
+    a.set(xlabel="epoch", ylabel="KL per frame (nats)", title="KL, epoch mean")
+    b.set(xlabel="epoch", ylabel="active units (%)", title="variance of the posterior mean > 0.01")
+    b.set_ylim(bottom=-1)
+    for ax in (a, b):
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "study_collapse")
+
+
+def study_real(runs, figures_dir, real: str = "real-monotonic", first: int = 30) -> list[Path]:
+    """The real-footage run's PSNR per frame against repeat-the-first-frame: the rollout, and its start."""
+    fig, (a, b) = plots.figure(1, 2, height=2.2, gridspec_kw=dict(width_ratios=[2, 1]))
+    run = next((r for r in runs if r.name == real), None)
+    psnr = run.psnr() if run is not None else None
+    if psnr is None:
+        for ax in (a, b):
+            plots.empty(ax, "no real-footage run")
+    else:
+        for ax, rows in ((a, psnr), (b, psnr[psnr["frame"] <= first])):
+            ax.plot(rows["frame"], rows["baseline_psnr"], **plots.BASELINE_STYLE, label="repeat first frame")
+            ax.plot(rows["frame"], rows["psnr"], color=plots.color_for("monotonic"), lw=0.9, label="model")
+            ax.set(xlabel="frame index")
+        a.set(ylabel="PSNR (dB)", title=f"real footage, {len(psnr)} frames")
+        b.set(title=f"the first {first} frames")
+        a.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "study_real")
+
+
+def make_figures(runs, figures_dir) -> dict[str, list[Path]]:
+    figures_dir = Path(figures_dir)
+    kl = [r for r in runs if r.strategy in KL_STRATEGIES]
+    return {"study_val_psnr": study_val_psnr(runs, figures_dir), "study_collapse": study_collapse(runs, figures_dir),
+            "study_real": study_real(runs, figures_dir),
+            "psnr_per_frame": report_figures.psnr_per_frame(kl, figures_dir)}

@@ -1,0 +1,238 @@
+"""The longer-budget section's numbers and the case macros that pick its sentences in report/main.tex.
+
+Every macro is prefixed ``Study``. The runs are those of study.yaml as lab4/grid/study.py exported them: the
+three KL annealing schedules, three quirk runs each paired by seed with Monotonic, and one real-footage run.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lab4.config import make_config
+from lab4.report import numbers as report_numbers
+from lab4.report import stats
+from lab4.report.format import NA, check_cases, display_name, fmt, macro_file, order_text, tex_escape
+from lab4.report.study import figures as study_figures
+from lab4.report.training import kl_per_frame
+from lab4.rundir import RunDir, group, load_runs
+from lab4.schedules import KL_STRATEGIES
+
+RECORD = "study.json"  # lab4/grid/study.py writes it beside the runs
+# each quirk run changes one thing on top of Monotonic trained as long: (its runs, their reference, macro key)
+QUIRKS = (("lr-late", "monotonic", "LrLate"), ("quick-leaky-0.01", "quick-monotonic", "Leaky"),
+          ("quick-monotonic-held", "quick-monotonic", "Held"))
+REAL = "real-monotonic"
+GAIN_DB = 0.5  # a validation curve has flattened where no later epoch gains more than this
+FIRST_FRAMES = 10
+MULTIPLES = {2: "twice", 3: "three times", 4: "four times", 5: "five times"}
+QUIRK_CASES = ("better", "worse", "same", "untested", "missing")
+CASES = {
+    "StudyCase": ("present", "absent"),
+    "StudyRankCase": stats.RANK_CASES,
+    "StudyAgreeCase": stats.AGREE_CASES,  # the study's order of the KL schedules against the quick grid's
+    "StudyActiveCase": ("never", "some", "unknown"),  # any active latent unit at any validated epoch
+    "StudyFlatCase": ("all", "some", "none", "unknown"),  # schedules whose curve flattened before the last epoch
+    **{f"Study{k}Case": QUIRK_CASES for _, _, k in QUIRKS},
+    "StudyRealCase": ("beats", "loses", "absent"),  # real footage against repeat-the-first-frame, whole rollout
+    "StudyRealFirstCase": ("beats", "loses", "absent"),  # the same over the first FIRST_FRAMES frames
+}
+
+
+def load_study(study_dir) -> tuple[list[RunDir], dict]:
+    """The exported runs under ``study_dir`` and its study.json (none and {} when the folder is missing)."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        return [], {}
+    try:
+        record = json.loads((study_dir / RECORD).read_text())
+    except (OSError, ValueError):
+        record = {}
+    return load_runs(study_dir), record if isinstance(record, dict) else {}
+
+
+def kl_runs(runs) -> list[RunDir]:
+    return [r for r in runs if r.strategy in KL_STRATEGIES]
+
+
+def header_macros(runs, record: dict) -> dict[str, str]:
+    """Where and from what the study came: machine, commit, time, runs, epochs and the multiple of quick's."""
+    mach = record.get("machine") or {}
+    cpu = " ".join(x for x in (mach.get("processor") or "an unrecorded processor",
+                               f"({mach['cpu_id']})" if mach.get("cpu_id") else "") if x)
+    span = record.get("span_seconds")
+    epochs = max((int(r.config().get("num_epoch", 0) or 0) for r in kl_runs(runs)), default=0)
+    quick = make_config("quick").num_epoch
+    k = epochs / quick if quick else math.nan
+    multiple = MULTIPLES.get(int(k), f"{int(k)} times") if k == int(k) and k >= 2 else f"{k:.1f} times"
+    amp = any((r.summary().get("speed") or {}).get("amp") for r in runs)
+    seeds = [len(rs) for s, rs in group(runs).items() if s in KL_STRATEGIES]
+    return {"StudyMachine": tex_escape(cpu), "StudyCores": str(mach.get("cores", NA)),
+            "StudyTorch": tex_escape(mach.get("torch", NA)), "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
+            "StudyMinutes": f"{span / 60:.0f}" if span else NA, "StudyRuns": str(len(runs)),
+            "StudyEpochs": str(epochs), "StudyQuickEpochs": str(quick), "StudyMultiple": multiple,
+            "StudyPrecision": "bf16 autocast" if amp else "fp32", "StudySeeds": stats_range(seeds)}
+
+
+def stats_range(ns) -> str:
+    ns = sorted(set(ns))
+    return NA if not ns else str(ns[0]) if len(ns) == 1 else f"{ns[0]}--{ns[-1]}"
+
+
+def ranking_macros(runs, quick_runs) -> dict[str, str]:
+    """The report's test on the study's KL schedules, and their order against the quick grid's."""
+    scores = {s: v for s, v in stats.psnr_by_strategy(runs).items() if s in KL_STRATEGIES}
+    m = stats.rank_macros(scores, "Study")
+    case, mine, theirs = stats.order_agreement(runs, quick_runs)
+    return {**m, "StudyAgreeCase": case, "StudyOrder": order_text(mine), "StudyQuickOrder": order_text(theirs)}
+
+
+def _per_epoch(run: RunDir, col: str):
+    """(1-based epochs, values) of an epoch-row column where it was recorded."""
+    ep = run.epoch_metrics()
+    if col not in ep or not len(ep):
+        return np.array([]), np.array([])
+    ep = ep.dropna(subset=[col])
+    return ep["epoch"].to_numpy() + 1, ep[col].to_numpy(dtype=float)
+
+
+def collapse_macros(runs) -> dict[str, str]:
+    """Whether any latent unit became active at a validated epoch, per schedule from which epoch; the KL."""
+    firsts, peak, seen = [], 0, False
+    for s, rs in group(kl_runs(runs)).items():
+        first = None
+        for r in rs:
+            ep, au = _per_epoch(r, "active_units")
+            seen |= len(au) > 0
+            if (au > 0).any():
+                e = int(ep[np.argmax(au > 0)])
+                first = e if first is None else min(first, e)
+                peak = max(peak, int(au.max()))
+        if first is not None:
+            firsts.append(f"{display_name(s)} from epoch {first}")
+    kl_last = [last_kl(r) for r in kl_runs(runs)]
+    kl_last = [v for v in kl_last if np.isfinite(v)]
+    return {"StudyActiveCase": "unknown" if not seen else "some" if firsts else "never",
+            "StudyActiveList": tex_escape("; ".join(firsts)) or NA, "StudyActiveMax": str(peak),
+            "StudyKLMin": fmt(min(kl_last), 3) if kl_last else NA, "StudyKLMax": fmt(max(kl_last), 3) if kl_last else NA}
+
+
+def last_kl(run: RunDir) -> float:
+    """The last epoch's mean KL per predicted frame (nats)."""
+    kl = kl_per_frame(run)
+    return float(kl.iloc[-1]) if len(kl) else math.nan
+
+
+def mean_curve(rs) -> tuple[np.ndarray, np.ndarray]:
+    """Validation PSNR per epoch, the mean over the seeds that validated at every one of those epochs."""
+    curves = [dict(zip(*_per_epoch(r, "val_psnr"))) for r in rs]
+    epochs = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    return np.array(epochs), np.array([np.mean([c[e] for c in curves]) for e in epochs])
+
+
+def flat_epoch(epochs, curve, gain: float = GAIN_DB) -> int | None:
+    """The first epoch after which the curve never gains more than ``gain`` dB; None if only the last is."""
+    for i in range(len(curve) - 1):
+        if np.max(curve[i + 1:]) - curve[i] < gain:
+            return int(epochs[i])
+    return None
+
+
+def flatten_macros(runs) -> dict[str, str]:
+    """Where each schedule's mean validation curve flattens, and how many runs still gained in their last epoch."""
+    parts, flat, n, gaining, milestones = [], 0, 0, 0, ()
+    for s, rs in group(kl_runs(runs)).items():
+        milestones = tuple(rs[0].config().get("milestones") or ())
+        epochs, curve = mean_curve(rs)
+        if len(curve) < 2:
+            continue
+        n += 1
+        e = flat_epoch(epochs, curve)
+        flat += e is not None
+        parts.append(f"{display_name(s)} " + (f"after epoch {e} ({curve[list(epochs).index(e)]:.1f}~dB)"
+                                             if e is not None else "not before its last epoch"))
+        for r in rs:
+            _, v = _per_epoch(r, "val_psnr")
+            gaining += len(v) >= 2 and v[-1] - v[-2] > GAIN_DB
+    case = "unknown" if not n else "all" if flat == n else "some" if flat else "none"
+    return {"StudyFlatCase": case, "StudyFlatList": "; ".join(parts) or NA, "StudyGaining": str(gaining),
+            "StudyKLRuns": str(len(kl_runs(runs))), "StudyGainDB": f"{GAIN_DB:g}",
+            "StudyMilestones": " and ".join(str(m) for m in milestones) or NA}
+
+
+def quirk_settings(g: dict) -> dict[str, str]:
+    """What each quirk run set, from its config: the late milestone, the slope, the held ramp's epochs."""
+    def cfg(s):
+        return g[s][0].config() if g.get(s) else {}
+    late, leaky, held = (cfg(q) for q, _, _ in QUIRKS)
+    ramp = float(held.get("kl_anneal_cycle", math.nan)) * float(held.get("kl_anneal_ratio", math.nan)) if held else math.nan
+    return {"StudyQuirkEpochs": str(leaky.get("num_epoch") or held.get("num_epoch") or NA),"StudyLrLateDrop": " and ".join(str(m) for m in late.get("milestones") or ()) or NA,
+            "StudyLeakySlope": f"{leaky['leaky_true_slope']:g}" if "leaky_true_slope" in leaky else NA,
+            "StudyHeldRamp": f"{ramp:g}" if np.isfinite(ramp) else NA}
+
+
+def quirk_macros(runs) -> dict[str, str]:
+    """Each quirk's runs against Monotonic's as long, paired by seed, Holm across the three comparisons."""
+    g = group(runs)
+
+    def score(s):
+        return stats.by_seed(g.get(s, []), lambda r: r.number("mean_psnr"))
+    ivs = stats.holm([stats.seed_diff(score(q), score(ref)) if score(q) and score(ref) else None
+                      for q, ref, _ in QUIRKS])
+    m = quirk_settings(g)
+    for (q, ref_name, key), iv in zip(QUIRKS, ivs):
+        mine, ref = score(q), score(ref_name)
+        m[f"Study{key}PSNR"] = fmt(np.mean(list(mine.values()))) if mine else NA
+        m[f"Study{key}RefPSNR"] = fmt(np.mean(list(ref.values()))) if ref else NA
+        m[f"Study{key}Test"] = stats.interval_text(iv) if iv is not None else NA
+        m[f"Study{key}Case"] = ("missing" if not mine or not ref else "untested" if iv is None
+                                else {"above": "better", "below": "worse"}.get(iv.verdict, "same"))
+    return m
+
+
+def real_macros(runs) -> dict[str, str]:
+    """The real-footage run against repeat-the-first-frame: the whole rollout, the first frames, the end."""
+    run = next((r for r in runs if r.name == REAL), None)
+    psnr = run.psnr() if run is not None else None
+    if psnr is None or not len(psnr):
+        return {"StudyRealCase": "absent", "StudyRealFirstCase": "absent"}
+    p, b = psnr["psnr"].to_numpy(float), psnr["baseline_psnr"].to_numpy(float)
+    first, last = slice(0, FIRST_FRAMES), slice(-100, None)
+    below = np.flatnonzero(p < b)
+    return {"StudyRealCase": "beats" if p.mean() > b.mean() else "loses",
+            "StudyRealFirstCase": "beats" if p[first].mean() > b[first].mean() else "loses",
+            "StudyRealPSNR": fmt(p.mean()), "StudyRealBaseline": fmt(b.mean()), "StudyRealGap": fmt(abs(p.mean() - b.mean())),
+            "StudyRealFirstPSNR": fmt(p[first].mean()), "StudyRealFirstBaseline": fmt(b[first].mean()),
+            "StudyRealFirstFrames": str(FIRST_FRAMES), "StudyRealFrameOne": fmt(p[0]), "StudyRealFrameOneBase": fmt(b[0]),
+            "StudyRealBelowFrame": str(int(psnr["frame"].iloc[below[0]])) if len(below) else NA,
+            "StudyRealLastPSNR": fmt(p[last].mean()), "StudyRealLastBaseline": fmt(b[last].mean()),
+            "StudyRealFrames": str(len(p)), "StudyRealEpochs": str(run.config().get("num_epoch", NA))}
+
+
+def study_macros(runs, record: dict, quick_runs) -> dict[str, str]:
+    """Every ``Study*`` macro of main.tex's longer-budget section; only StudyCase without study runs."""
+    if not runs:
+        return {"StudyCase": "absent"}
+    m = {"StudyCase": "present", **header_macros(runs, record), **ranking_macros(runs, quick_runs),
+         **collapse_macros(runs), **flatten_macros(runs), **quirk_macros(runs), **real_macros(runs)}
+    check_cases(m, CASES)
+    return m
+
+
+def write_study(runs, record: dict, quick_runs, figures_dir, generated_dir) -> dict[str, Path]:
+    """``generated/study.tex`` always; with study runs also ``figures/study/*`` and the results rows."""
+    gen = Path(generated_dir)
+    gen.mkdir(parents=True, exist_ok=True)
+    out = {}
+    if runs:
+        study_figures.make_figures(runs, Path(figures_dir) / "study")
+        out["table"] = gen / "study_results_table.tex"
+        sim = [r for r in runs if r.name != REAL]  # the SynthDance runs, as the report's results table
+        out["table"].write_text("% one row per strategy of the study, written by lab4.report.study.numbers\n"
+                                + report_numbers.results_rows(sim))
+    out["macros"] = gen / "study.tex"
+    out["macros"].write_text(macro_file("lab4.report.study.numbers.write_study",
+                                        study_macros(runs, record, quick_runs)))
+    return out
