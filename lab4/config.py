@@ -126,11 +126,13 @@ PROFILES: dict[str, dict] = {
     # `make study` (lab4/grid/study.py, study.yaml): quick's model and data at twice its epochs, under the lab's
     # loss (the KL summed, kl_weight 1) with the gradient clip at norm 100 that the lab-loss screen found stable,
     # the lab's lr milestones (2, 5), KL cycles as long as quick's (1.5 epochs), validation every epoch with one
-    # z draw and no test rollout. Six epochs is what the study's runs fit into 90 minutes of 2 fp32 cores.
+    # z draw and no test rollout, no progress bars (papermill relaying them cost the driver's workers a tenth of
+    # a core; the grid shows progress from metrics.csv). Six epochs is what the study's runs fit into 90 minutes
+    # of 2 fp32 cores.
     "study": dict(synth_preset="small", F_dim=32, L_dim=16, N_dim=8, D_out_dim=32, batch_size=2, lr=3e-3,
                   train_vi_len=4, partial=0.5, num_epoch=6, milestones=(2, 5), clip_grad=100.0, kl_weight=1.0,
                   tfr_sde=1, tfr_d_step=0.5, kl_anneal_cycle=4, kl_anneal_ratio=0.5, per_save=1, val_every=1,
-                  val_draws=1, predict=False, amp=True, channels_last=True),
+                  val_draws=1, predict=False, amp=True, channels_last=True, progress=False),
     "tiny": dict(synth_preset="tiny", F_dim=16, L_dim=8, N_dim=4, D_out_dim=16, batch_size=2, num_epoch=2,
                  milestones=(1,), tfr_sde=1, per_save=1, val_every=1, kl_anneal_cycle=2, progress=False),
 }

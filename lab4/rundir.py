@@ -90,6 +90,7 @@ class RunDir:
     VAL_SUMMARY = "val_summary.json"  # the validation rollout's numbers (evaluate), before summary.json
     PSNR = "psnr_per_frame.csv"      # frame, psnr, ssim, baseline_psnr, baseline_ssim
     ATTEMPTS = "attempts.log"        # one line per failed attempt, written by the grid's task
+    DIVERGED = "diverged.json"       # where the loss became non-finite; the grid does not retry such a run
 
     def __init__(self, path):
         self.path = Path(path)
@@ -181,6 +182,13 @@ class RunDir:
 
     def write_val_summary(self, summary: dict) -> None:
         atomic_write_text(self.path / self.VAL_SUMMARY, json.dumps(summary, indent=2) + "\n")
+
+    def diverged(self) -> dict:
+        """diverged.json ({} unless training stopped on a non-finite loss): epoch, iteration, message."""
+        return self._cached(self.DIVERGED, _json, dict)
+
+    def write_diverged(self, record: dict) -> None:
+        atomic_write_text(self.path / self.DIVERGED, json.dumps(record, indent=2) + "\n")
 
     def is_finished(self, epochs: int) -> bool:
         """summary.json is written last, so its epoch count says whether the run trained ``epochs``."""

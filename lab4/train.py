@@ -285,8 +285,11 @@ class Trainer:
         recent = torch.stack([log.loss for log in logs[-25:]])
         if not torch.isfinite(recent).all():
             bad = next(i for i, log in enumerate(logs) if not torch.isfinite(log.loss))
-            raise NonFiniteLoss(f"{self.cfg.name}: loss became non-finite at epoch {epoch + 1} iteration {bad + 1}; "
-                                f"training stopped, last good checkpoint kept at {self.run_dir / 'last.pt'}")
+            msg = f"{self.cfg.name}: loss became non-finite at epoch {epoch + 1} iteration {bad + 1}"
+            # recorded: resuming would repeat it step for step, so the grid settles the run as diverged
+            self.files.write_diverged(dict(epoch=epoch + 1, iteration=bad + 1, num_epoch=self.cfg.num_epoch,
+                                           message=msg))
+            raise NonFiniteLoss(f"{msg}; training stopped, last good checkpoint kept at {self.run_dir / 'last.pt'}")
 
     def validate(self) -> dict:
         res = self.with_fallback(lambda: validate(self.model, self.val_data, seed=self.cfg.seed,

@@ -69,11 +69,13 @@ def tiny_run(tiny_root, tmp_path_factory) -> Path:
 
 
 def write_study_folder(base: Path, scores: dict, active: dict | None = None, flat: bool = True,
-                       real: tuple | None = (12.0, 22.0, 27.0)) -> Path:
+                       real: tuple | str | None = (12.0, 22.0, 27.0), real_mean: tuple | None = None) -> Path:
     """A results/study/ as lab4/grid/study.py exports it, from numbers: ``scores`` maps a run name (seeds as the
     grid names them, ``monotonic-s1``) to its validation PSNR; ``active`` a strategy to its active units from
     epoch 3 on; ``flat`` curves that settle after epoch 2 (else they rise 1 dB an epoch to the end); ``real``
-    (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the real-footage run, or None."""
+    (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the real-footage run on the lab's loss,
+    "diverged" (non-finite in epoch 31 of 90, as lab4.train records it), or None; ``real_mean`` the same for the
+    run with the KL averaged."""
     import json
     import re
     import numpy as np
@@ -83,10 +85,21 @@ def write_study_folder(base: Path, scores: dict, active: dict | None = None, fla
     from lab4.rundir import RunDir
     out = Path(base) / "results" / "study"
     grid = dict(load_grid(Path(__file__).resolve().parents[1] / "study.yaml", "study"))
-    names = list(scores) + (["real-monotonic"] if real else [])
+    reals = {"real-monotonic": real, "real-monotonic-klmean": real_mean}
+    names = list(scores) + [n for n, r in reals.items() if r]
     for k, name in enumerate(names):
         cfg = make_config("study", name=name, **grid[name])
-        v = scores.get(name, real[0] if real else 0.0)
+        real_run = reals.get(name)
+        if real_run == "diverged":
+            run = RunDir(out / name)
+            run.path.mkdir(parents=True)
+            run.write_config(cfg)
+            pd.DataFrame([dict(kind="epoch", epoch=e, iter=10, progress=e + 1, loss=0.1, kl=1.0,
+                               val_psnr=8.24 if e == 29 else None) for e in range(30)]).to_csv(
+                run.path / RunDir.METRICS, index=False)
+            run.write_diverged(dict(epoch=31, iteration=1, num_epoch=cfg.num_epoch, message="non-finite"))
+            continue
+        v = scores.get(name, real_run[0] if real_run else 0.0)
         strategy = re.sub(r"-s\d+$", "", name)
         gains = [3.0, 1.0, 0.2, 0.1, 0.05, 0.0] if flat else [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]
         rows = []
@@ -101,8 +114,8 @@ def write_study_folder(base: Path, scores: dict, active: dict | None = None, fla
         run.write_config(cfg)
         pd.DataFrame(rows).to_csv(run.path / RunDir.METRICS, index=False)
         frames = np.arange(1, 631)
-        if strategy == "real-monotonic":
-            base_curve = np.where(frames <= 10, real[2], (630 * real[1] - 10 * real[2]) / 620)  # means as given
+        if real_run:
+            base_curve = np.where(frames <= 10, real_run[2], (630 * real_run[1] - 10 * real_run[2]) / 620)  # as given
             psnr = np.full(len(frames), v)
         else:
             base_curve, psnr = np.full(len(frames), 18.0), np.full(len(frames), v)

@@ -302,7 +302,9 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_root, tmp_p
     rows = RunDir(run).metric_rows()  # whole, parseable, only the good epoch, all finite
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
-    assert strays(run) == []
+    assert strays(run) == ["diverged.json"]  # where it happened: the grid settles the run instead of retrying it
+    assert {k: RunDir(run).diverged()[k] for k in ("epoch", "iteration", "num_epoch")} == \
+        dict(epoch=2, iteration=3, num_epoch=4)
     # a later --resume continues from the good checkpoint
     tr2 = Trainer(fast_cfg(tiny_root, run, num_epoch=4))
     tr2.load(run / "last.pt")

@@ -27,7 +27,7 @@ def test_study_grid_expands_to_three_seeds_of_each_schedule_and_quirk(grid):
     names = set(grid)
     for base in ("monotonic", "cyclical", "none", "quick-monotonic", *QUIRKS):
         assert {base, f"{base}-s1", f"{base}-s2"} <= names, base
-    assert "real-monotonic" in names and len(grid) == 7 * 3 + 1
+    assert {"real-monotonic", "real-monotonic-klmean"} <= names and len(grid) == 7 * 3 + 2
     for s in ("monotonic", "cyclical", "none"):
         assert grid[s] == {"kl_anneal_type": s} and grid[f"{s}-s2"]["seed"] == 2
 
@@ -55,7 +55,9 @@ def test_study_profile_is_quick_at_twice_the_epochs_under_the_labs_loss():
 
 
 def test_real_footage_entry_has_the_same_iterations_and_an_absolute_data_root(grid):
-    real = make_config("study", **grid["real-monotonic"])
+    real, mean = (make_config("study", **grid[n]) for n in ("real-monotonic", "real-monotonic-klmean"))
+    differ = {k for k, v in real.to_dict().items() if mean.to_dict()[k] != v}
+    assert differ == {"kl_weight", "clip_grad"} and (mean.kl_weight, mean.clip_grad) == (1 / (8 * 32 * 64), 1.0)
     assert Path(real.data_root).is_absolute() and real.data_root == str(ROOT / "data" / "real-vtest")
     # 165 train frames -> 10 iterations an epoch with the profile's clips; SynthDance small: 150
     assert real.num_epoch * 10 == make_config("study").num_epoch * 150
@@ -123,8 +125,10 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
     assert (m["StudyActiveCase"], m["StudyFlatCase"], m["StudyGaining"], m["StudyKLRuns"]) == ("never", "all", "0", "9")
     assert m["StudyFlatList"].startswith("Monotonic after epoch 3 (")
     assert (m["StudyRealCase"], m["StudyRealFirstCase"], m["StudyRealGap"]) == ("loses", "loses", "10.00")
+    assert (m["StudyRealLabCase"], m["StudyRealRunCase"], m["StudyRealEpochs"]) == ("finished", "lab", "90")
     assert (m["StudyRealFirstBaseline"], m["StudyRealBaseline"], m["StudyRealBelowFrame"]) == ("27.00", "22.00", "1")
     assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == ("6", "twice", "3", "22")
+    assert (m["StudyLossCase"], m["StudyClip"], m["StudyLrFactor"], m["StudyMilestones"]) == ("lab", "100", "10", "2 and 5")
     assert (m["StudyMachine"], m["StudyCommit"], m["StudyMinutes"], m["StudyAgreeCase"]) == \
         ("Test CPU (family 1 model 2)", "0123456", "42", "unknown")
     assert (tmp_path / "figures" / "study" / "study_val_psnr.pdf").is_file()
@@ -137,10 +141,49 @@ def test_study_verdicts_flip_with_the_numbers(tmp_path):
     scores = _seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[25.1, 25.3, 26.2], none=[24.0, 26.4, 25.9],
                     lr_late=[22.0, 22.6, 23.1], quick_monotonic=[24.0, 24.4, 25.1],
                 **{"quick_leaky_0.01": [28.2, 28.3, 29.2]}, quick_monotonic_held=[20.0])
-    folder = write_study_folder(tmp_path / "b", scores, active={"cyclical": 12}, flat=False, real=(30.0, 22.0, 27.0))
+    folder = write_study_folder(tmp_path / "b", scores, active={"cyclical": 12}, flat=False, real="diverged",
+                                real_mean=(30.0, 22.0, 27.0))
+    for f in folder.glob("*/config.json"):  # a KL weight other than the lab's, and no clip
+        f.write_text(json.dumps({**json.loads(f.read_text()), "kl_weight": 0.5, "clip_grad": 0.0}))
     m, _ = _macros(tmp_path, folder)
+    assert (m["StudyLossCase"], m["StudyKLWeight"], m["StudyClip"]) == ("other", "0.5", "0")
     assert (m["StudyRankCase"], m["StudyLrLateCase"], m["StudyLeakyCase"], m["StudyHeldCase"]) == \
         ("tied", "worse", "better", "untested")
     assert (m["StudyActiveCase"], m["StudyActiveList"], m["StudyActiveMax"]) == ("some", "Cyclical from epoch 3", "12")
     assert (m["StudyFlatCase"], m["StudyGaining"]) == ("none", "9")
     assert (m["StudyRealCase"], m["StudyRealFirstCase"]) == ("beats", "beats")
+    assert (m["StudyRealLabCase"], m["StudyRealRunCase"], m["StudyRealDivergedEpoch"], m["StudyRealDivergedOf"],
+            m["StudyRealDivergedPSNR"]) == ("diverged", "mean", "31", "90", "8.24")
+
+
+def test_make_report_never_runs_the_study_and_make_study_exports_to_results():
+    """`make report` reads results/study/; only `make study` trains it (about 90 minutes on 2 cores)."""
+    make = (ROOT / "Makefile").read_text()
+    report = re.search(r"^report:(.*)$", make, re.M).group(1).split()
+    assert "study" not in report and report == ["experiments", "figures", "html", "pdf"]
+    recipe = make.split("\nstudy:", 1)[1].split("\n\n", 1)[0]
+    assert "-m lab4 study" in recipe and "--out results/study" in recipe and "real-footage" in recipe
+
+
+def test_a_diverged_run_is_settled_not_retried_and_the_study_records_it(tmp_path, capsys):
+    """A run whose loss became non-finite (diverged.json, written by the Trainer) is not run again: resuming would
+    repeat it. The grid exits 1 for it; the study, where divergence is a result, exports it and exits 0."""
+    from lab4.cli import main
+    grid = tmp_path / "g.yaml"
+    grid.write_text("experiments:\n  - name: real-monotonic\n    overrides: {kl_anneal_type: monotonic}\n")
+    run = RunDir(tmp_path / "runs" / "real-monotonic")
+    run.path.mkdir(parents=True)
+    run.write_config(make_config("study", name="real-monotonic"))
+    (run.path / "metrics.csv").write_text("kind,epoch,loss,val_psnr\nepoch,0,0.5,8.2\n")
+    run.write_diverged(dict(epoch=2, iteration=1, num_epoch=6, message="real-monotonic: loss became non-finite"))
+    assert main(["grid", "--grid", str(grid), "--profile", "study", "--runs", str(run.path.parent)]) == 1
+    out = capsys.readouterr().out
+    assert "real-monotonic: DIVERGED (loss became non-finite); not retried" in out and "1 diverged" in out
+    assert not (run.path / "02_train.ipynb").exists()  # nothing was executed
+    out_dir = tmp_path / "results" / "study"
+    assert main(["study", "--grid", str(grid), "--runs", str(run.path.parent), "--out", str(out_dir)]) == 0
+    rec = json.loads((out_dir / "study.json").read_text())
+    assert rec["diverged"] == ["real-monotonic"] and (out_dir / "real-monotonic" / "diverged.json").is_file()
+    assert len(rec["invocations"]) == 1 and rec["invocations"][0]["exit_status"] == 0
+    main(["study", "--grid", str(grid), "--runs", str(run.path.parent), "--out", str(out_dir)])
+    assert len(json.loads((out_dir / "study.json").read_text())["invocations"]) == 2  # a resumed study keeps both

@@ -12,7 +12,8 @@ else 3), or on the cluster at --scheduler / $DASK_SCHEDULER, whose workers need 
 same runs folder at the same path. lab4/grid/progress.py shows the whole grid's progress.
 
 Exit status: 0 all runs done; 1 at least one run failed (each failure is listed with its notebook and
-the cell's error); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing failed but some runs
+the cell's error) or diverged (its loss became non-finite: diverged.json records where, and the run is not
+retried, since resuming would repeat it); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing failed but some runs
 were skipped because another driver holds their lock (the grid is incomplete: run again later).
 """
 from __future__ import annotations
@@ -71,7 +72,7 @@ class Entry:
 @dataclass
 class Result:
     name: str
-    status: str                # done | complete | locked | failed
+    status: str                # done | complete | locked | failed | diverged
     seconds: float = 0.0
     notebook: str = ""
     error: str = ""
@@ -118,6 +119,8 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
     try:
         if is_complete(run):
             return Result(run.name, "complete", notebook=str(run.notebook))
+        if diverged := RunDir(run.run_dir).diverged():  # resuming would repeat it: settled, not retried
+            return Result(run.name, "diverged", notebook=str(run.notebook), error=diverged.get("message", ""))
         if not train:
             return None
         import papermill as pm
@@ -127,7 +130,8 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
                 execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run), profile=run.profile)
                 break
             except pm.PapermillExecutionError as e:  # the notebook's own error: another try would repeat it
-                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
+                status = "diverged" if RunDir(run.run_dir).diverged() else "failed"
+                return Result(run.name, status, time.perf_counter() - t0, str(run.notebook),
                               f"{e.ename}: {e.evalue}", retried=retried)
             except notebook_run.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
                 kept = keep_attempt(run, len(retried) + 1, e)
@@ -168,6 +172,9 @@ def describe(i: int, n: int, r: Result) -> str:
         return f"{head} skipped (already complete) -> {shown(r.notebook)}"
     if r.status == "locked":
         return f"{head} skipped: {r.name} is being run by another process"
+    if r.status == "diverged":
+        return (f"{head} DIVERGED ({r.error.split(': ', 1)[-1].split(';')[0]}); not retried: delete "
+                f"{shown(Path(r.notebook).with_name(RunDir.DIVERGED))} to try again -> {shown(r.notebook)}")
     return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {shown(r.notebook)}"
 
 
@@ -230,12 +237,14 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
     if todo:
         prepare_data(todo)
         results += run_on_dask(todo, n, len(results), scheduler, jobs, gpus, retries)
-    failed = [r for r in results if r.status == "failed"]
+    failed = [r for r in results if r.status in ("failed", "diverged")]
     locked = [r for r in results if r.status == "locked"]
     done = sum(r.status in ("done", "complete") for r in results)
     retried = sum(bool(r.retried) for r in results if r.status == "done")
     again = f" ({retried} after a retry)" if retried else ""
-    print(f"{done}/{n} run(s) complete{again}, {len(failed)} failed, {len(locked)} skipped (locked)", flush=True)
+    diverged = sum(r.status == "diverged" for r in results)
+    print(f"{done}/{n} run(s) complete{again}, {len(failed)} failed" + (f" ({diverged} diverged)" if diverged else "")
+          + f", {len(locked)} skipped (locked)", flush=True)
     if failed:
         print("failed runs (the executed notebooks are kept):", file=sys.stderr)
         for r in failed:

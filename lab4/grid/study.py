@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from lab4.grid.driver import run_grid
+from lab4.grid.driver import EXIT_FAILED, run_grid
+from lab4.grid.spec import load_grid
 from lab4.rundir import RunDir, load_runs
 from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
 from lab4.util.device import cpu_has_native_bf16, cpu_model_name
@@ -33,7 +34,7 @@ from lab4.util.paths import project_root, shown
 
 HELP = "run the study grid (study.yaml) and export it to results/study/"
 PROFILE = "study"
-RUN_FILES = (RunDir.SUMMARY, RunDir.VAL_SUMMARY, "config.json", RunDir.METRICS, RunDir.PSNR)
+RUN_FILES = (RunDir.SUMMARY, RunDir.VAL_SUMMARY, "config.json", RunDir.METRICS, RunDir.PSNR, RunDir.DIVERGED)
 RECORD = "study.json"
 
 
@@ -68,11 +69,12 @@ def machine() -> dict:
 
 
 def export(runs_dir, out) -> list[str]:
-    """Each finished run's small files into ``out/<run>/`` (replacing what a previous export left there)."""
+    """Each finished or diverged run's small files into ``out/<run>/`` (replacing what a previous export left
+    there): a divergence is one of the study's results."""
     out = Path(out)
     names = []
     for run in load_runs(runs_dir):
-        if not run.summary():  # unfinished: nothing the report could use
+        if not run.summary() and not run.diverged():  # unfinished: nothing the report could use
             continue
         dest = out / run.name
         if dest.exists():
@@ -86,15 +88,22 @@ def export(runs_dir, out) -> list[str]:
 
 
 def record(out, names: list[str], command: str, rc: int, wall_s: float) -> dict:
-    """study.json: what ran, where, from which commit, and how long the runs took end to end."""
+    """study.json: what ran, where, from which commit, and how long the runs took end to end. Each
+    invocation (a resumed study has several) is kept in ``invocations`` with its own commit and time."""
     runs = [RunDir(Path(out) / n) for n in names]
     starts = [r.summary().get("started_at") for r in runs if r.summary().get("started_at")]
     ends = [r.summary().get("finished_at") for r in runs if r.summary().get("finished_at")]
-    rec = dict(command=command, commit=commit(), machine=machine(), runs=names, exit_status=rc,
+    try:
+        before = json.loads((Path(out) / RECORD).read_text()).get("invocations", [])
+    except (OSError, ValueError, AttributeError):
+        before = []
+    this = dict(command=command, commit=commit(), machine=machine(), exit_status=rc, seconds=round(wall_s, 1),
+                finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    rec = dict(command=command, commit=this["commit"], machine=this["machine"], runs=names, exit_status=rc,
+               diverged=[r.name for r in runs if r.diverged()],
                span_seconds=round(max(ends) - min(starts), 1) if starts and ends else None,
-               last_invocation_seconds=round(wall_s, 1),
                cpu_seconds=round(sum(r.summary().get("cpu_seconds") or 0 for r in runs), 1),
-               finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+               invocations=[*before, this])
     atomic_write_text(Path(out) / RECORD, json.dumps(rec, indent=2) + "\n")
     return rec
 
@@ -114,6 +123,9 @@ def run(args) -> int:
         raise Lab4Error("--jobs must be >= 1")
     t0 = time.time()
     rc = run_grid(args.grid, PROFILE, args.runs, jobs=args.jobs)
+    if rc == EXIT_FAILED and all(RunDir(Path(args.runs) / n).summary() or RunDir(Path(args.runs) / n).diverged()
+                                 for n, _ in load_grid(args.grid, PROFILE)):
+        rc = 0  # every run finished or diverged: a divergence is one of the study's results, recorded as such
     names = export(args.runs, args.out)
     if not names:
         print(f"no finished study runs in {shown(args.runs)}; nothing exported", file=sys.stderr)

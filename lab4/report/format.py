@@ -67,7 +67,7 @@ DISPLAY_NAMES = {"tf-off": "TF off", "tf-half": "TF 0.5", "free-bits": "Free bit
                  # the study's quirk runs (study.yaml), each Monotonic with one thing changed
                  "lr-late": "Late lr drop", "quick-monotonic": "Monotonic, 3 epochs",
                  "quick-leaky-0.01": "LeakyReLU 0.01, 3 epochs", "quick-monotonic-held": "Monotonic held, 3 epochs",
-                 "real-monotonic": "Monotonic, real footage"}
+                 "real-monotonic": "Monotonic, real footage", "real-monotonic-klmean": "KL averaged"}
 
 
 def display_name(strategy: str) -> str:

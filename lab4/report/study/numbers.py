@@ -24,7 +24,8 @@ RECORD = "study.json"  # lab4/grid/study.py writes it beside the runs
 # each quirk run changes one thing on top of Monotonic trained as long: (its runs, their reference, macro key)
 QUIRKS = (("lr-late", "monotonic", "LrLate"), ("quick-leaky-0.01", "quick-monotonic", "Leaky"),
           ("quick-monotonic-held", "quick-monotonic", "Held"))
-REAL = "real-monotonic"
+REAL = "real-monotonic"  # the lab's loss on real footage
+REAL_MEAN = "real-monotonic-klmean"  # the loss balance of the report's grid, where the lab's diverges
 GAIN_DB = 0.5  # a validation curve has flattened where no later epoch gains more than this
 FIRST_FRAMES = 10
 MULTIPLES = {2: "twice", 3: "three times", 4: "four times", 5: "five times"}
@@ -32,10 +33,13 @@ QUIRK_CASES = ("better", "worse", "same", "untested", "missing")
 CASES = {
     "StudyCase": ("present", "absent"),
     "StudyRankCase": stats.RANK_CASES,
+    "StudyLossCase": ("lab", "other"),  # the KL summed with weight 1, as the lab's loss, or another weight
     "StudyAgreeCase": stats.AGREE_CASES,  # the study's order of the KL schedules against the quick grid's
     "StudyActiveCase": ("never", "some", "unknown"),  # any active latent unit at any validated epoch
     "StudyFlatCase": ("all", "some", "none", "unknown"),  # schedules whose curve flattened before the last epoch
     **{f"Study{k}Case": QUIRK_CASES for _, _, k in QUIRKS},
+    "StudyRealLabCase": ("finished", "diverged", "absent"),  # the lab's loss on real footage
+    "StudyRealRunCase": ("lab", "mean", "none"),  # which loss the real-footage verdict below is from
     "StudyRealCase": ("beats", "loses", "absent"),  # real footage against repeat-the-first-frame, whole rollout
     "StudyRealFirstCase": ("beats", "loses", "absent"),  # the same over the first FIRST_FRAMES frames
 }
@@ -68,12 +72,16 @@ def header_macros(runs, record: dict) -> dict[str, str]:
     k = epochs / quick if quick else math.nan
     multiple = MULTIPLES.get(int(k), f"{int(k)} times") if k == int(k) and k >= 2 else f"{k:.1f} times"
     amp = any((r.summary().get("speed") or {}).get("amp") for r in runs)
+    cfg = kl_runs(runs)[0].config() if kl_runs(runs) else {}
+    weight, clip, gamma = (float(cfg.get(k, math.nan)) for k in ("kl_weight", "clip_grad", "gamma"))
     seeds = [len(rs) for s, rs in group(runs).items() if s in KL_STRATEGIES]
     return {"StudyMachine": tex_escape(cpu), "StudyCores": str(mach.get("cores", NA)),
             "StudyTorch": tex_escape(mach.get("torch", NA)), "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
             "StudyMinutes": f"{span / 60:.0f}" if span else NA, "StudyRuns": str(len(runs)),
             "StudyEpochs": str(epochs), "StudyQuickEpochs": str(quick), "StudyMultiple": multiple,
-            "StudyPrecision": "bf16 autocast" if amp else "fp32", "StudySeeds": stats_range(seeds)}
+            "StudyPrecision": "bf16 autocast" if amp else "fp32", "StudySeeds": stats_range(seeds),
+            "StudyLossCase": "lab" if weight == 1.0 else "other", "StudyKLWeight": f"{weight:.3g}",
+            "StudyClip": f"{clip:g}" if clip > 0 else "0", "StudyLrFactor": f"{1 / gamma:g}" if gamma > 0 else NA}
 
 
 def stats_range(ns) -> str:
@@ -193,22 +201,33 @@ def quirk_macros(runs) -> dict[str, str]:
 
 
 def real_macros(runs) -> dict[str, str]:
-    """The real-footage run against repeat-the-first-frame: the whole rollout, the first frames, the end."""
-    run = next((r for r in runs if r.name == REAL), None)
-    psnr = run.psnr() if run is not None else None
-    if psnr is None or not len(psnr):
-        return {"StudyRealCase": "absent", "StudyRealFirstCase": "absent"}
+    """The real-footage run against repeat-the-first-frame: the whole rollout, the first frames, the end; from
+    the lab's loss where that run finished, else from the report's loss balance; and whether the lab's diverged."""
+    by = {r.name: r for r in runs if r.name in (REAL, REAL_MEAN)}
+    lab = by.get(REAL)
+    m = {"StudyRealLabCase": "absent" if lab is None else "diverged" if lab.diverged() else "finished",
+         "StudyRealEpochs": str(next(iter(by.values())).config().get("num_epoch", NA)) if by else NA}
+    if lab is not None and lab.diverged():
+        d, val = lab.diverged(), lab.epoch_metrics().get("val_psnr")
+        val = val.dropna() if val is not None else []
+        m.update(StudyRealDivergedEpoch=str(d.get("epoch", NA)), StudyRealDivergedOf=str(d.get("num_epoch", NA)),
+                 StudyRealDivergedPSNR=fmt(val.iloc[-1]) if len(val) else NA)
+    run = next((by[n] for n in (REAL, REAL_MEAN) if n in by and by[n].psnr() is not None), None)
+    m["StudyRealRunCase"] = "none" if run is None else "lab" if run.name == REAL else "mean"
+    if run is None:
+        return {**m, "StudyRealCase": "absent", "StudyRealFirstCase": "absent"}
+    psnr = run.psnr()
     p, b = psnr["psnr"].to_numpy(float), psnr["baseline_psnr"].to_numpy(float)
     first, last = slice(0, FIRST_FRAMES), slice(-100, None)
     below = np.flatnonzero(p < b)
-    return {"StudyRealCase": "beats" if p.mean() > b.mean() else "loses",
+    return {**m, "StudyRealCase": "beats" if p.mean() > b.mean() else "loses",
             "StudyRealFirstCase": "beats" if p[first].mean() > b[first].mean() else "loses",
             "StudyRealPSNR": fmt(p.mean()), "StudyRealBaseline": fmt(b.mean()), "StudyRealGap": fmt(abs(p.mean() - b.mean())),
             "StudyRealFirstPSNR": fmt(p[first].mean()), "StudyRealFirstBaseline": fmt(b[first].mean()),
             "StudyRealFirstFrames": str(FIRST_FRAMES), "StudyRealFrameOne": fmt(p[0]), "StudyRealFrameOneBase": fmt(b[0]),
             "StudyRealBelowFrame": str(int(psnr["frame"].iloc[below[0]])) if len(below) else NA,
             "StudyRealLastPSNR": fmt(p[last].mean()), "StudyRealLastBaseline": fmt(b[last].mean()),
-            "StudyRealFrames": str(len(p)), "StudyRealEpochs": str(run.config().get("num_epoch", NA))}
+            "StudyRealFrames": str(len(p))}
 
 
 def study_macros(runs, record: dict, quick_runs) -> dict[str, str]:
@@ -229,7 +248,7 @@ def write_study(runs, record: dict, quick_runs, figures_dir, generated_dir) -> d
     if runs:
         study_figures.make_figures(runs, Path(figures_dir) / "study")
         out["table"] = gen / "study_results_table.tex"
-        sim = [r for r in runs if r.name != REAL]  # the SynthDance runs, as the report's results table
+        sim = [r for r in runs if r.name not in (REAL, REAL_MEAN)]  # the SynthDance runs, as the results table
         out["table"].write_text("% one row per strategy of the study, written by lab4.report.study.numbers\n"
                                 + report_numbers.results_rows(sim))
     out["macros"] = gen / "study.tex"
