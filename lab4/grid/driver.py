@@ -130,8 +130,10 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
                 execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run), profile=run.profile)
                 break
             except pm.PapermillExecutionError as e:  # the notebook's own error: another try would repeat it
-                status = "diverged" if RunDir(run.run_dir).diverged() else "failed"
-                return Result(run.name, status, time.perf_counter() - t0, str(run.notebook),
+                if diverged := RunDir(run.run_dir).diverged():
+                    return Result(run.name, "diverged", time.perf_counter() - t0, str(run.notebook),
+                                  diverged.get("message", ""), retried=retried)
+                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
                               f"{e.ename}: {e.evalue}", retried=retried)
             except notebook_run.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
                 kept = keep_attempt(run, len(retried) + 1, e)
@@ -173,7 +175,7 @@ def describe(i: int, n: int, r: Result) -> str:
     if r.status == "locked":
         return f"{head} skipped: {r.name} is being run by another process"
     if r.status == "diverged":
-        return (f"{head} DIVERGED ({r.error.split(': ', 1)[-1].split(';')[0]}); not retried: delete "
+        return (f"{head} DIVERGED ({r.error.removeprefix(f'{r.name}: ')}); not retried: delete "
                 f"{shown(Path(r.notebook).with_name(RunDir.DIVERGED))} to try again -> {shown(r.notebook)}")
     return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {shown(r.notebook)}"
 

@@ -66,17 +66,18 @@ def study_collapse(runs, figures_dir) -> list[Path]:
     """KL per predicted frame (epoch mean) and active latent units (at each validation) per schedule."""
     fig, (a, b) = plots.figure(1, 2, height=2.3)
     g = {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
-    kl_all = []
+    kl_all, au_max = [], 0.0
     for i, (s, rs) in enumerate(g.items()):
         kl = [_epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
         kl_all += [v for k in kl if k is not None for v in k]
         plots.band_plot(a, kl, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
         au = [_epoch_series(r, "active_units", latent_units(r) / 100) for r in rs]
+        au_max = max([au_max, *(float(a.max()) for a in au if a is not None and len(a))])
         plots.band_plot(b, au, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
     plots.log_if_wide(a, kl_all)
     a.set(xlabel="epoch", ylabel="KL per frame (nats)", title="KL, epoch mean")
     b.set(xlabel="epoch", ylabel="active units (%)", title="variance of the posterior mean > 0.01")
-    b.set_ylim(bottom=-1)
+    b.set_ylim(-0.05 * max(au_max, 1.0), 1.1 * max(au_max, 1.0))  # a flat zero reads as zero, not as a tick range
     for ax in (a, b):
         ax.legend(fontsize=6)
     fig.tight_layout()

@@ -73,7 +73,7 @@ def header_macros(runs, record: dict) -> dict[str, str]:
     multiple = MULTIPLES.get(int(k), f"{int(k)} times") if k == int(k) and k >= 2 else f"{k:.1f} times"
     amp = any((r.summary().get("speed") or {}).get("amp") for r in runs)
     cfg = kl_runs(runs)[0].config() if kl_runs(runs) else {}
-    weight, clip, gamma = (float(cfg.get(k, math.nan)) for k in ("kl_weight", "clip_grad", "gamma"))
+    weight, clip, gamma = (float(cfg.get(key, math.nan)) for key in ("kl_weight", "clip_grad", "gamma"))
     seeds = [len(rs) for s, rs in group(runs).items() if s in KL_STRATEGIES]
     return {"StudyMachine": tex_escape(cpu), "StudyCores": str(mach.get("cores", NA)),
             "StudyTorch": tex_escape(mach.get("torch", NA)), "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
@@ -150,7 +150,7 @@ def flat_epoch(epochs, curve, gain: float = GAIN_DB) -> int | None:
 
 def flatten_macros(runs) -> dict[str, str]:
     """Where each schedule's mean validation curve flattens, and how many runs still gained in their last epoch."""
-    parts, flat, n, gaining, milestones = [], 0, 0, 0, ()
+    parts, flat, n, gaining, losing, milestones = [], 0, 0, 0, 0, ()
     for s, rs in group(kl_runs(runs)).items():
         milestones = tuple(rs[0].config().get("milestones") or ())
         epochs, curve = mean_curve(rs)
@@ -164,8 +164,10 @@ def flatten_macros(runs) -> dict[str, str]:
         for r in rs:
             _, v = _per_epoch(r, "val_psnr")
             gaining += len(v) >= 2 and v[-1] - v[-2] > GAIN_DB
+            losing += len(v) >= 2 and v[-2] - v[-1] > GAIN_DB
     case = "unknown" if not n else "all" if flat == n else "some" if flat else "none"
     return {"StudyFlatCase": case, "StudyFlatList": "; ".join(parts) or NA, "StudyGaining": str(gaining),
+            "StudyLosing": str(losing),
             "StudyKLRuns": str(len(kl_runs(runs))), "StudyGainDB": f"{GAIN_DB:g}",
             "StudyMilestones": " and ".join(str(m) for m in milestones) or NA}
 
