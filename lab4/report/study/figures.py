@@ -19,7 +19,7 @@ from lab4.schedules import KL_STRATEGIES
 
 FIGURES = ("study_val_psnr", "study_collapse", "study_real", "psnr_per_frame")
 # the quirk runs and Monotonic trained as long as the quick ones, by name
-QUIRK_COLORS = {"lr-late": "C3", "quick-monotonic": "C5", "quick-leaky-0.01": "C4", "quick-monotonic-held": "C6"}
+QUIRK_COLORS = {"lr-late": "0.15", "quick-monotonic": "C5", "quick-leaky-0.01": "C4", "quick-monotonic-held": "C6"}
 
 
 def _epoch_series(run: RunDir, col: str, scale: float = 1.0) -> pd.Series | None:
@@ -39,7 +39,7 @@ def _milestones(ax, runs) -> None:
 
 def study_val_psnr(runs, figures_dir) -> list[Path]:
     """Validation PSNR after every epoch: the three KL schedules (left), Monotonic against each quirk (right)."""
-    fig, (a, b) = plots.figure(1, 2, height=2.4, sharey=True)
+    fig, (a, b) = plots.figure(1, 2, height=3.0, sharey=True)
     g = group(runs)
     base = [v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])]
     for ax, names, title in ((a, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
@@ -56,7 +56,7 @@ def study_val_psnr(runs, figures_dir) -> list[Path]:
         if not names:
             plots.empty(ax, "no runs")
         ax.set(xlabel="epoch", title=title)
-        ax.legend(loc="lower right", fontsize=6)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6, frameon=False)  # below
     a.set(ylabel="validation PSNR (dB)")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "study_val_psnr")
