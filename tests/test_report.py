@@ -160,8 +160,9 @@ def test_figures_and_macros(built):
     # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
     latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand", "IfFileExists", "OR", "AND"}
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
-    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss"))}  # test_gpu_section_macros and
-    # test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed check the GPU and loss-balance ones
+    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss", "Study"))}  # test_gpu_section_macros,
+    # test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed and tests/test_study.py check the GPU,
+    # loss-balance and longer-budget ones
     assert used - gpu - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - gpu - defined)}"
     assert macro_values(built["out"]["gpu"]) == {"GpuCase": "absent"}
     m = macro_values(built["out"]["macros"])

@@ -187,3 +187,13 @@ def test_a_diverged_run_is_settled_not_retried_and_the_study_records_it(tmp_path
     assert len(rec["invocations"]) == 1 and rec["invocations"][0]["exit_status"] == 0
     main(["study", "--grid", str(grid), "--runs", str(run.path.parent), "--out", str(out_dir)])
     assert len(json.loads((out_dir / "study.json").read_text())["invocations"]) == 2  # a resumed study keeps both
+
+
+def test_every_study_macro_that_main_tex_uses_is_written(tmp_path):
+    from conftest import write_study_folder
+    m, _ = _macros(tmp_path, write_study_folder(tmp_path / "a", STUDY_A))  # the lab-loss real run finished
+    diverged, _ = _macros(tmp_path / "b", write_study_folder(tmp_path / "b", STUDY_A, real="diverged",
+                                                             real_mean=(30.0, 22.0, 27.0)))
+    m = {**m, **diverged}
+    used = set(re.findall(r"\\(Study[A-Za-z]+)", (ROOT / "report" / "main.tex").read_text())) - {"StudySection"}
+    assert used - set(m) == set(), sorted(used - set(m))

@@ -13,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 import warnings
 
 import dask
-from distributed import WorkerPlugin
+from distributed import WorkerPlugin, wait
 
 from lab4.util.errors import Lab4Error
 
 CPU_JOBS = 3        # runs at once without GPUs: `make experiments`' default, measured on 2 cores
-POLL_S = 2.0        # how often the driver looks at task states and metrics.csv; at 0.5 s the driver and its
-                    # workers took a quarter of one of 2 cores away from the runs (make study, Zen 4)
+POLL_S = 2.0        # how often the driver looks at task states and metrics.csv when no run ends; at 0.5 s the
+                    # driver and its workers took a quarter of one of 2 cores away from the runs (make study, Zen 4)
 
 
 def visible_gpus() -> list[str]:
@@ -179,7 +178,8 @@ def run_all(client, fn, runs, gpu_runs: set[str], on_result, on_tick) -> None:
         if waiting and free > 0:
             batch, waiting = waiting[:free], waiting[free:]
             pending.update(submit(client, fn, batch, gpu_runs))
-        for fut in [f for f in pending if f.done()]:
+        finished = [f for f in pending if f.done()]
+        for fut in finished:
             run = pending.pop(fut)
             try:
                 value, error = fut.result(), ""
@@ -188,6 +188,9 @@ def run_all(client, fn, runs, gpu_runs: set[str], on_result, on_tick) -> None:
                 value, error = None, f"{type(e).__name__}: {msg}"
             fut.release()
             on_result(run, value, error)
-        if pending:
+        if pending and not (finished and waiting):  # a run just ended and another waits: hand it the slot first
             on_tick(running(client, pending))
-            time.sleep(POLL_S)
+            try:  # back as soon as a run ends (its slot goes to the next run at once), else after POLL_S
+                wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
