@@ -138,5 +138,6 @@ def test_dry_run_end_to_end_with_grid_and_figures(tiny_root, tmp_path):
         assert grid["per_run"][name]["epoch_seconds"]
     assert figs["status"] == "ok", figs
     assert (results / "figures" / "psnr_per_frame.png").is_file()
+    assert not (results / "figures" / "study").exists()  # the CPU study belongs to the report, not the session
     assert (results / "generated" / "macros.tex").is_file()
     assert "seeds" in (results / "grid.yaml").read_text()

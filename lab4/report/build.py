@@ -23,8 +23,9 @@ COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
 HELP = "the report from finished runs: figures and numbers, HTML pages, the README's table"
 
 
-def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> int:
-    """03_compare executed over ``runs_dir``: the figures, the results table and the LaTeX numbers."""
+def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None, study_dir=None) -> int:
+    """03_compare executed over ``runs_dir``: the figures, the results table and the LaTeX numbers (and the
+    longer-budget section from ``study_dir``, default results/study/)."""
     require_checkout("the report's figures (make figures)")
     if not COMPARE_NB.is_file():
         raise Lab4Error(f"{shown(COMPARE_NB)}: the comparison notebook is missing")
@@ -38,6 +39,8 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None) -> in
         params["figures_dir"] = str(Path(figures_dir).resolve())
     if generated_dir:
         params["generated_dir"] = str(Path(generated_dir).resolve())
+    if study_dir:
+        params["study_dir"] = str(Path(study_dir).resolve())
     out = build_dir / COMPARE_NB.name
     import papermill as pm
     t0 = time.perf_counter()
