@@ -306,11 +306,9 @@ class GpuCheck:
         if not list(self.runs_dir.glob(f"*/{RunDir.METRICS}")):
             return dict(status="skipped: no grid runs with metrics")
         results = self.out / "results" / "gpu"
-        # no study section: the CPU study is the report's, not this session's (a folder that does not exist)
-        boxed = run_boxed("lab4.report.build:run_figures", (str(self.runs_dir), str(self.out / "work" / "build"),
-                                          str(results / "figures"), str(results / "generated"),
-                                          str(self.out / "work" / "no-study")), {},
-                          self.budget.left() - 2)
+        args = (str(self.runs_dir), str(self.out / "work" / "build"), str(results / "figures"),
+                str(results / "generated"), str(self.out / "work" / "no-study"))  # no CPU study section here
+        boxed = run_boxed("lab4.report.build:run_figures", args, {}, self.budget.left() - 2)
         files = sorted(str(p.relative_to(results)) for p in results.glob("*/*")
                        if p.parent.name in ("figures", "generated"))
         rec = dict(**boxed, files=files)
