@@ -78,7 +78,7 @@ def header_macros(runs, record: dict) -> dict[str, str]:
     return {"StudyMachine": tex_escape(cpu), "StudyCores": str(mach.get("cores", NA)),
             "StudyTorch": tex_escape(mach.get("torch", NA)), "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
             "StudyMinutes": f"{span / 60:.0f}" if span else NA, "StudyRuns": str(len(runs)),
-            "StudyEpochs": str(epochs), "StudyQuickEpochs": str(quick), "StudyMultiple": multiple,
+            "StudyEpochs": str(epochs), "StudyMultiple": multiple,
             "StudyPrecision": "bf16 autocast" if amp else "fp32", "StudySeeds": stats_range(seeds),
             "StudyLossCase": "lab" if weight == 1.0 else "other", "StudyKLWeight": f"{weight:.3g}",
             "StudyClip": f"{clip:g}" if clip > 0 else "0", "StudyLrFactor": f"{1 / gamma:g}" if gamma > 0 else NA}
