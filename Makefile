@@ -47,8 +47,7 @@ test: setup tex browser real-footage
 
 demo: setup
 	$(PY) -m lab4 make-data --preset small
-	$(PY) -m lab4 train --profile quick --name demo --run-dir runs/demo
-	$(PY) -m lab4 evaluate --run-dir runs/demo
+	$(PY) -m lab4 train --profile quick --name demo --run-dir runs/demo --resume
 	@echo "demo: runs/demo/psnr_per_frame.png"
 
 experiments: setup

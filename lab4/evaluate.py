@@ -159,14 +159,6 @@ def active_units(model, val, threshold: float = ACTIVE_VARIANCE) -> dict:
     return dict(active_units=n, latent_units=int(mu.shape[1]), active_fraction=n / max(1, int(mu.shape[1])))
 
 
-def write_psnr_csv(path, res: dict) -> None:
-    rows = ["frame,psnr,ssim,baseline_psnr,baseline_ssim"]
-    for i in range(len(res["frame"])):
-        rows.append(f"{int(res['frame'][i])},{res['psnr'][i]:.4f},{res['ssim'][i]:.5f},"
-                    f"{res['baseline_psnr'][i]:.4f},{res['baseline_ssim'][i]:.5f}")
-    atomic_write_text(path, "\n".join(rows) + "\n")
-
-
 # -- test prediction and the course's submission format ------------------------------------------
 def predict_test(model, test_seqs, seed: int = 0, step_fn=None) -> list[torch.Tensor]:
     """All test sequences rolled out as one batch when they share a length -> float (T, 3, H, W) each."""

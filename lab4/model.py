@@ -270,3 +270,19 @@ class CVAE(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def compiled_steps(model: CVAE, cfg, device: torch.device):
+    """The fast path's compiled per-frame functions, by a Config's ``compile`` and ``cuda_graphs``:
+    (training step, rollout step); None = eager."""
+    train_step = torch.compile(model.step, dynamic=False) if cfg.compile else None
+    rollout_step = None
+    if cfg.cuda_graphs and device.type == "cuda":
+        graphed = torch.compile(model.rollout_step, mode="reduce-overhead", dynamic=False)
+
+        def rollout_step(prev, pose_feat, z):
+            torch.compiler.cudagraph_mark_step_begin()
+            return graphed(prev, pose_feat, z).clone()  # the next replay overwrites the graph's output
+    elif cfg.compile:
+        rollout_step = torch.compile(model.rollout_step, dynamic=False)
+    return train_step, rollout_step

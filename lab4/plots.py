@@ -170,7 +170,7 @@ def _metrics_frame(metrics):
     reads metrics.csv back typed), RunDir.metrics(), or the path of a run folder or of its metrics.csv."""
     import pandas as pd
     if isinstance(metrics, (str, Path)):
-        from lab4.rundir import RunDir
+        from lab4.run.folder import RunDir
         path = Path(metrics)
         metrics = RunDir(path.parent if path.is_file() else path).metrics()
     df = metrics.copy() if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))

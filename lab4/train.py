@@ -1,7 +1,7 @@
 """The Trainer: one config in, a run folder out (config.json, metrics.csv, last.pt).
 
-Read it top to bottom: setup, then ``fit`` -> ``train_epoch`` -> checkpoint. Callbacks (minGPT
-style) let a notebook plot while training without the loop knowing about notebooks.
+Read it top to bottom: setup, then ``fit`` -> ``train_epoch`` -> ``train_steps`` -> checkpoint. Callbacks
+(minGPT style) let a notebook plot while training without the loop knowing about notebooks.
 """
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from lab4.checkpoint import check_writable, load_checkpoint, load_model_weights,
 from lab4.config import Config
 from lab4.datasets.official import ClipSampler, dataset_record, load_split, resolve_data_root, to_float
 from lab4.evaluate import active_units, validate
-from lab4.model import CVAE
-from lab4.rundir import RunDir
+from lab4.model import CVAE, compiled_steps
+from lab4.run.folder import RunDir
+from lab4.run.identity import check_epochs, claim, stretch_note
 from lab4.schedules import TeacherForcing, beta_at
-from lab4.util.device import amp_enabled, pick_device
-from lab4.util.errors import Lab4Error
+from lab4.util.device import choose_precision, pick_device
+from lab4.util.errors import Lab4Error, innermost_cause
 
 METRIC_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "teacher_forcing", "lr",
                  "val_psnr", "val_ssim", "baseline_psnr", "active_units", "seconds", "frames_per_s"]
@@ -46,7 +47,9 @@ class IterLog(NamedTuple):
 
 
 class NonFiniteLoss(Lab4Error):
-    pass
+    def __init__(self, message: str, **where):
+        super().__init__(message)
+        self.where = where  # epoch and iteration, 1-based: what fit records in the run's diverged.json
 
 
 class OutOfMemory(Lab4Error):
@@ -60,21 +63,6 @@ def build_model(cfg: Config, device=None) -> CVAE:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
-
-
-def compiled_steps(model: CVAE, cfg: Config, device: torch.device):
-    """The fast path's compiled per-frame functions: (training step, rollout step); None = eager."""
-    train_step = torch.compile(model.step, dynamic=False) if cfg.compile else None
-    rollout_step = None
-    if cfg.cuda_graphs and device.type == "cuda":
-        graphed = torch.compile(model.rollout_step, mode="reduce-overhead", dynamic=False)
-
-        def rollout_step(prev, pose_feat, z):
-            torch.compiler.cudagraph_mark_step_begin()
-            return graphed(prev, pose_feat, z).clone()  # the next replay overwrites the graph's output
-    elif cfg.compile:
-        rollout_step = torch.compile(model.rollout_step, dynamic=False)
-    return train_step, rollout_step
 
 
 class Trainer:
@@ -101,9 +89,10 @@ class Trainer:
         fused = cfg.fused_adam and self.device.type == "cuda"
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=fused or None)
         self.tf = TeacherForcing(cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step, cfg.tfr_per_epoch, seed=cfg.seed)
-        self.compiled_step, self.compiled_rollout = compiled_steps(self.model, cfg, self.device)
-        self.amp = amp_enabled(cfg.amp, self.device)  # bf16 on CUDA, and on CPUs with native bf16
-        self.fallback: str | None = None  # why the compiled steps were switched off, if they were
+        self.precision = choose_precision(cfg.amp, self.device)  # bf16, fp16 with a GradScaler, or fp32: by device
+        fast, self.fallback = self.precision.fast_path(cfg)  # fallback: why the compiled steps are off, if they are
+        self.compiled_step, self.compiled_rollout = compiled_steps(self.model, fast, self.device)
+        self.amp, self.scaler = self.precision.dtype != "fp32", self.precision.grad_scaler(self.device)
         self.fit_seconds = 0.0            # training time in this process
         self.fit_cpu_seconds = 0.0        # CPU time of this process (all its threads) while training
         self.started_at: float | None = None  # Unix time fit() began: the report finds concurrent runs by it
@@ -122,8 +111,9 @@ class Trainer:
             fn(self, info)
 
     # -- the loop ----------------------------------------------------------------------------
-    def fit(self, resume: bool = False) -> "Trainer":
-        """Train to ``num_epoch``; with ``resume``, continue from ``last.pt`` exactly where it stopped."""
+    def fit(self, resume: bool = False, overwrite: bool = False) -> "Trainer":
+        """Train to ``num_epoch``; with ``resume``, continue the same run from ``last.pt`` exactly where it stopped.
+        A folder holding another run (or this one, without ``resume``) refuses unless ``overwrite``."""
         check_writable(self.run_dir)
         lock = FileLock(str(self.run_dir / ".lock"))
         try:
@@ -131,8 +121,12 @@ class Trainer:
         except Timeout:
             raise Lab4Error(f"{self.run_dir}: another process is training this run (lock {self.run_dir / '.lock'})") from None
         try:
+            for line in (claim(self.files, self.cfg, resume, overwrite), stretch_note(self.files, self.cfg)):
+                if line:
+                    print(f"lab4: {line}", file=sys.stderr, flush=True)
             if resume and (self.run_dir / RunDir.LAST).is_file():
                 self.load(self.run_dir / RunDir.LAST)
+                check_epochs(self.files, self.cfg, self.epoch)
             elif not resume:
                 self.rows = []
             self.start_epoch = self.epoch  # > 0: this session resumed from last.pt
@@ -143,6 +137,10 @@ class Trainer:
                     self.train_epoch(self.epoch)
                 except torch.cuda.OutOfMemoryError:
                     raise self._out_of_memory() from None
+                except NonFiniteLoss as e:  # recorded: resuming would repeat it step for step, so the grid settles it
+                    self.files.write_diverged(dict(e.where, num_epoch=self.cfg.num_epoch, message=str(e)))
+                    last = self.run_dir / RunDir.LAST
+                    raise NonFiniteLoss(f"{e}; training stopped, last good checkpoint kept at {last}") from None
                 self.epoch += 1
                 # metrics first: a death between the two writes leaves extra rows (dropped on resume), never a gap
                 self.write_metrics()
@@ -156,7 +154,7 @@ class Trainer:
         return self
 
     def _out_of_memory(self) -> OutOfMemory:
-        bs, last = self.cfg.batch_size, self.run_dir / "last.pt"
+        bs, last = self.cfg.batch_size, self.run_dir / RunDir.LAST
         lower = (f"lower it with --batch-size (e.g. --batch-size {bs // 2}; batch_size in a notebook or grid)" if bs > 1
                  else "it cannot go lower: use smaller model dims (--f-dim, --d-out-dim)")
         kept = f"last checkpoint kept at {last}" if last.is_file() else "no checkpoint written yet"
@@ -185,17 +183,16 @@ class Trainer:
                     b.copy_(saved)
             what = "CUDA-graph capture" if step == "rollout" and self.speed["cuda_graphs"] else "torch.compile"
             self.compiled_step = self.compiled_rollout = None
-            self.fallback = f"{what}: {_cause(e)}"
-            print(f"lab4: warning: {self.cfg.name}: {what} failed ({_cause(e)}); going on eagerly",
+            self.fallback = f"{what}: {innermost_cause(e)}"
+            print(f"lab4: warning: {self.cfg.name}: {what} failed ({innermost_cause(e)}); going on eagerly",
                   file=sys.stderr, flush=True)
             return fn()
 
     @property
     def speed(self) -> dict:
         """The speed options this run actually uses: asked for, available on its device and not fallen back."""
-        cuda = self.device.type == "cuda"
         return dict(amp=self.amp, channels_last=self.cfg.channels_last, compile=self.compiled_step is not None,
-                    cuda_graphs=self.cfg.cuda_graphs and cuda and self.compiled_rollout is not None,
+                    cuda_graphs=self.cfg.cuda_graphs and self.device.type == "cuda" and bool(self.compiled_rollout),
                     fused_adam=bool(self.optimizer.defaults.get("fused")))
 
     def _fraction(self, epoch: int) -> float:
@@ -226,41 +223,31 @@ class Trainer:
         frames = to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))  # (B, T, 3, H, W)
         poses = to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
         out = self.with_fallback(lambda: self.loss_backward(frames, poses, beta, use_tf))
-        # the norm before clipping: how much of each step the clip takes away
+        self.scaler.unscale_(self.optimizer)  # fp16's true gradients: the logged norm is theirs, before clipping
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad or math.inf)
-        self.optimizer.step()
+        self.optimizer.step() if not self.scaler.is_enabled() else self.scaler.step(self.optimizer)
+        self.scaler.update()  # fp16 skips a step whose gradients overflowed, and lowers its scale after it
         logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
         return IterLog(progress, beta, use_tf, logged)
 # report: train-step end
 
     def loss_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
-        """The clip loss (bf16 autocast where :func:`amp_enabled`; losses and KL in fp32) and its gradients."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        """The clip loss (autocast in ``self.precision``; losses and KL in fp32) and its gradients (scaled in fp16)."""
+        with self.precision.autocast(self.device):
             out = self.model.clip_loss(frames, poses, beta, teacher_forcing, step_fn=self.compiled_step,
                                        kl_weight=self.cfg.kl_weight, free_bits=self.cfg.free_bits,
                                        batched=self.cfg.batched_tf)
         self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        self.scaler.scale(out["loss"]).backward()
         return out
 
     def train_epoch(self, epoch: int) -> dict:
         cfg = self.cfg
-        self.model.train()
         batches = self.sampler.batches(self._fraction(epoch))[:self.iters_per_epoch(epoch)]
         n_iter = len(batches)
         tfr = self.tf.ratio(epoch)
-        logs, t0 = [], time.perf_counter()
-        check_every = 1 if self.device.type == "cpu" else 25  # a CPU's .item() is free; a GPU's waits for the queue
-        bar = tqdm(batches, desc=f"{cfg.name} epoch {epoch + 1}/{cfg.num_epoch}", disable=not cfg.progress,
-                   leave=False, mininterval=1.0)
-        for it, starts in enumerate(bar):
-            log = self.step(starts, epoch + it / n_iter)
-            logs.append(log)
-            if (it + 1) % check_every == 0 or it == n_iter - 1:
-                self._check_finite(logs, epoch)
-                loss = log.loss.item()
-                bar.set_postfix(loss=f"{loss:.4g}", beta=f"{log.beta:.2f}", tfr=f"{tfr:.2f}")
-                self._trigger("on_iter_end", dict(epoch=epoch, iter=it, loss=loss))
+        t0 = time.perf_counter()
+        logs = self.train_steps(((starts, epoch + it / n_iter) for it, starts in enumerate(batches)), epoch, n_iter)
         seconds = time.perf_counter() - t0
         values = torch.stack([log.values for log in logs]).cpu()  # (n_iter, 4): one transfer per epoch
         lr = self.optimizer.param_groups[0]["lr"]
@@ -281,15 +268,37 @@ class Trainer:
         self.rows.append(row)
         return row
 
-    def _check_finite(self, logs: list[IterLog], epoch: int) -> None:
+    def train_steps(self, plan, epoch: int = 0, total: int | None = None) -> list[IterLog]:
+        """:meth:`step` on each ``(starts, progress)`` of ``plan``, the loss checked finite and reported as it goes.
+
+        The one training loop: an epoch, the speedrun's CPU budget and the bench's timed seconds all run it, so
+        what they time is what a run does. A generator ``plan`` decides when to stop: it is asked for the next
+        step once the last one ran. ``epoch`` labels the steps in the progress bar, messages and callbacks.
+        """
+        self.model.train()
+        logs: list[IterLog] = []
+        check_every = 1 if self.device.type == "cpu" else 25  # a CPU's .item() is free; a GPU's waits for the queue
+        with tqdm(total=total, desc=f"{self.cfg.name} epoch {epoch + 1}/{self.cfg.num_epoch}", leave=False,
+                  disable=not self.cfg.progress, mininterval=1.0) as bar:
+            for starts, progress in plan:
+                logs.append(self.step(starts, progress))
+                bar.update()
+                if len(logs) % check_every == 0:
+                    self._check_finite(logs, epoch, bar)
+            if len(logs) % check_every:  # the plan ended between two checks: its last steps
+                self._check_finite(logs, epoch, bar)
+        return logs
+
+    def _check_finite(self, logs: list[IterLog], epoch: int, bar) -> None:
+        """Stop at a non-finite loss among the last 25 (one transfer); else show and call back the last one."""
         recent = torch.stack([log.loss for log in logs[-25:]])
         if not torch.isfinite(recent).all():
             bad = next(i for i, log in enumerate(logs) if not torch.isfinite(log.loss))
-            msg = f"{self.cfg.name}: loss became non-finite at epoch {epoch + 1} iteration {bad + 1}"
-            # recorded: resuming would repeat it step for step, so the grid settles the run as diverged
-            self.files.write_diverged(dict(epoch=epoch + 1, iteration=bad + 1, num_epoch=self.cfg.num_epoch,
-                                           message=msg))
-            raise NonFiniteLoss(f"{msg}; training stopped, last good checkpoint kept at {self.run_dir / 'last.pt'}")
+            raise NonFiniteLoss(f"{self.cfg.name}: loss became non-finite at epoch {epoch + 1} iteration {bad + 1}",
+                                epoch=epoch + 1, iteration=bad + 1)
+        log, loss = logs[-1], logs[-1].loss.item()
+        bar.set_postfix(loss=f"{loss:.4g}", beta=f"{log.beta:.2f}", tfr=f"{self.tf.ratio(int(log.progress)):.2f}")
+        self._trigger("on_iter_end", dict(epoch=epoch, iter=len(logs) - 1, loss=loss))
 
     def validate(self) -> dict:
         res = self.with_fallback(lambda: validate(self.model, self.val_data, seed=self.cfg.seed,
@@ -300,12 +309,10 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return dict(
-            model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
-            epoch=self.epoch, config=self.cfg.to_dict(), teacher_forcing=self.tf.state_dict(),
-            rng=dict(torch=torch.get_rng_state(), sampler=self.sampler.generator.get_state(),
-                     cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []),
-        )
+        return dict(model=self.model.state_dict(), optimizer=self.optimizer.state_dict(), epoch=self.epoch,
+                    scaler=self.scaler.state_dict(), config=self.cfg.to_dict(), teacher_forcing=self.tf.state_dict(),
+                    rng=dict(torch=torch.get_rng_state(), sampler=self.sampler.generator.get_state(),
+                             cuda=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []))
 
     def save(self, path) -> None:
         save_checkpoint(path, self.state_dict())
@@ -316,6 +323,7 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.tf.load_state_dict(state["teacher_forcing"])
+            self.scaler.load_state_dict(state.get("scaler") or self.scaler.state_dict())  # none saved: start afresh
             torch.set_rng_state(state["rng"]["torch"].cpu())
             self.sampler.generator.set_state(state["rng"]["sampler"].cpu())
             if self.device.type == "cuda" and state["rng"]["cuda"]:
@@ -328,15 +336,6 @@ class Trainer:
 
     def write_metrics(self) -> None:
         self.files.write_metrics(self.rows, METRIC_FIELDS)
-
-
-def _cause(e: BaseException) -> str:
-    """The innermost cause of an error, as one short line (compile errors wrap the real one)."""
-    while (inner := e.__cause__ or getattr(e, "inner_exception", None)) is not None and inner is not e:
-        e = inner
-    first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
-    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def load_trained(run_dir, checkpoint: str = RunDir.LAST, device: str = "auto"):

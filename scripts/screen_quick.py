@@ -1,6 +1,7 @@
 """Screen a quick-profile candidate as `make report` would train it (epochs, not a CPU budget): one thread,
 no validation until the end, then the 630-frame validation rollout (and the z = 0 one, the active units,
-the per-epoch MSE/KL/gradient norms and per-module gradient norms) -> <OUT>/<tag>-<strategy>-s<seed>.json.
+the per-epoch MSE/KL/gradient norms and per-module gradient norms) -> <OUT>/<tag>-<strategy>-s<seed>.json,
+a record as lab4/report/loss/screen_record.py describes it (the report's loss balance reads results/labloss-screen/).
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/screen_quick.py R4 cyclical '{"num_epoch": 3, "milestones": [2]}'
     OMP_NUM_THREADS=1 .venv/bin/python scripts/screen_quick.py L3 none '{"kl_weight": 1.0, "clip_grad": 100.0, "seed": 1}' results/labloss-screen
@@ -19,6 +20,7 @@ import torch
 from lab4.config import make_config
 from lab4.evaluate import active_units, validate
 from lab4.grid.spec import load_grid
+from lab4.report.loss import screen_record
 from lab4.train import Trainer
 from lab4.util.paths import project_root
 
@@ -77,9 +79,7 @@ def main(tag: str, strategy: str, overrides: str, out: str = "results/speedrun-s
         rec.update(psnr_z0=round(res0["mean_psnr"], 2))
     if au:
         rec.update(active_units=au["active_units"], latent_units=au["latent_units"])
-    path = project_root() / out / f"{tag}-{strategy}-s{seed}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec) + "\n")
+    screen_record.write(project_root() / out, rec)
     print(json.dumps(rec))
     return rec
 
@@ -87,7 +87,7 @@ def main(tag: str, strategy: str, overrides: str, out: str = "results/speedrun-s
 def table(folder: str) -> str:
     """The screen's JSONs as a markdown table: one row per (setting, strategy), mean over its seeds."""
     import numpy as np
-    recs = [json.loads(f.read_text()) for f in sorted((project_root() / folder).glob("*.json"))]
+    recs = screen_record.load(project_root() / folder)
     rows = {}
     for r in recs:
         rows.setdefault((r["tag"], json.dumps(r["over"], sort_keys=True), r["strategy"]), []).append(r)

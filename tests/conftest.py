@@ -82,7 +82,7 @@ def write_study_folder(base: Path, scores: dict, active: dict | None = None, fla
     import pandas as pd
     from lab4.config import make_config
     from lab4.grid.spec import load_grid
-    from lab4.rundir import RunDir
+    from lab4.run.folder import RunDir
     out = Path(base) / "results" / "study"
     grid = dict(load_grid(Path(__file__).resolve().parents[1] / "study.yaml", "study"))
     reals = {"real-monotonic": real, "real-monotonic-klmean": real_mean}

@@ -15,7 +15,7 @@ import torch
 from lab4.config import make_config
 from lab4.model import CVAE, kl_divergence, kl_per_channel
 from lab4.report import bonus as report_bonus
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
 from lab4.schedules import beta_at, kl_beta
 from lab4.util.errors import Lab4Error
 
@@ -109,7 +109,7 @@ def test_zero_z_rollout_is_deterministic_and_differs_from_a_sample():
 
 
 def test_trainer_logs_capped_beta_true_kl_and_summary_has_z0(tiny_root, tmp_path):
-    from lab4.runs import evaluate_run, write_summary
+    from lab4.run.after_training import evaluate_run, write_summary
     from lab4.train import Trainer
     cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path / "run"), num_epoch=1, milestones=(1,),
                       kl_anneal_type="none", kl_beta_max=0.2, free_bits=1e3)
@@ -223,7 +223,9 @@ def test_bonus_tex_has_a_sentence_for_every_case_and_every_macro_is_written(tmp_
 
 @pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("pdftotext")), reason="needs xelatex, pdftotext")
 def test_bonus_tex_compiles_and_says_the_picked_sentences(tmp_path):
-    report_bonus.write_bonus(grid(tmp_path, fb_psnr=21.0, fb_kl=4.1, fb_active=12), tmp_path / "generated")
+    from lab4.report import sections
+    runs = grid(tmp_path, fb_psnr=21.0, fb_kl=4.1, fb_active=12)
+    sections.write_generated(sections.Inputs(runs), tmp_path / "generated", names=("bonus",))
     shutil.copy(BONUS_TEX, tmp_path / "bonus.tex")
     (tmp_path / "doc.tex").write_text(
         "\\documentclass{article}\\usepackage{amsmath,booktabs,xstring,ifthen}\n"
@@ -254,5 +256,5 @@ def test_bonus_comparison_uses_the_welch_test_over_seeds():
     assert report_bonus.compare_case(st([30.0, 30.1, 29.9]), ref) == "better"
     assert report_bonus.compare_case(st([20.0, 20.3, 19.8]), ref) == "worse"
     assert report_bonus.compare_case(st([31.0, 19.0, 27.0]), ref) == "same"  # +0.7 dB mean, spread of 12 dB
-    assert "interval" in report_bonus.interval_text(st([30.0, 30.1, 29.9]), ref)
-    assert report_bonus.interval_text(st([30.0]), ref) == "not tested"
+    assert report_bonus.reference_test(st([30.0, 30.1, 29.9]), ref).startswith("95\\% interval +4.")
+    assert report_bonus.reference_test(st([30.0]), ref) == "not tested"

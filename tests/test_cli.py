@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -48,11 +49,45 @@ def test_help_exits_zero(cmd, capsys):
 
 
 def test_top_level_help_lists_subcommands(capsys):
+    """The student's commands, then the maintainer's under their own heading; plain text, no reST."""
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert all(c in out for c in SUBCOMMANDS)
+    student, maintainer = out.split("maintainer commands:")
+    assert all(re.search(rf"^  {c} ", student, re.M) for c in ["train", "evaluate", "predict", "score", "export",
+                                                                "make-data", "report"])
+    assert all(re.search(rf"^  {c} ", maintainer, re.M) for c in ["grid", "study", "bench", "speedrun", "gpucheck",
+                                                                   "real-footage"])
+    assert "``" not in out and "{train," not in out
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"lab4 {version('lab4')}\n"
+
+
+# what building the top-level parser and its help loads, in a fresh interpreter
+LOADED = "import sys; from lab4.cli import build_parser; build_parser().format_help(); print(*sorted(sys.modules))"
+
+
+def test_top_level_help_is_quick_and_loads_no_command():
+    """`lab4 --help` knows only the commands' names and help: no torch, no command's module."""
+    loaded = subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True, timeout=60,
+                            check=True).stdout.split()
+    assert "torch" not in loaded and "numpy" not in loaded
+    work = [m for m in loaded if m.startswith(("lab4.grid", "lab4.perf", "lab4.report", "lab4.datasets", "lab4.cli."))
+            and m != "lab4.cli.flags"]
+    assert not work, work
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "lab4", "--help"], capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - t0
+    assert r.returncode == 0 and "maintainer commands:" in r.stdout, r.stderr
+    assert wall < 3, f"lab4 --help took {wall:.1f} s (well under 1 s on an idle machine)"
 
 
 @pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU

@@ -247,7 +247,7 @@ def test_evaluate_and_predict_run_same_from_a_run_folder_and_from_the_trainer(ti
 
     from lab4.config import Config
     from lab4.datasets.official import load_split
-    from lab4.runs import evaluate_run, predict_run
+    from lab4.run.after_training import evaluate_run, predict_run
     from lab4.train import Trainer, load_trained
     run = shutil.copytree(tiny_run, tmp_path / "run", ignore=shutil.ignore_patterns(".lock"))
     TIMES = ("seconds", "cpu_seconds")  # how long it took: the only numbers that differ between calls

@@ -301,7 +301,7 @@ def test_second_driver_skips_and_a_killed_worker_resumes(gpu_cluster, tiny_root,
         {"name": "long", "overrides": {**FAST, "num_epoch": 3, "data_root": str(tiny_root)}}])
     runs = tmp_path / "runs"
     args = ["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--scheduler", address]
-    first = subprocess.Popen([sys.executable, "-m", "lab4.grid.driver", *args], cwd=ROOT, text=True,
+    first = subprocess.Popen([sys.executable, "-m", "lab4", "grid", *args], cwd=ROOT, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     metrics = runs / "long" / "metrics.csv"
     try:

@@ -200,7 +200,7 @@ def test_rollouts_stay_fp32_after_bf16_training_and_re_evaluation_agrees(tiny_ro
     """Training may run in bf16 (amp on a CPU with native bf16) but every rollout is fp32: the 630-frame rollout
     amplifies bf16 rounding into dB (docs/speedrun.md). `lab4 evaluate` of the folder gives the Trainer's number."""
     import lab4.util.device
-    from lab4.runs import evaluate_run
+    from lab4.run.after_training import evaluate_run
     monkeypatch.setattr(lab4.util.device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
     seen = []
     real_rollout = CVAE.rollout

@@ -1,19 +1,22 @@
 """The package's shape: folders that show its parts, imports that only run downwards, files a reader can hold.
 
 Layers, bottom up: util (plumbing) < datasets < the core (lab4/*.py) < grid and report < perf (the GPU
-session runs the grid). A module imports from its own layer or below; grid and report never import each
-other. ``python -m <module>`` aliases import the command line inside their ``__main__`` guard, which is
-not an import of the module itself, so those are skipped.
+session runs the grid) < cli (the one command). A module imports from its own layer or below; grid and
+report never import each other, and only lab4/__main__.py imports the command line. An import is any
+``import``/``from ... import`` of lab4, at module level or in a function, and any
+``importlib.import_module("lab4....")`` with a literal name.
 """
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 
-from lab4.cli import COMMANDS
+from lab4.cli import COMMANDS, MAINTAINER, STUDENT
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lab4"
-LAYER = {"util": 0, "datasets": 1, "core": 2, "grid": 3, "report": 3, "perf": 4}
+LAYER = {"util": 0, "datasets": 1, "core": 2, "grid": 3, "report": 3, "perf": 4, "cli": 5}
+ENTRY_POINT = "lab4.__main__"  # python -m lab4: the one module outside cli that may import it
 MAX_LINES, MAX_MODULES = 350, 12
 
 
@@ -22,19 +25,24 @@ def _part(module: str) -> str:
     return parts[1] if len(parts) > 1 and parts[1] in LAYER else "core"
 
 
+def _is_import_module(call: ast.Call) -> bool:
+    f = call.func
+    return (isinstance(f, ast.Attribute) and f.attr == "import_module" and ast.unparse(f.value) == "importlib") or \
+        (isinstance(f, ast.Name) and f.id == "import_module")
+
+
 def _imports(path: Path) -> list[str]:
-    """The lab4 modules ``path`` imports, at module level or in functions, outside ``if __name__ == ...``."""
-    tree = ast.parse(path.read_text())
-    guards = [n for n in tree.body if isinstance(n, ast.If) and "__name__" in ast.unparse(n.test)]
-    skipped = {id(n) for g in guards for n in ast.walk(g)}
+    """The lab4 modules ``path`` imports, at module level or in functions, by statement or by
+    ``importlib.import_module`` with a string literal."""
     found = []
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("lab4"):
             found.append(node.module)
         elif isinstance(node, ast.Import):
             found += [a.name for a in node.names if a.name.startswith("lab4")]
+        elif isinstance(node, ast.Call) and _is_import_module(node) and node.args \
+                and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("lab4"):
+            found.append(node.args[0].value)
     return found
 
 
@@ -49,9 +57,28 @@ def test_imports_run_downwards_only():
     for name, path in _modules():
         for target in _imports(path):
             a, b = _part(name), _part(target)
+            if name == ENTRY_POINT and b == "cli":
+                continue
             if LAYER[b] > LAYER[a] or (a != b and LAYER[a] == LAYER[b]):
                 wrong.append(f"{name} ({a}) imports {target} ({b})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_layering_test_sees_every_kind_of_import(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text("import importlib\nfrom importlib import import_module\n"
+                   "def f():\n    import lab4.cli\n    from lab4.grid import driver\n"
+                   "    importlib.import_module('lab4.perf.bench')\n    import_module('lab4.report.build')\n"
+                   "    importlib.import_module(name)\n")
+    assert _imports(src) == ["lab4.cli", "lab4.grid", "lab4.perf.bench", "lab4.report.build"]
+
+
+def test_no_module_runs_as_a_script():
+    """One entry point: ``lab4`` / ``python -m lab4``; no module has an ``if __name__ == "__main__"`` block."""
+    scripts = [name for name, path in _modules() if name != ENTRY_POINT
+               and any(isinstance(n, ast.If) and "__name__" in ast.unparse(n.test)
+                       for n in ast.walk(ast.parse(path.read_text())))]
+    assert not scripts, scripts
 
 
 def test_files_and_folders_stay_small():
@@ -64,8 +91,9 @@ def test_files_and_folders_stay_small():
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_every_registered_command_has_help_arguments_and_run(command):
-    import importlib
-    module = importlib.import_module(COMMANDS[command])
-    assert isinstance(module.HELP, str) and module.HELP
-    assert callable(module.add_arguments) and callable(module.run)
+def test_every_command_has_help_flags_and_a_runner_in_the_cli(command):
+    c = COMMANDS[command]
+    assert c.module.startswith("lab4.cli.") and isinstance(c.help, str) and c.help
+    add_flags, run = importlib.import_module(c.module).COMMANDS[command]
+    assert callable(add_flags) and callable(run)
+    assert sum(command in (x.name for x in group) for group in (STUDENT, MAINTAINER)) == 1

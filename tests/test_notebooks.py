@@ -82,13 +82,13 @@ def test_committed_notebooks_are_clean(path):
 
 
 def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
-    """02_train's parameters cell: flat literals named like Config fields (plus resume, extra); the driver reads
+    """02_train's parameters cell: flat literals named like Config fields (plus resume, overwrite, extra); the driver reads
     its flat list from there, passes those flat and any other field in `extra`, and the notebook builds its
     config from them."""
     import ast
 
     from lab4.config import FIELDS
-    from lab4.runs import notebook_config
+    from lab4.run.pipeline import notebook_config
     nb = nbformat.read(str(NOTEBOOKS / "02_train.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     names = []
@@ -96,8 +96,8 @@ def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
         assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.unparse(node)
         names.append(node.targets[0].id)
         ast.literal_eval(node.value)  # a literal: derived values belong in the next cell
-    flat = set(names) - {"resume", "extra"}
-    assert {"resume", "extra"} < set(names) and flat <= FIELDS and "lr" in flat and "milestones" not in flat
+    flat = set(names) - {"resume", "overwrite", "extra"}
+    assert {"resume", "overwrite", "extra"} < set(names) and flat <= FIELDS and "lr" in flat and "milestones" not in flat
     assert experiments.notebook_flat_params() == flat
     params = experiments.notebook_parameters(experiments.Entry("r", {"lr": 0.01, "milestones": (3, 4)}, tmp_path, "tiny"))
     assert params["lr"] == 0.01 and params["extra"] == {"milestones": [3, 4]} and "milestones" not in params

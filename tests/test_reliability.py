@@ -34,8 +34,8 @@ from lab4.checkpoint import load_checkpoint, save_checkpoint
 from lab4.config import make_config
 from lab4.datasets.official import load_split, load_test
 from lab4.model import CVAE
-from lab4.rundir import RunDir
-from lab4.runs import write_summary
+from lab4.run.folder import RunDir
+from lab4.run.after_training import write_summary
 from lab4.train import NonFiniteLoss, OutOfMemory, Trainer, load_trained
 from lab4.util.errors import Lab4Error
 
@@ -157,7 +157,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_root, tmp_path
     rc = cli.main([str(a) for a in (*common, "--run-dir", killed, "--resume")])
     out = capsys.readouterr()
     assert rc == 0, out.err
-    assert "for 6 epochs" in out.out
+    assert "trained 6/6 epochs, resumed after epoch" in out.out
     ref_out, ref_err = ref_proc.communicate(timeout=240)
     assert ref_proc.returncode == 0, ref_err[-2000:]
 

@@ -1,5 +1,5 @@
-"""lab4.rundir, lab4.report.{figures,numbers,...}, notebooks/03_compare.ipynb and report/main.tex, on copies of the
-tiny run and on synthetic runs whose numbers flip each verdict of the report."""
+"""lab4.run.folder, lab4.report.{sections,figures,numbers,...}, notebooks/03_compare.ipynb and report/main.tex, on copies
+of the tiny run and on synthetic runs whose numbers flip each verdict of the report."""
 from __future__ import annotations
 
 import json
@@ -25,8 +25,9 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
     ``cyclical-s1`` is the same run with its scores shifted; it exercises the seed aggregation.
     """
     from lab4.datasets.official import load_split
-    from lab4.evaluate import active_units, validate, write_psnr_csv
+    from lab4.evaluate import active_units, validate
     from lab4.plots import strip_image
+    from lab4.run.folder import RunDir
     from lab4.train import load_trained
     from PIL import Image
     model, cfg = load_trained(tiny_run, device="cpu")
@@ -42,7 +43,7 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
         c = json.loads((d / "config.json").read_text())
         c.update(name=name, kl_anneal_type=name.split("-")[0], seed=i)
         (d / "config.json").write_text(json.dumps(c))
-        write_psnr_csv(d / "psnr_per_frame.csv", res)
+        RunDir(d).write_psnr(res)
         samples.save(d / "samples.png")
         shift = 0.3 * i
         (d / "summary.json").write_text(json.dumps(dict(
@@ -58,16 +59,12 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
 def built(tiny_run, tmp_path_factory):
     """A tmp project: runs/, figures/ and report/generated/ made by lab4.report.*."""
     from lab4.report import figures as report_figures
-    from lab4.report import gpu as report_gpu
-    from lab4.report import numbers as report_numbers
-    from lab4.rundir import load_runs
+    from lab4.report import sections
     base = tmp_path_factory.mktemp("compare")
-    runs = load_runs(make_runs(tiny_run, base / "runs"))
-    figs = report_figures.make_figures(runs, base / "figures")
-    out = report_numbers.write_tables_and_macros(runs, base / "report" / "generated")
-    gpu_runs, bench = report_gpu.load_gpu(base / "results" / "gpu")  # no GPU session here
-    out["gpu"] = report_gpu.write_gpu(gpu_runs, runs, base / "figures", base / "report" / "generated", bench)["macros"]
-    return dict(base=base, runs=runs, figs=figs, out=out)
+    inputs = sections.Inputs.load(make_runs(tiny_run, base / "runs"), gpu_dir=base / "results" / "gpu")  # no GPU
+    figs = report_figures.make_figures(inputs.runs, base / "figures")
+    written = sections.write_generated(inputs, base / "report" / "generated", names=("main", "gpu"))
+    return dict(base=base, runs=inputs.runs, figs=figs, out=dict(macros=written["macros.tex"], gpu=written["gpu.tex"]))
 
 
 def macro_defs(text: str) -> set[str]:
@@ -148,7 +145,7 @@ def build_pdf(report_dir: Path) -> Path:
 
 def test_figures_and_macros(built):
     from lab4.report import figures as report_figures
-    from lab4.rundir import group
+    from lab4.run.folder import group
     assert len(built["runs"]) == len(NAMES)
     assert list(group(built["runs"])) == ["monotonic", "cyclical", "none"]
     for stem in report_figures.FIGURES:
@@ -187,13 +184,10 @@ def test_figures_and_macros(built):
 
 def test_every_case_has_its_sentences():
     """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
-    from lab4.report.gpu import CASES as GPU_CASES
-    from lab4.report.numbers import CASES
-    from lab4.report.study.numbers import CASES as STUDY_CASES
-    from lab4.report.training import BALANCE_CASES
-    CASES = {**CASES, **GPU_CASES, **BALANCE_CASES, **STUDY_CASES}
+    from lab4.report.sections import SECTIONS
+    CASES = {k: v for s in SECTIONS if s.sentences == "main.tex" for k, v in s.cases.items()}
     found = cases_in_tex(MAIN_TEX.read_text())
-    assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != report_numbers.CASES {sorted(CASES)}"
+    assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != the sections' cases {sorted(CASES)}"
     for name, values in CASES.items():
         for names in found[name]:
             assert names <= set(values), f"main.tex handles {sorted(names - set(values))} of {name}: never written"
@@ -240,7 +234,7 @@ def test_drift_verdict_follows_the_curves(tmp_path):
     import numpy as np
     import pandas as pd
     from lab4.report.numbers import drift_macros
-    from lab4.rundir import RunDir
+    from lab4.run.folder import RunDir
 
     def run(name, psnr, baseline=None):
         frames = np.arange(1, len(psnr) + 1)
@@ -301,8 +295,8 @@ def test_setup_table_reads_what_each_run_used(tmp_path):
     """The speed rows show what summary.json says a run used, not what its config asked for; the reference
     column is the course template's, and a star marks where the runs depart from it."""
     from lab4.config import make_config
-    from lab4.report.setup import TEMPLATE, hyperparameter_rows
-    from lab4.rundir import RunDir
+    from lab4.report.experimental_setup import TEMPLATE, hyperparameter_rows
+    from lab4.run.folder import RunDir
     runs = []
     for name, used_amp in (("a", False), ("b", False)):  # both asked for bf16; the CPU had none
         run = RunDir(tmp_path / name)
@@ -313,14 +307,14 @@ def test_setup_table_reads_what_each_run_used(tmp_path):
                                             fused_adam=False))))
         runs.append(run)
     rows = {line.split(" {\\footnotesize")[0]: line.split(" & ")[1:] for line in hyperparameter_rows(runs).splitlines()}
-    assert rows["bf16 autocast"][:2] == ["no", "no"] and not rows["bf16 autocast"][2].startswith("$")
+    assert rows["mixed-precision autocast"][:2] == ["no", "no"] and not rows["mixed-precision autocast"][2].startswith("$")
     assert rows["channels-last memory format"][1:3] == ["yes", "$\\ast$ \\\\"]
     # the template's, not this package's lab profile: it clamps nothing and draws one coin per epoch
     assert TEMPLATE["clamp_feedback"] is False and rows["clamp fed-back frames to $[0,1]$"][0] == "no"
     assert rows["one teacher-forcing coin per epoch"][0] == "yes"
     assert rows["learning-rate milestones (epochs)"][0] == "2, 5" and rows["epochs"][:2] == ["70", "3"]
     for run in runs:  # and every speed row agrees with each run's summary.json
-        for key, label in (("amp", "bf16 autocast"), ("channels_last", "channels-last memory format")):
+        for key, label in (("amp", "mixed-precision autocast"), ("channels_last", "channels-last memory format")):
             assert rows[label][1] == ("yes" if run.summary()["speed"][key] else "no")
 
 
@@ -362,7 +356,7 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
     numbers behind each of the report's verdicts (``gains``: last-epoch gain, one number or one per run)."""
     import numpy as np
     import pandas as pd
-    from lab4.rundir import RunDir
+    from lab4.run.folder import RunDir
     base = Path(tempfile.mkdtemp(prefix="runs-", dir=base))  # each call its own runs, whatever their names
     frames = np.arange(1, 101)
     from lab4.config import make_config
@@ -521,12 +515,13 @@ GPU_SETS = {"a": (seeds(cyclical=[23.0, 23.1, 23.2], monotonic=[21.0, 21.2, 21.1
 
 def test_verdicts_flip_with_the_numbers(built, tmp_path):
     """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
-    from lab4.report import gpu as report_gpu
-    from lab4.report import numbers as report_numbers
-    from lab4.report import stats
+    from lab4.grid.spec import load_grid
+    from lab4.report import sections, stats
     from lab4.report.study import numbers as report_study
-    from lab4.rundir import strategy_of
+    from lab4.report.study.roles import roles
+    from lab4.run.folder import strategy_of
     from conftest import write_study_folder
+    study_roles = roles(load_grid(ROOT / "study.yaml", "study"))
     tex = have_tex()
     words = {}
     for key, (kw, want) in FLIPS.items():
@@ -534,21 +529,19 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
         kw = {**kw, "data_root": str(tmp_path / kw["data_root"]) if kw["data_root"] else ""}
         runs = synthetic_runs(tmp_path, **kw)
         project = tmp_path / key
-        out = report_numbers.write_tables_and_macros(runs, project / "report" / "generated")
         gpu_runs, bench = [], None
         if key == "a":  # GPU runs beside set a only; b and c say that there are none
             gpu_runs = synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, "")
             bench = GPU_SETS["a"][1]
-        gpu_out = report_gpu.write_gpu(gpu_runs, runs, built["base"] / "figures", project / "report" / "generated",
-                                       bench)
         study_runs, study_record = [], {}
         if key in STUDY_SETS:
             scores, kw_study = STUDY_SETS[key]
             study_runs, study_record = report_study.load_study(
                 write_study_folder(tmp_path / f"study-{key}", scores, **kw_study))
-        study_out = report_study.write_study(study_runs, study_record, runs, built["base"] / "figures",
-                                             project / "report" / "generated")
-        m = {**macro_values(out["macros"]), **macro_values(gpu_out["macros"]), **macro_values(study_out["macros"])}
+        inputs = sections.Inputs(runs, gpu_runs, bench, study_runs, study_record, study_roles)
+        out = sections.write_generated(inputs, project / "report" / "generated", names=("main", "gpu", "study"))
+        sections.draw_figures(inputs, built["base"] / "figures", names=("gpu", "study"))
+        m = {k: v for f in ("macros.tex", "gpu.tex", "study.tex") for k, v in macro_values(out[f]).items()}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
         assert stats.ranking_macros(single)["RankCase"] == "single"
@@ -570,7 +563,7 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
 
 def test_every_new_verdict_value_is_reachable(tmp_path):
     """The values of the training verdicts that the PDF sets above do not reach, from their functions."""
-    from lab4.report import training as T
+    from lab4.report.loss import dynamics as T
     base = dict(psnr={"cyclical": 25.0, "monotonic": 22.0, "none": 21.0}, falling=None, clip=0.0,
                 per_epoch=False, data_root="")
     runs = synthetic_runs(tmp_path, **base, gains=-2.0, rise=None, active={"none": 5, "cyclical": 5})
@@ -636,6 +629,7 @@ def test_gpu_results_folder_makes_the_second_section(tmp_path):
     """A results/gpu/ laid out as lab4/perf/gpucheck.py writes it gives the GPU figures, table and every Gpu macro."""
     import json
     from lab4.report import gpu as report_gpu
+    from lab4.report import sections
     results = tmp_path / "results"
     for r in synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, ""):
         d = results / "gpu" / r.name
@@ -650,12 +644,14 @@ def test_gpu_results_folder_makes_the_second_section(tmp_path):
     runs, bench = report_gpu.load_gpu(results / "gpu")
     assert len(runs) == 9 and bench["ratio_vs_lab"] == 25.3
     cpu = synthetic_runs(tmp_path, FLIPS["a"][0]["psnr"], None, 1.0, True, "")
-    out = report_gpu.write_gpu(runs, cpu, tmp_path / "figures", tmp_path / "generated", bench)
+    inputs = sections.Inputs(cpu, gpu_runs=runs, bench=bench)
+    out = sections.write_generated(inputs, tmp_path / "generated", names=("gpu",))
+    sections.draw_figures(inputs, tmp_path / "figures", names=("gpu",))
     for stem in report_gpu.GPU_FIGURES:
         assert (tmp_path / "figures" / "gpu" / f"{stem}.pdf").is_file()
-    table = out["table"].read_text()
+    table = out["gpu_results_table.tex"].read_text()
     assert table.count(r"\\") == 3 and r"23.10 $\pm$ 0.10" in table  # cyclical: mean +- std of 3 seeds
-    m = macro_values(out["macros"])
+    m = macro_values(out["gpu.tex"])
     assert (m["GpuCase"], m["GpuDevice"], m["GpuBenchRatio"], m["GpuSeedsPerStrategy"]) == \
         ("present", "a GPU", "25.3", "3")
     used = {u for u in re.findall(r"\\(Gpu[A-Za-z]+)", MAIN_TEX.read_text())} - macro_defs(MAIN_TEX.read_text())
@@ -677,7 +673,7 @@ def test_readme_table_mean_std(tmp_path, capsys):
 
 def test_training_rankings_are_tested_over_seeds(tmp_path):
     """The MSE, KL and active-unit winners are tested against the other side; noisy seeds span zero."""
-    from lab4.report import training as T
+    from lab4.report.loss import dynamics as T
     runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1, 25.2], none=[24.0, 24.1, 24.2]), None, 0.0, False, "",
                           active={"cyclical": 5, "none": 3})
     m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
@@ -696,7 +692,7 @@ def test_training_rankings_are_tested_over_seeds(tmp_path):
 def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
     """The loss-balance paragraph: the screened lab-loss setting with every KL schedule at two seeds or more,
     its numbers, and the paired test of the grid's mean-KL runs against it, per schedule; none without a screen."""
-    from lab4.report import training as T
+    from lab4.report.loss import balance as T
     runs = synthetic_runs(tmp_path, seeds(monotonic=[28.0, 28.5, 27.0], cyclical=[29.0, 28.0, 28.4],
                                           none=[27.5, 27.9, 28.8]), None, 1.0, True, "")
     lab = {"monotonic": [18.0, 19.0, 17.5], "cyclical": [17.0, 17.2, 16.0], "none": [27.4, 27.6, 28.9]}
@@ -724,3 +720,12 @@ def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
     assert (m["LossBalancePrecisionCase"], m["LossBalanceScreenPrecision"], m["LossBalanceGridPrecision"]) == \
         ("differs", "bf16", "fp32")  # the synthetic runs' summaries record no bf16
     assert T.loss_balance_macros(runs, []) == {"LossBalanceCase": "absent"}
+    # the screen's files as scripts/screen_quick.py writes them, read back as the report reads them
+    from lab4.report.loss import screen_record
+    from lab4.util.errors import Lab4Error
+    for r in screen:
+        screen_record.write(tmp_path / "screen", r)
+    assert screen_record.load(tmp_path / "screen") == sorted(screen, key=screen_record.file_name)
+    (tmp_path / "screen" / "notes.json").write_text('{"psnr": 20.0}')
+    with pytest.raises(Lab4Error, match="notes.json: not a screen record"):
+        screen_record.load(tmp_path / "screen")

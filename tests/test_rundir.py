@@ -1,14 +1,13 @@
-"""lab4.rundir: the one reader and writer of a run folder."""
+"""lab4.run.folder: the one reader and writer of a run folder."""
 from __future__ import annotations
 
 import json
 import math
 
 import pandas as pd
-import pytest
 
 from lab4.config import make_config
-from lab4.rundir import RunDir, best_run, group, load_runs, strategy_of
+from lab4.run.folder import RunDir, best_run, group, load_runs, strategy_of
 from lab4.schedules import KL_STRATEGIES
 from lab4.train import METRIC_FIELDS
 

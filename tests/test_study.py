@@ -9,7 +9,7 @@ import pytest
 from lab4.config import PROFILES, make_config
 from lab4.grid import study
 from lab4.grid.spec import load_grid
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 # each quirk run, its reference, and what it changes
@@ -41,6 +41,23 @@ def test_each_quirk_changes_one_thing_against_monotonic_at_the_same_seed_and_bud
             b = make_config("study", **grid[f"{q}{suffix}"]).to_dict()
             differ = {k for k in a if a[k] != b[k]} - {"name"}
             assert differ == set(change) and all(b[k] == v for k, v in change.items()), (q, differ)
+
+
+def test_the_report_finds_each_quirk_its_reference_and_the_real_footage_runs_in_the_grid(grid):
+    """lab4.report.study.roles reads the study's runs from study.yaml: the quirks above, each against its
+    reference, the real-footage runs by their loss, and how the study's table names them."""
+    from lab4.report.study.roles import QUIRK_KEYS, roles
+    r = roles(grid.items())
+    assert {q: ref for q, ref in r.quirks.values()} == {q: ref for q, (ref, _) in QUIRKS.items()}
+    changed = {q: next(iter(change)) for q, (_, change) in QUIRKS.items()}
+    assert {q: key for key, (q, _) in r.quirks.items()} == {q: QUIRK_KEYS[f] for q, f in changed.items()}
+    assert (r.real, r.real_mean) == ("real-monotonic", "real-monotonic-klmean")
+    assert (r.label("lr-late"), r.label("quick-leaky-0.01"), r.label("monotonic")) == \
+        ("Late lr drop", "LeakyReLU 0.01, 3 epochs", "Monotonic")
+    # a grid with the quirk's entry renamed: the report follows it
+    renamed = [(n.replace("quick-leaky-0.01", "leaky-slope"), o) for n, o in grid.items()]
+    assert roles(renamed).quirks["Leaky"] == ("leaky-slope", "quick-monotonic")
+    assert roles([]).quirks == {key: (None, None) for key in QUIRK_KEYS.values()} and roles([]).real is None
 
 
 def test_study_profile_is_quick_at_twice_the_epochs_under_the_labs_loss():
@@ -102,15 +119,20 @@ STUDY_A = _seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[20.0, 20.4, 21.1], none
 
 
 def _macros(tmp_path, folder, quick=()):
+    from lab4.report import sections
     from lab4.report.study import numbers as S
+    from lab4.report.study.roles import roles
     runs, record = S.load_study(folder)
-    out = S.write_study(runs, record, list(quick), tmp_path / "figures", tmp_path / "generated")
-    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", out["macros"].read_text())), out
+    inputs = sections.Inputs(list(quick), study_runs=runs, study_record=record,
+                             study_roles=roles(load_grid(ROOT / "study.yaml", "study")))
+    out = sections.write_generated(inputs, tmp_path / "generated", names=("study",))
+    sections.draw_figures(inputs, tmp_path / "figures", names=("study",))
+    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", out["study.tex"].read_text())), out
 
 
 def test_without_results_study_the_section_is_one_sentence(tmp_path):
     m, out = _macros(tmp_path, tmp_path / "results" / "study")
-    assert m == {"StudyCase": "absent"} and set(out) == {"macros"}
+    assert m == {"StudyCase": "absent"} and set(out) == {"study.tex"}
     assert not (tmp_path / "figures" / "study").exists()
 
 
@@ -132,7 +154,7 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
     assert (m["StudyMachine"], m["StudyCommit"], m["StudyMinutes"], m["StudyAgreeCase"]) == \
         ("Test CPU (family 1 model 2)", "0123456", "42", "unknown")
     assert (tmp_path / "figures" / "study" / "study_val_psnr.pdf").is_file()
-    rows = out["table"].read_text().splitlines()[1:]
+    rows = out["study_results_table.tex"].read_text().splitlines()[1:]
     assert len(rows) == 7 and not any("real" in r.lower() for r in rows)  # SynthDance runs only
 
 
@@ -173,7 +195,7 @@ def test_a_diverged_run_is_settled_not_retried_and_the_study_records_it(tmp_path
     grid.write_text("experiments:\n  - name: real-monotonic\n    overrides: {kl_anneal_type: monotonic}\n")
     run = RunDir(tmp_path / "runs" / "real-monotonic")
     run.path.mkdir(parents=True)
-    run.write_config(make_config("study", name="real-monotonic"))
+    run.write_config(make_config("study", name="real-monotonic", kl_anneal_type="monotonic"))
     (run.path / "metrics.csv").write_text("kind,epoch,loss,val_psnr\nepoch,0,0.5,8.2\n")
     run.write_diverged(dict(epoch=2, iteration=1, num_epoch=6, message="real-monotonic: loss became non-finite"))
     assert main(["grid", "--grid", str(grid), "--profile", "study", "--runs", str(run.path.parent)]) == 1

@@ -6,7 +6,7 @@ import torch
 
 from lab4.config import make_config
 from lab4.datasets import official as D
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
 from lab4.train import METRIC_FIELDS, Trainer
 
 torch.set_num_threads(1)  # 2 shared cores: one thread per process is far faster under contention

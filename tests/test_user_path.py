@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lab4.cli import main
+from lab4.run.folder import RunDir
 from lab4.config import make_config
 from lab4.datasets import official as D
 from lab4.grid import driver as experiments
@@ -86,10 +87,10 @@ def test_run_records_its_dataset_and_refuses_a_changed_or_missing_one(tiny_root,
     assert cfg["data_root"] == rec["root"] == str(data)
     assert rec["train"]["frames"] == len(D.load_split(data, "train", progress=False)) and rec["val"]["frames"] == 24
     assert rec["val"]["key"] == D.load_split(data, "val", progress=False).key and len(rec["train"]["key"]) == 24
-    assert D.run_dataset(run) == data
+    assert RunDir(run).dataset() == data
 
     monkeypatch.setenv("LAB4_DATA", str(tiny_root))  # a variable set later does not redirect the run
-    assert D.run_dataset(run) == data
+    assert RunDir(run).dataset() == data
     monkeypatch.delenv("LAB4_DATA")
 
     # changed: one file rewritten -> one line naming the run and its dataset

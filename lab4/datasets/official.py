@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from tqdm.auto import tqdm
 
 from lab4.util.errors import Lab4Error
 from lab4.util.files import atomic_write_bytes
-from lab4.util.paths import absolute, home, named_dataset
+from lab4.util.paths import absolute, home, named_dataset, synth_folder
 
 FRAME_RE = re.compile(r"^frame(\d+)\.png$")
 CACHE_VERSION = 1
@@ -33,7 +32,7 @@ def cache_dir() -> Path:
 
 
 def default_synth_root(preset: str) -> Path:
-    return home() / "data" / f"synthdance-{preset}"
+    return synth_folder(preset)
 
 
 def resolve_data_root(data_root: str = "", synth_preset: str = "small", progress: bool = True) -> Path:
@@ -249,15 +248,14 @@ def _differences(root: Path, record: dict, H: int, W: int) -> list[str]:
     return out
 
 
-def run_dataset(run_dir, override: str = "", progress: bool = False) -> Path:
+def run_dataset(cfg: dict, run_dir, override: str = "", progress: bool = False) -> Path:
     """The dataset to evaluate a run on: ``override`` if given (a user's --data-root), else the one the run
-    trained on, checked against the record in its config.json. Gone or changed: one line naming both paths."""
+    trained on, checked against the record in its config.json (``cfg``, as lab4.run.folder.RunDir.dataset reads
+    it). Gone or changed: one line naming both paths."""
     run_dir = absolute(run_dir)
     if override:
         return resolve_data_root(override, progress=progress)
-    try:
-        cfg = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):  # a bare checkpoint (e.g. the course template's): $LAB4_DATA, else SynthDance
+    if not cfg:  # a bare checkpoint (e.g. the course template's): $LAB4_DATA, else SynthDance
         return resolve_data_root("", progress=progress)
     record = cfg.get("dataset")
     if not isinstance(record, dict) or not record.get("root"):  # a run from before lab4 kept the record

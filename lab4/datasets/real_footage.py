@@ -23,14 +23,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from lab4.util.cliargs import KebabHelpFormatter, add_flag
 from lab4.util.errors import Lab4Error
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -142,30 +140,3 @@ def build(out, video=None, val_frames: int = 630, frames: int = 0, height: int =
         raise
     return out
 
-
-HELP = "real footage (OpenCV's vtest.avi) in the official layout"
-
-
-def add_arguments(ap) -> None:
-    ap.description = __doc__.splitlines()[0]
-    sub = ap.add_subparsers(dest="step", required=True)
-    b = sub.add_parser("build", formatter_class=KebabHelpFormatter, help="write the dataset in the official layout")
-    add_flag(b, "out", required=True, help="dataset folder to write, e.g. data/real-vtest")
-    add_flag(b, "video", default="", help=f"video file (default: {VTEST})")
-    add_flag(b, "val_frames", type=int, default=630, help="last frames that form val (the rest is train)")
-    add_flag(b, "frames", type=int, default=0, help="use only the first N frames (0: all)")
-    add_flag(b, "height", type=int, default=64)
-    add_flag(b, "width", type=int, default=128)
-
-
-def run(a) -> int:
-    root = build(a.out, a.video or None, a.val_frames, a.frames, a.height, a.width, progress=sys.stderr.isatty())
-    info = json.loads((root / "real_footage.json").read_text())
-    print(f"{root}: {info['n_train']} train + {info['n_val']} val frames, {info['height']}x{info['width']}, "
-          f"{100 * info['moving_fraction']:.1f}% of condition pixels moving")
-    return 0
-
-
-if __name__ == "__main__":
-    from lab4.cli import main
-    raise SystemExit(main(["real-footage", *sys.argv[1:]]))

@@ -26,12 +26,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab4.config import FIELDS, PROFILES, make_config
-from lab4.util import notebooks as notebook_run
-from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
+from lab4.config import FIELDS, make_config
+from lab4.util import notebooks
 from lab4.util.errors import Lab4Error
 from lab4.grid.spec import load_grid  # noqa: F401  (the driver's grid file; re-exported)
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
+from lab4.run.identity import conflict
 from lab4.util.paths import absolute, named_dataset, project_root, require_checkout, shown
 
 PROJECT_ROOT = project_root()  # the driver needs the checkout's notebooks; see require_checkout()
@@ -42,7 +42,7 @@ RETRIES = 1         # a run whose kernel died or passed its deadline is tried on
 
 def execute_notebook(notebook, out, parameters: dict, **deadlines):
     """A notebook run from notebooks/ under deadlines (lab4/util/notebooks.py), as the driver runs it."""
-    return notebook_run.execute(notebook, out, parameters, cwd=NOTEBOOKS, **deadlines)
+    return notebooks.execute(notebook, out, parameters, cwd=NOTEBOOKS, **deadlines)
 
 
 def notebook_flat_params() -> frozenset[str]:
@@ -63,6 +63,7 @@ class Entry:
     overrides: dict
     run_dir: Path
     profile: str
+    overwrite: bool = False    # replace a run with other settings in run_dir instead of refusing it
 
     @property
     def notebook(self) -> Path:
@@ -72,7 +73,7 @@ class Entry:
 @dataclass
 class Result:
     name: str
-    status: str                # done | complete | locked | failed | diverged
+    status: str                # done | complete | locked | failed | diverged | refused
     seconds: float = 0.0
     notebook: str = ""
     error: str = ""
@@ -82,7 +83,8 @@ class Result:
 
 def notebook_parameters(run: Entry) -> dict:
     """Papermill parameters for 02_train: flat ones where the notebook has them, the rest in `extra`."""
-    params = dict(name=run.name, profile=run.profile, run_dir=str(absolute(run.run_dir)), resume=True)
+    params = dict(name=run.name, profile=run.profile, run_dir=str(absolute(run.run_dir)), resume=True,
+                  overwrite=run.overwrite)
     extra, flat = {}, notebook_flat_params()
     for k, v in run.overrides.items():
         if k in flat:
@@ -95,9 +97,13 @@ def notebook_parameters(run: Entry) -> dict:
     return params
 
 
+def entry_config(run: Entry):
+    return make_config(run.profile, name=run.name, run_dir=str(run.run_dir), **run.overrides)
+
+
 def is_complete(run: Entry) -> bool:
     """summary.json is written last by the notebook, so its epoch count says the run is finished."""
-    return RunDir(run.run_dir).is_finished(make_config(run.profile, name=run.name, **run.overrides).num_epoch)
+    return RunDir(run.run_dir).is_finished(entry_config(run).num_epoch)
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -117,9 +123,12 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
         return Result(run.name, "locked")
     t0 = time.perf_counter()
     try:
-        if is_complete(run):
+        other = conflict(RunDir(run.run_dir), entry_config(run), resume=True)  # a run with other settings
+        if other and not run.overwrite:
+            return Result(run.name, "refused", notebook=str(run.notebook), error=other)
+        if not other and is_complete(run):
             return Result(run.name, "complete", notebook=str(run.notebook))
-        if diverged := RunDir(run.run_dir).diverged():  # resuming would repeat it: settled, not retried
+        if not other and (diverged := RunDir(run.run_dir).diverged()):  # resuming would repeat it: not retried
             return Result(run.name, "diverged", notebook=str(run.notebook), error=diverged.get("message", ""))
         if not train:
             return None
@@ -135,7 +144,7 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
                                   diverged.get("message", ""), retried=retried)
                 return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
                               f"{e.ename}: {e.evalue}", retried=retried)
-            except notebook_run.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
+            except notebooks.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
                 kept = keep_attempt(run, len(retried) + 1, e)
                 retried.append(e.what)
                 if len(retried) > retries:
@@ -151,7 +160,7 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
         lock.release()
 
 
-def keep_attempt(run: Entry, attempt: int, stopped: notebook_run.NotebookStopped) -> Path:
+def keep_attempt(run: Entry, attempt: int, stopped: notebooks.NotebookStopped) -> Path:
     """Keep a stopped attempt's executed notebook beside the run (02_train.attempt1.ipynb) and log why it
     stopped in the run folder, where the grid's progress display sees it; the next attempt writes its own."""
     kept = run.notebook.with_name(f"{run.notebook.stem}.attempt{attempt}.ipynb")
@@ -174,6 +183,8 @@ def describe(i: int, n: int, r: Result) -> str:
         return f"{head} skipped (already complete) -> {shown(r.notebook)}"
     if r.status == "locked":
         return f"{head} skipped: {r.name} is being run by another process"
+    if r.status == "refused":
+        return f"{head} REFUSED: {r.error}"
     if r.status == "diverged":
         return (f"{head} DIVERGED ({r.error.removeprefix(f'{r.name}: ')}); not retried: delete "
                 f"{shown(Path(r.notebook).with_name(RunDir.DIVERGED))} to try again -> {shown(r.notebook)}")
@@ -188,7 +199,7 @@ def prepare_data(runs: list[Entry]) -> None:
     A dataset that cannot be prepared is left alone here: the runs that need it fail in their own
     notebooks, with the error in the cell, and the other runs go on.
     """
-    from lab4.datasets import official as D
+    from lab4.datasets import official
     seen = set()
     for run in runs:
         cfg = make_config(run.profile, name=run.name, **run.overrides)
@@ -197,18 +208,18 @@ def prepare_data(runs: list[Entry]) -> None:
             continue
         seen.add(key)
         try:
-            root = D.resolve_data_root(cfg.data_root, cfg.synth_preset, progress=cfg.progress)
+            root = official.resolve_data_root(cfg.data_root, cfg.synth_preset, progress=cfg.progress)
             for split in ("train", "val"):
-                D.load_split(root, split, cfg.frame_H, cfg.frame_W, cfg.progress)
-            D.load_test(root, cfg.frame_H, cfg.frame_W, cfg.progress)
+                official.load_split(root, split, cfg.frame_H, cfg.frame_W, cfg.progress)
+            official.load_test(root, cfg.frame_H, cfg.frame_W, cfg.progress)
             if (root / "test_gt").is_dir():
-                D.load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, cfg.progress)
+                official.load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, cfg.progress)
         except Lab4Error:
             continue
 
 
 def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, scheduler: str | None = None,
-             retries: int = RETRIES) -> int:
+             retries: int = RETRIES, overwrite: bool = False) -> int:
     require_checkout("the experiment driver (make experiments)")
     if not TRAIN_NB.is_file():
         raise Lab4Error(f"{shown(TRAIN_NB)}: the training notebook is missing")
@@ -219,7 +230,7 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
                 raise Lab4Error(f"--only {pat}: no such run in {grid} (runs: {', '.join(n for n, _ in entries)})")
         entries = [(n, o) for n, o in entries if any(fnmatch.fnmatchcase(n, p) for p in only)]
     runs_dir = Path(runs_dir).resolve()
-    runs = [Entry(n, o, runs_dir / n, profile) for n, o in entries]
+    runs = [Entry(n, o, runs_dir / n, profile, overwrite) for n, o in entries]
     n = len(runs)
     results, todo = [], []
     for run in runs:  # finished and locked runs are settled here, without a cluster
@@ -239,7 +250,7 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
     if todo:
         prepare_data(todo)
         results += run_on_dask(todo, n, len(results), scheduler, jobs, gpus, retries)
-    failed = [r for r in results if r.status in ("failed", "diverged")]
+    failed = [r for r in results if r.status in ("failed", "diverged", "refused")]
     locked = [r for r in results if r.status == "locked"]
     done = sum(r.status in ("done", "complete") for r in results)
     retried = sum(bool(r.retried) for r in results if r.status == "done")
@@ -263,12 +274,12 @@ def run_on_dask(runs: list[Entry], n: int, settled: int, scheduler, jobs: int, g
                 retries: int = RETRIES) -> list[Result]:
     """One Dask task per run (``execute``); a run that trains on CUDA asks for one GPU. ``settled`` runs of
     the ``n`` in the grid were already reported."""
-    from lab4.grid import cluster as grid_dask
+    from lab4.grid import cluster
     from lab4.grid.progress import GridProgress
     cfgs = {r.name: make_config(r.profile, name=r.name, **r.overrides) for r in runs}
     results = []
-    with grid_dask.connect(scheduler, jobs, gpus) as (client, have_gpus):
-        link = grid_dask.dashboard_link(client, local=not scheduler)
+    with cluster.connect(scheduler, jobs, gpus) as (client, have_gpus):
+        link = cluster.dashboard_link(client, local=not scheduler)
         if link:
             print(f"Dask dashboard: {link}", flush=True)
         epochs = {name: cfg.num_epoch for name, cfg in cfgs.items()}
@@ -278,56 +289,6 @@ def run_on_dask(runs: list[Entry], n: int, settled: int, scheduler, jobs: int, g
                 results.append(result)
                 progress.finish(run.name, describe(settled + len(results), n, result))
             task = functools.partial(execute, retries=retries)
-            grid_dask.run_all(client, task, runs, grid_dask.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
+            cluster.run_all(client, task, runs, cluster.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
     return results
 
-
-# -- command line ------------------------------------------------------------------------------
-HELP = "run the experiment grid: 02_train.ipynb once per entry, resumable"
-INTERRUPTED = "re-run to continue; finished runs are kept"
-
-
-def add_arguments(p) -> None:
-    p.formatter_class = KebabRawHelpFormatter
-    p.description = __doc__
-    add_flag(p, "grid", default="experiments.yaml", help="the experiment grid (default experiments.yaml)")
-    add_flag(p, "profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
-    add_flag(p, "runs", default="", help="runs folder (default runs/<profile>)")
-    add_flag(p, "only", nargs="+", metavar="NAME", help="run only these runs (shell-style patterns allowed)")
-    add_flag(p, "jobs", type=int, default=None,
-             help="runs at the same time on the local Dask cluster (default: one per GPU, else 3)")
-    add_flag(p, "scheduler", default=None, metavar="ADDRESS",
-             help="an existing Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER, else a "
-                  "LocalCluster); its workers need this repository and the runs folder at the same path")
-    add_flag(p, "retries", type=int, default=RETRIES,
-             help=f"tries more for a run whose kernel died or passed its deadline (default {RETRIES})")
-    add_flag(p, "train_deadline", type=float, default=None, metavar="SECONDS",
-             help="how long the training cell may run (default: by profile, "
-                  f"{', '.join(f'{k} {notebook_run.human(v)}' for k, v in notebook_run.TRAINING_S.items())}; "
-                  "or $LAB4_TRAIN_DEADLINE)")
-    add_flag(p, "cell_deadline", type=float, default=None, metavar="SECONDS",
-             help=f"how long any other cell may run (default {notebook_run.human(notebook_run.CELL_S)}, "
-                  "or $LAB4_CELL_DEADLINE)")
-
-
-def run(args) -> int:
-    runs = args.runs or f"runs/{args.profile}"
-    scheduler = args.scheduler or os.environ.get("DASK_SCHEDULER") or None
-    if args.jobs is not None and args.jobs < 1:
-        raise Lab4Error("--jobs must be >= 1")
-    if args.retries < 0:
-        raise Lab4Error("--retries must be >= 0")
-    for flag, value, env in (("--train-deadline", args.train_deadline, "LAB4_TRAIN_DEADLINE"),
-                             ("--cell-deadline", args.cell_deadline, "LAB4_CELL_DEADLINE")):
-        if value is not None:
-            if value <= 0:
-                raise Lab4Error(f"{flag} must be > 0 seconds")
-            os.environ[env] = f"{value:g}"  # the workers and their kernels start after this, and inherit it
-    notebook_run.training_deadline(args.profile)  # a bad $LAB4_TRAIN_DEADLINE or $LAB4_CELL_DEADLINE: exit 2
-    notebook_run.cell_deadline()
-    return run_grid(args.grid, args.profile, runs, args.only, args.jobs, scheduler, args.retries)
-
-
-if __name__ == "__main__":
-    from lab4.cli import main
-    sys.exit(main(["grid", *sys.argv[1:]]))

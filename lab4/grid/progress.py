@@ -12,7 +12,7 @@ import time
 
 from tqdm import tqdm
 
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
 
 
 class GridProgress:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lab4.config import FIELDS, PROFILES, make_config
+from lab4.config import FIELDS, PROFILES, make_config, run_name, seeded_name
 from lab4.util.errors import Lab4Error
 
 DRIVER_SET = {"name", "profile", "run_dir"}  # the driver sets these; a grid may not override them
@@ -36,21 +36,22 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
         raise Lab4Error(f"{path}: 'seeds' must map a profile to a list of seeds")
     runs = []
     for i, entry in enumerate(grid["experiments"]):
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise Lab4Error(f"{path}: experiment #{i + 1} needs a 'name'")
-        name = str(entry["name"])
+        if not isinstance(entry, dict):
+            raise Lab4Error(f"{path}: experiment #{i + 1} must be a mapping (name, overrides, seeded)")
+        overrides = entry.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise Lab4Error(f"{path}: experiment #{i + 1}: overrides must be a mapping")
+        unknown = set(overrides) - FIELDS
+        if unknown:
+            raise Lab4Error(f"{path}: experiment #{i + 1}: unknown config field(s) {', '.join(sorted(unknown))}")
+        # without a name, an entry is named as the CLI and 02_train name a run: after what it trains
+        name = str(entry["name"]) if entry.get("name") else run_name(profile, **{**overrides, "seed": 0})
         if not NAME_RE.match(name):
             raise Lab4Error(f"{path}: experiment name {name!r} must be letters, digits, '_', '.', '-'")
         bad = set(entry) - {"name", "overrides", "seeded"}
         if bad:
             raise Lab4Error(f"{path}: experiment {name!r}: unknown key(s) {', '.join(sorted(bad))} "
                             f"(use name, overrides, seeded)")
-        overrides = entry.get("overrides") or {}
-        if not isinstance(overrides, dict):
-            raise Lab4Error(f"{path}: experiment {name!r}: overrides must be a mapping")
-        unknown = set(overrides) - FIELDS
-        if unknown:
-            raise Lab4Error(f"{path}: experiment {name!r}: unknown config field(s) {', '.join(sorted(unknown))}")
         if overrides.get("data_root"):  # relative to the grid file, not to wherever a notebook runs
             overrides = {**overrides, "data_root": str((path.parent / str(overrides["data_root"])).resolve())}
         fixed = set(overrides) & DRIVER_SET
@@ -63,7 +64,7 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
             if seed in (None, 0):
                 runs.append((name, {**overrides, **skip}))
             else:
-                runs.append((f"{name}-s{seed}", {**overrides, "seed": int(seed), **skip}))
+                runs.append((seeded_name(name, seed), {**overrides, "seed": int(seed), **skip}))
     names = [n for n, _ in runs]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

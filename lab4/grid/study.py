@@ -13,59 +13,36 @@ the study.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 from lab4.grid.driver import EXIT_FAILED, run_grid
 from lab4.grid.spec import load_grid
-from lab4.rundir import RunDir, load_runs
-from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
-from lab4.util.device import cpu_has_native_bf16, cpu_model_name
-from lab4.util.errors import Lab4Error
+from lab4.run.folder import RunDir, load_runs
 from lab4.util.files import atomic_write_text
-from lab4.util.paths import project_root, shown
+from lab4.util.machine import git_state, machine as this_machine
+from lab4.util.paths import shown
 
-HELP = "run the study grid (study.yaml) and export it to results/study/"
 PROFILE = "study"
-RUN_FILES = (RunDir.SUMMARY, RunDir.VAL_SUMMARY, "config.json", RunDir.METRICS, RunDir.PSNR, RunDir.DIVERGED)
+RUN_FILES = (RunDir.SUMMARY, RunDir.VAL_SUMMARY, RunDir.CONFIG, RunDir.METRICS, RunDir.PSNR, RunDir.DIVERGED)
 RECORD = "study.json"
 
 
 def commit() -> str:
     """The checkout's commit, with ``-dirty`` when tracked files differ from it ("unknown" outside git)."""
-    root = project_root()
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-def _cpu_family_model() -> str:
-    """"family 25 model 17": names the generation (Zen 2, Zen 4, ...) where the model name alone does not."""
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return ""
-    return f"family {fields['cpu family']} model {fields['model']}" if {"cpu family", "model"} <= set(fields) else ""
+    head, dirty = git_state()
+    return "unknown" if head is None else head + ("-dirty" if dirty else "")
 
 
 def machine() -> dict:
-    return dict(processor=cpu_model_name(), cpu_id=_cpu_family_model(), cores=os.cpu_count(), native_bf16=cpu_has_native_bf16(),
-                cpu_bf16_env=os.environ.get("LAB4_CPU_BF16"), torch=torch.__version__, python=platform.python_version(),
-                system=platform.system())
+    """lab4.util.machine's record, plus the keys the report reads: ``processor`` (the model name), ``cpu_id``
+    ("family 25 model 17": names the generation where the model name alone does not) and ``cores``."""
+    rec = this_machine()
+    family, model = rec["cpu_family"], rec["cpu_model"]
+    cpu_id = f"family {family} model {model}" if family is not None and model is not None else ""
+    return dict(rec, processor=rec["cpu_model_name"], cpu_id=cpu_id, cores=rec["cpus"])
 
 
 def export(runs_dir, out) -> list[str]:
@@ -108,36 +85,21 @@ def record(out, names: list[str], command: str, rc: int, wall_s: float) -> dict:
     return rec
 
 
-def add_arguments(p) -> None:
-    p.formatter_class = KebabRawHelpFormatter
-    p.description = __doc__
-    add_flag(p, "grid", default="study.yaml", help="the study grid (default study.yaml)")
-    add_flag(p, "runs", default="runs/study", help="runs folder (default runs/study)")
-    add_flag(p, "out", default="results/study", help="where the report reads the study (default results/study)")
-    add_flag(p, "jobs", type=int, default=None, help="runs at the same time (default: the grid driver's)")
-    add_flag(p, "command", default="", help="the command to record in study.json (default: this one)")
 
-
-def run(args) -> int:
-    if args.jobs is not None and args.jobs < 1:
-        raise Lab4Error("--jobs must be >= 1")
+def run_study(grid, runs, out, jobs: int | None = None, command: str = "") -> int:
+    """The study grid through the driver, then its export and study.json; the driver's exit status, except
+    that a grid whose every run finished or diverged counts as done (a divergence is a result here)."""
     t0 = time.time()
-    rc = run_grid(args.grid, PROFILE, args.runs, jobs=args.jobs)
-    if rc == EXIT_FAILED and all(RunDir(Path(args.runs) / n).summary() or RunDir(Path(args.runs) / n).diverged()
-                                 for n, _ in load_grid(args.grid, PROFILE)):
-        rc = 0  # every run finished or diverged: a divergence is one of the study's results, recorded as such
-    names = export(args.runs, args.out)
+    rc = run_grid(grid, PROFILE, runs, jobs=jobs)
+    if rc == EXIT_FAILED and all(RunDir(Path(runs) / n).summary() or RunDir(Path(runs) / n).diverged()
+                                 for n, _ in load_grid(grid, PROFILE)):
+        rc = 0
+    names = export(runs, out)
     if not names:
-        print(f"no finished study runs in {shown(args.runs)}; nothing exported", file=sys.stderr)
+        print(f"no finished study runs in {shown(runs)}; nothing exported", file=sys.stderr)
         return rc or 1
-    command = args.command or "python -m lab4 study " + " ".join(sys.argv[2:])
-    rec = record(args.out, names, command.strip(), rc, time.time() - t0)
+    rec = record(out, names, command.strip(), rc, time.time() - t0)
     span = f", {rec['span_seconds'] / 60:.1f} min from the first run's start to the last one's end" \
         if rec["span_seconds"] else ""
-    print(f"study: {len(names)} run(s) exported to {shown(args.out)}{span}", flush=True)
+    print(f"study: {len(names)} run(s) exported to {shown(out)}{span}", flush=True)
     return rc
-
-
-if __name__ == "__main__":
-    from lab4.cli import main
-    sys.exit(main(["study", *sys.argv[1:]]))

@@ -4,8 +4,8 @@
 
 Reference = the lab's way: eager fp32, batch 2, a DataLoader whose Dataset opens and decodes the 16
 PNGs of each clip (and their poses) with PIL per item, plain Adam, and the lab's training step, which
-walks the 15 predicted frames one at a time. The fast path is the Trainer's own step (Trainer.step, what
-every run takes) with the `full` profile's speed options: on a GPU, the uint8 dataset resident on the
+walks the 15 predicted frames one at a time. The fast path is the Trainer's own loop (Trainer.train_steps,
+what every run takes) with the `full` profile's speed options: on a GPU, the uint8 dataset resident on the
 device (ClipSampler.gather), bf16 autocast, channels_last, fused Adam, the 15 teacher-forced frames
 batched through one torch.compile'd step, batch 16. On a CPU (CPU_FAST): the same resident data, bf16
 autocast where the CPU has native bf16 (lab4.util.device.cpu_has_native_bf16; fp32 elsewhere),
@@ -20,9 +20,8 @@ On CPU the run is scaled down (fewer seconds, shorter rollouts) to finish in ~2 
 """
 from __future__ import annotations
 
-import json
+import itertools
 import os
-import sys
 import time
 
 import torch
@@ -33,10 +32,10 @@ from torchvision import transforms
 
 from lab4.config import make_config
 from lab4.datasets import official as data
+from lab4.model import kl_divergence
 from lab4.train import Trainer, build_model
-from lab4.util.cliargs import add_flag
 from lab4.util.device import cpu_has_native_bf16, cpu_model_name, pick_device
-from lab4.util.errors import Lab4Error
+from lab4.util.machine import machine
 
 EPOCH_FRAMES = 1463 * 15  # 23,410 training frames cut into 16-frame clips, 15 predicted per clip
 ROLLOUT_FRAMES = 630
@@ -70,8 +69,7 @@ def lab_clip_loss(model, frames, poses, beta=1.0):
         target = model.frame_transformation(frames[:, t])
         pose = model.label_transformation(poses[:, t])
         pred, mu, logvar = model.step(prev, pose, target)
-        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / frames.shape[0]
-        loss = loss + torch.nn.functional.mse_loss(pred, frames[:, t]) + beta * kl
+        loss = loss + torch.nn.functional.mse_loss(pred, frames[:, t]) + beta * kl_divergence(mu, logvar)
     return loss
 
 
@@ -87,6 +85,22 @@ def timed_loop(step, device, seconds, min_iters):
     while n < min_iters or time.perf_counter() - t0 < seconds:
         step()
         n += 1
+    sync(device)
+    return n, time.perf_counter() - t0
+
+
+def timed_steps(trainer, batches, device, seconds=0.0, min_iters=1):
+    """The Trainer's own loop (:meth:`Trainer.train_steps`) at progress 0 on clips drawn in turn from ``batches``,
+    until ``seconds`` have passed and at least ``min_iters`` steps ran -> (steps, seconds) between device syncs."""
+    def plan():
+        n = 0
+        while n < min_iters or time.perf_counter() - t0 < seconds:
+            n += 1
+            yield next(batches), 0.0
+
+    sync(device)
+    t0 = time.perf_counter()
+    n = len(trainer.train_steps(plan()))
     sync(device)
     return n, time.perf_counter() - t0
 
@@ -131,30 +145,20 @@ def fast_trainer(split, dims, device, batch, teacher_forcing=True, **fast) -> Tr
 
 
 def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0, **fast):
-    """The fast path: the Trainer's own step (:meth:`Trainer.step`), timed. ``fast`` overrides the `full`
+    """The fast path: the Trainer's own loop (:func:`timed_steps`), timed. ``fast`` overrides the `full`
     profile's speed options (compile=False for a CPU rehearsal; batched_tf=False for the per-frame step).
 
     ``free_seconds`` > 0 also times steps without teacher forcing (15 sequential per-frame steps, the
-    later epochs of a run), on a second Trainer with teacher forcing off.
+    later epochs of a run), on a second Trainer with teacher forcing off. Returns the record, the Trainer,
+    one batch of clip starts and a callable that takes one more step (for a profile).
     """
     trainer = fast_trainer(split, dims, device, batch, **fast)
-    pool = [b for b in trainer.sampler.batches() if len(b) == batch] * 1000
-    k = 0
-
-    def step(tr=trainer):
-        nonlocal k
-        starts, k = pool[k % len(pool)], k + 1
-        tr.step(starts, 0.0)
-
+    full = [b for b in trainer.sampler.batches() if len(b) == batch]
+    pool = itertools.cycle(full)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(3):  # compile, then the steady state (CUDA graphs need a couple of calls)
-        step()
-    sync(device)
-    warm = time.perf_counter() - t0
-    n, s = timed_loop(step, device, seconds, min_iters)
+    _, warm = timed_steps(trainer, pool, device, min_iters=3)  # compile, then the steady state (CUDA graphs: 2 calls)
+    n, s = timed_steps(trainer, pool, device, seconds, min_iters)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     speed = trainer.speed
     res = dict(batch=batch, iters=n, seconds=round(s, 3), frames_per_s=n * batch * (CLIP - 1) / s,
@@ -163,11 +167,10 @@ def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0,
                channels_last=speed["channels_last"], per_frame=not trainer.cfg.batched_tf)
     if free_seconds > 0:
         free_trainer = fast_trainer(split, dims, device, batch, teacher_forcing=False, **fast)
-        free = lambda: step(free_trainer)  # noqa: E731
-        free(), free()
-        n, s = timed_loop(free, device, free_seconds, 2)
+        timed_steps(free_trainer, pool, device, min_iters=2)
+        n, s = timed_steps(free_trainer, pool, device, free_seconds, 2)
         res["frames_per_s_no_teacher_forcing"] = n * batch * (CLIP - 1) / s
-    return res, trainer, pool[0], step
+    return res, trainer, full[0], lambda: timed_steps(trainer, pool, device)
 
 
 def count_gflop(trainer, starts):
@@ -250,8 +253,8 @@ def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=No
     ratio = fast["frames_per_s"] / ref["frames_per_s"]
     result = dict(
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        torch=torch.__version__, dims=dict(zip("FLND", dims)), data_root=str(root), teacher_forcing=True,
-        reference=ref, fast=fast, speedup=round(ratio, 2),
+        torch=torch.__version__, machine=machine(device), dims=dict(zip("FLND", dims)), data_root=str(root),
+        teacher_forcing=True, reference=ref, fast=fast, speedup=round(ratio, 2),
         epoch_s=dict(reference=round(EPOCH_FRAMES / ref["frames_per_s"], 1),
                      fast=round(EPOCH_FRAMES / fast["frames_per_s"], 1)),
         gflop_per_train_frame=round(gflop_train, 2), gflop_per_generated_frame=round(gflop_infer, 2),
@@ -296,40 +299,3 @@ def table(result) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
-
-HELP = "measure the training and rollout speed of the fast path against the lab's reference"
-
-
-def add_arguments(ap) -> None:
-    ap.description = __doc__.splitlines()[0]
-    add_flag(ap, "device", default="auto")
-    add_flag(ap, "seconds", type=float, default=None, help="timed seconds per training mode (CPU 8, GPU 30)")
-    add_flag(ap, "out", default="bench.json")
-    add_flag(ap, "data-root", default="", help="dataset (default: $LAB4_DATA, else SynthDance small)")
-    add_flag(ap, "dims", default="128,32,12,192", help="F,L,N,D (the lab's defaults)")
-    add_flag(ap, "batch", type=int, default=None, help="fast-path batch (CPU 2, GPU 16)")
-    add_flag(ap, "rollout-frames", type=int, default=None, help="frames rolled out (CPU 16, GPU 630)")
-    add_flag(ap, "workers", type=int, default=None, help="reference DataLoader workers (CPU 0, GPU 4)")
-
-
-def run(a) -> int:
-    try:
-        dims = tuple(int(v) for v in a.dims.split(","))
-        if len(dims) != 4:
-            raise ValueError
-    except ValueError:
-        raise Lab4Error(f"--dims {a.dims!r}: expected four integers F,L,N,D") from None
-    device = pick_device(a.device)  # before making data: a missing GPU is a one-line error at once
-    root = data.resolve_data_root(a.data_root, "small")
-    result, _ = measure(root, dims, device, a.seconds, a.batch, a.rollout_frames, a.workers,
-                        log=lambda m: print(m, flush=True))
-    print(table(result))
-    with open(a.out, "w") as f:
-        json.dump(result, f, indent=2)
-    print(f"wrote {a.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    from lab4.cli import main
-    raise SystemExit(main(["bench", *sys.argv[1:]]))

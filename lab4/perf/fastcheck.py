@@ -17,7 +17,8 @@ import torch._inductor.config as inductor_config
 from lab4.config import make_config
 from lab4.datasets import official as data
 from lab4.evaluate import generate
-from lab4.train import build_model, compiled_steps
+from lab4.model import compiled_steps
+from lab4.train import build_model
 from lab4.util.files import atomic_write_text
 
 TOLERANCES = dict(loss_bf16_rtol=3e-2, rollout_fp32_atol=1e-3, fused_adam_atol=1e-6)

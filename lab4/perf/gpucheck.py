@@ -22,7 +22,6 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import time
 import traceback
 from importlib import metadata
@@ -33,9 +32,8 @@ import torch
 from lab4.datasets import official as data
 from lab4.perf.fastcheck import fast_vs_eager, probe_speed_options, profile_top
 from lab4.perf.gpuplan import gpu_schedule, plan_epochs, run_boxed
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
 from lab4.schedules import KL_STRATEGIES
-from lab4.util.cliargs import KebabRawHelpFormatter, add_flag
 from lab4.util.errors import Lab4Error
 from lab4.util.files import atomic_write_text
 
@@ -291,7 +289,7 @@ class GpuCheck:
             dest = results / run.name
             dest.mkdir(parents=True, exist_ok=True)
             for f in run.iterdir():
-                if f.suffix in RUN_FILES and f.name != "submission.csv" and f.is_file():
+                if f.suffix in RUN_FILES and f.name != RunDir.SUBMISSION and f.is_file():
                     shutil.copy2(f, dest / f.name)
             rd = RunDir(run)
             s = rd.summary()
@@ -317,34 +315,3 @@ class GpuCheck:
                                                      f"exited {boxed['exit_code']} (see the log)")
         return rec
 
-
-HELP = "the prepared GPU session: environment, correctness, benchmark and a grid inside a time budget"
-
-
-def add_arguments(p) -> None:
-    p.formatter_class = KebabRawHelpFormatter
-    p.description = __doc__
-    add_flag(p, "out", required=True, help="output folder (gpucheck.json, results/bench/, results/gpu/, work/)")
-    add_flag(p, "budget-s", type=float, default=540.0, help="seconds for all steps together (default 540)")
-    add_flag(p, "dry-run", action="store_true", help="rehearse every step on the CPU, tiny, in seconds")
-    add_flag(p, "steps", default=",".join(STEPS), help=f"comma-separated subset of {','.join(STEPS)}")
-    add_flag(p, "data-root", default="", help="dataset (default: SynthDance full; tiny with --dry-run)")
-
-
-def run(a) -> int:
-    steps = [s.strip() for s in a.steps.split(",") if s.strip()]
-    if set(steps) & {"correctness", "bench", "grid"} and "data" not in steps:
-        steps.append("data")  # they need the dataset (made or found in seconds when it is there)
-    bad = [s for s in steps if s not in STEPS]
-    if bad:
-        raise Lab4Error(f"--steps: unknown step(s) {', '.join(bad)}; choose from {', '.join(STEPS)}")
-    if a.budget_s <= 0:
-        raise Lab4Error("--budget-s must be > 0")
-    rec = GpuCheck(a.out, a.budget_s, a.dry_run, steps, a.data_root).run()
-    failed = [n for n, r in rec["steps"].items() if r["status"].startswith("failed")]
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    from lab4.cli import main
-    sys.exit(main(["gpucheck", *sys.argv[1:]]))

@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab4.util.cliargs import KebabHelpFormatter, add_flag
 from lab4.util.errors import Lab4Error
 
 # Overrides per row, each against `base` (the profile as it is). `threads2` runs one process on two
@@ -53,28 +52,36 @@ DEFAULT_OUT = "results/speedrun"
 
 
 def machine() -> dict:
-    from lab4.util.device import cpu_has_native_bf16, cpu_model_name
-    return dict(cpu=cpu_model_name(), cores=os.cpu_count(), native_bf16=cpu_has_native_bf16())
+    """lab4.util.machine's record (``cpu``: model name, family, model and stepping), with ``cores`` as before."""
+    from lab4.util.machine import machine as this_machine
+    rec = this_machine()
+    return dict(rec, cores=rec["cpus"])
 
 
 def train_for(trainer, budget_s: float, clock=time.process_time) -> dict:
-    """Train ``trainer`` until ``clock`` has advanced ``budget_s``, through the Trainer's own step; the
-    schedules follow the budget: at fraction ``f`` of it the step runs at ``f * num_epoch`` virtual epochs."""
+    """Train ``trainer`` until ``clock`` has advanced ``budget_s``, through the Trainer's own loop
+    (:meth:`Trainer.train_steps`, with its finite-loss check); the schedules follow the budget: at fraction
+    ``f`` of it the step runs at ``f * num_epoch`` virtual epochs."""
+    from lab4.train import NonFiniteLoss
     cfg, sampler = trainer.cfg, trainer.sampler
-    trainer.model.train()
-    batches, iters, data_epochs, last_loss, diverged = [], 0, 0, math.nan, False
+    count = dict(iters=0, data_epochs=0)
+
+    def plan():  # (starts, progress) while the budget lasts; the clock is read after each step
+        batches = []
+        while (frac := (clock() - t0) / budget_s) < 1:
+            if not batches:
+                batches = sampler.batches(cfg.partial)[:sampler.n_batches(cfg.partial)]
+                count["data_epochs"] += 1
+            count["iters"] += 1
+            yield batches.pop(0), frac * cfg.num_epoch
+
     t0, w0 = clock(), time.perf_counter()
-    while (frac := (clock() - t0) / budget_s) < 1:
-        if not batches:
-            batches = sampler.batches(cfg.partial)[:sampler.n_batches(cfg.partial)]
-            data_epochs += 1
-        log = trainer.step(batches.pop(0), frac * cfg.num_epoch)
-        iters += 1
-        last_loss = log.loss.item()
-        if not math.isfinite(last_loss):
-            diverged = True
-            break
+    try:
+        logs, diverged = trainer.train_steps(plan()), False
+    except NonFiniteLoss:
+        logs, diverged = [], True
     cpu_s, wall_s = clock() - t0, time.perf_counter() - w0
+    iters, data_epochs, last_loss = count["iters"], count["data_epochs"], logs[-1].loss.item() if logs else math.nan
     frames_trained = iters * cfg.batch_size * (cfg.train_vi_len - 1)
     return dict(iters=iters, data_epochs=data_epochs, train_cpu_s=round(cpu_s, 2), train_wall_s=round(wall_s, 2),
                 frames_trained=frames_trained, frames_per_cpu_s=round(frames_trained / max(cpu_s, 1e-9), 2),
@@ -191,56 +198,3 @@ def table(out: Path) -> str:
                      f"{any_rec['baseline_first10_psnr']:.2f} dB over its first 10 frames.")
     return "\n".join(lines)
 
-
-HELP = "the CPU speedrun: training levers at an equal CPU budget"
-
-
-def add_arguments(ap) -> None:
-    ap.description = __doc__.splitlines()[0]
-    sub = ap.add_subparsers(dest="step", required=True)
-    for name in ("run", "all", "table"):
-        s = sub.add_parser(name, formatter_class=KebabHelpFormatter)
-        add_flag(s, "out", default=DEFAULT_OUT, help="folder of the per-run JSONs")
-        if name == "table":
-            continue
-        add_flag(s, "budget_s", type=float, default=45.0, help="training CPU-seconds per run")
-        add_flag(s, "profile", default="quick")
-        add_flag(s, "data_root", default="", help="dataset (default: $LAB4_DATA, else the profile's SynthDance)")
-        if name == "run":
-            add_flag(s, "variant", required=True, help=", ".join(VARIANTS))
-            add_flag(s, "seed", type=int, default=0)
-        else:
-            add_flag(s, "variants", default=",".join(v for v in VARIANTS if v != "threads2"))
-            add_flag(s, "seeds", default="0,1,2")
-            add_flag(s, "jobs", type=int, default=2, help="processes at a time, one thread each")
-
-
-def run(a) -> int:
-    if a.step == "table":
-        print(table(Path(a.out)))
-        return 0
-    if a.budget_s <= 0:
-        raise Lab4Error("--budget-s must be > 0")
-    if a.step == "run":
-        rec = run_one(a.variant, a.seed, a.budget_s, Path(a.out), a.profile, a.data_root)
-        print(f"{a.variant} seed {a.seed}: val PSNR {rec['val_psnr']:.2f} dB, first 10 {rec['first10_psnr']:.2f} dB, "
-              f"{rec['iters']} iterations in {rec['train_cpu_s']:.0f} CPU-s", flush=True)
-    else:
-        variants = [v for v in a.variants.split(",") if v]
-        unknown = [v for v in variants if v not in VARIANTS]
-        if unknown:
-            raise Lab4Error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-        try:
-            seeds = [int(s) for s in a.seeds.split(",") if s]
-        except ValueError:
-            raise Lab4Error(f"--seeds {a.seeds!r}: expected integers separated by commas") from None
-        if a.jobs < 1:
-            raise Lab4Error("--jobs must be >= 1")
-        run_all(variants, seeds, a.budget_s, Path(a.out), a.jobs, a.profile, a.data_root)
-        print(table(Path(a.out)))
-    return 0
-
-
-if __name__ == "__main__":
-    from lab4.cli import main
-    raise SystemExit(main(["speedrun", *sys.argv[1:]]))

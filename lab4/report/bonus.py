@@ -1,23 +1,23 @@
 """The bonus section's numbers ("other training strategies", report/bonus.tex): free bits, a beta ceiling,
 and z = 0 at test time, each against the lab's cyclical annealing at the same budget and seeds.
 
-Like report_numbers.py, Python writes numbers and *case* macros only; report/bonus.tex holds every
+As in lab4.report.numbers, Python writes numbers and *case* macros only; report/bonus.tex holds every
 sentence and picks the one a case macro names. CASES lists every value each case macro can take, and
 tests/test_bonus.py checks that bonus.tex has a sentence for each. A run's bonus strategy is read from its
 config (``free_bits`` > 0, else ``kl_beta_max`` < 1), not from its name; the reference is the ``cyclical``
-strategy. Writes generated/bonus.tex (macros) and generated/bonus_rows.tex (the table's rows).
+strategy. Its macros go to generated/bonus.tex and its table's rows to generated/bonus_rows.tex
+(lab4.report.sections).
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 
-from lab4.report.format import NA, big, finite_mean, fmt, macro_file, mean_pm, signed, tex_escape
-from lab4.report.stats import by_seed, mean_std, p_text, seed_diff, values
-from lab4.report.training import active_units_of, kl_per_frame
-from lab4.rundir import RunDir, group
+from lab4.report.format import NA, big, fmt, signed, tex_escape
+from lab4.report.loss.dynamics import active_units_of, kl_per_frame
+from lab4.report.stats import by_seed, interval_text, mean_std, seed_diff, values
+from lab4.run.folder import RunDir, group
 
 REFERENCE = "cyclical"
 SAME_DB = 0.1     # two mean PSNRs closer than this (or than their seed spread) are "the same"
@@ -36,19 +36,9 @@ CASES = {
 }
 
 
-
-
-
-
 def _units(x) -> str:
     """A mean count of active units: whole where it is one, else one decimal (0.3 must not print as 0)."""
     return NA if x is None or not np.isfinite(x) else f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
-
-
-
-
-
-
 
 
 # -- per run ------------------------------------------------------------------------------------
@@ -78,9 +68,10 @@ def final_kl(run: RunDir) -> float:
 
 def stats(rs: list[RunDir]) -> dict:
     """A strategy's runs -> mean val PSNR (and its std over seeds), final KL per frame, active units, z = 0."""
-    psnr = [r.number("mean_psnr") for r in rs]
-    return dict(n=len(rs), values=by_seed(rs, lambda r: r.number("mean_psnr")), psnr=finite_mean(psnr), std=mean_std(psnr)[1], kl=finite_mean([final_kl(r) for r in rs]),
-                active=finite_mean([active_units_of(r) for r in rs]), z0=finite_mean([psnr_z0(r) for r in rs]))
+    psnr = mean_std([r.number("mean_psnr") for r in rs])
+    return dict(n=len(rs), values=by_seed(rs, lambda r: r.number("mean_psnr")), psnr=psnr.mean, std=psnr.std,
+                kl=mean_std([final_kl(r) for r in rs]).mean, active=mean_std([active_units_of(r) for r in rs]).mean,
+                z0=mean_std([psnr_z0(r) for r in rs]).mean)
 
 
 # -- verdicts -----------------------------------------------------------------------------------
@@ -98,12 +89,11 @@ def compare_case(s: dict | None, ref: dict | None) -> str:
     return "same" if abs(d) <= tol else "better" if d > 0 else "worse"
 
 
-def interval_text(s: dict | None, ref: dict | None) -> str:
-    """The interval of the difference (paired by seed, else Welch) and its p-value as text, or "not tested"
-    below two seeds on a side."""
+def reference_test(s: dict | None, ref: dict | None) -> str:
+    """The test of ``s`` against the reference (paired by seed, else Welch) as the sentence quotes it after the
+    difference, or "not tested" below two seeds on a side."""
     iv = seed_diff(s["values"], ref["values"]) if s and ref else None
-    return ("not tested" if iv is None else
-            f"95\\% interval {signed(iv.lo, plus='+')} to {signed(iv.hi, plus='+')} dB, $p = {p_text(iv.p)}$")
+    return "not tested" if iv is None else interval_text(iv, unit=" dB", spelled=True)
 
 
 def collapse_case(s: dict | None) -> str:
@@ -156,7 +146,7 @@ def bonus_macros(runs) -> dict[str, str]:
                   f"Bonus{kind}Delta": signed(s["psnr"] - ref["psnr"], plus="+") if s and ref else NA,
                   f"Bonus{kind}KL": big(s["kl"]) if s else NA,
                   f"Bonus{kind}Active": _units(s["active"]) if s else NA,
-                  f"Bonus{kind}Interval": interval_text(s, ref),
+                  f"Bonus{kind}Interval": reference_test(s, ref),
                   f"Bonus{kind}Case": compare_case(s, ref), f"Bonus{kind}CollapseCase": collapse_case(s)})
         if kind == "FreeBits":
             n_dim = int(strategies[0][1][0].config().get("N_dim", 12)) if strategies else 0
@@ -168,7 +158,8 @@ def bonus_macros(runs) -> dict[str, str]:
     diffs = [psnr_z0(r) - r.number("mean_psnr") for r in runs]
     fin = [d for d in diffs if np.isfinite(d)]
     m.update({"BonusZeroZRuns": str(len(fin)), "BonusZeroZHigher": str(sum(d > ZERO_Z_DB for d in fin)),
-              "BonusZeroZLower": str(sum(d < -ZERO_Z_DB for d in fin)), "BonusZeroZMeanDiff": signed(finite_mean(fin), plus="+"),
+              "BonusZeroZLower": str(sum(d < -ZERO_Z_DB for d in fin)),
+              "BonusZeroZMeanDiff": signed(mean_std(fin).mean, plus="+"),
               "BonusZeroZMaxAbs": fmt(max(map(abs, fin)) if fin else math.nan),
               "BonusZeroZCase": zero_z_case(fin)})
     return m
@@ -185,18 +176,7 @@ def bonus_rows(runs) -> str:
     lines = []
     for s, setting, rs in rows:
         st = stats(rs)
-        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {mean_pm(values(st['values']), none=NA)} & "
+        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {mean_std(values(st['values'])).text(none=NA)} & "
                      f"{big(st['kl'])} & {_units(st['active'])} & "
                      f"{fmt(st['z0'])} \\\\")
     return "\n".join(lines) + ("\n" if lines else "")
-
-
-def write_bonus(runs, generated_dir) -> dict[str, Path]:
-    """generated/bonus.tex (the macros report/bonus.tex quotes) and generated/bonus_rows.tex (its table)."""
-    gen = Path(generated_dir)
-    gen.mkdir(parents=True, exist_ok=True)
-    mac, rows = gen / "bonus.tex", gen / "bonus_rows.tex"
-    mac.write_text(macro_file("lab4.report.bonus.write_bonus", bonus_macros(runs)))
-    rows.write_text("% one row per strategy, written by lab4.report.bonus; report/bonus.tex has the header\n"
-                    + bonus_rows(runs))
-    return dict(macros=mac, rows=rows)

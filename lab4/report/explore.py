@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from lab4.evaluate import validate
+from lab4.run.folder import RunDir
 from lab4.util.paths import home
 
 RUNS_ENV = "LAB4_RUNS"
@@ -26,7 +27,7 @@ def find_runs(folder: Path) -> dict[str, Path]:
     """{label: run folder} of every run with a last.pt under ``folder``; labels are relative paths."""
     folder = Path(folder)
     found = {}
-    for ckpt in sorted(folder.glob("**/last.pt")):
+    for ckpt in sorted(folder.glob(f"**/{RunDir.LAST}")):
         if ".ipynb_checkpoints" not in ckpt.parts:
             found[ckpt.parent.relative_to(folder).as_posix()] = ckpt.parent
     return found
@@ -34,7 +35,7 @@ def find_runs(folder: Path) -> dict[str, Path]:
 
 def newest(found: dict[str, Path]) -> str:
     """The label of the run whose last.pt was written last."""
-    return max(found, key=lambda k: (found[k] / "last.pt").stat().st_mtime)
+    return max(found, key=lambda k: (found[k] / RunDir.LAST).stat().st_mtime)
 
 
 def how_to_make_a_run(folder: Path) -> str:
@@ -50,7 +51,7 @@ def how_to_make_a_run(folder: Path) -> str:
 def checkpoints(run_dir: Path) -> list[str]:
     """The run's checkpoint files, last.pt first."""
     names = sorted(p.name for p in Path(run_dir).glob("*.pt"))
-    return sorted(names, key=lambda n: n != "last.pt")
+    return sorted(names, key=lambda n: n != RunDir.LAST)
 
 
 def frame_png(frame: torch.Tensor, scale: int = 3) -> bytes:

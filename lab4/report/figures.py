@@ -1,6 +1,6 @@
 """The report's comparison figures, one function per figure, each written as PDF and PNG.
 
-notebooks/03_compare.ipynb calls these on the runs of lab4.rundir.load_runs; report/main.tex includes
+notebooks/03_compare.ipynb calls these on the runs of lab4.run.folder.load_runs; report/main.tex includes
 the PDFs by the names in FIGURES. A missing piece (no psnr_per_frame.csv, no checkpoint) gives a
 figure that says what is missing instead of an exception, so one bad run never stops the others.
 Training curves are per iteration (a rolling mean over SMOOTH iterations, epoch boundaries dotted):
@@ -17,9 +17,9 @@ import pandas as pd
 from lab4 import plots
 from lab4.evaluate import read_sequence
 from lab4.report.format import display_name
+from lab4.report.loss.dynamics import ACTIVE_THRESHOLD, active_units_of, frames_per_clip, latent_units
 from lab4.report.stats import welch_diff
-from lab4.report.training import ACTIVE_THRESHOLD, active_units_of, frames_per_clip, latent_units
-from lab4.rundir import RunDir, best_run, group
+from lab4.run.folder import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
 
 FIGURES = ("dataset", "loss_curves", "tfr_vs_loss", "val_psnr", "psnr_per_frame", "strip", "submission_strip")
@@ -273,7 +273,6 @@ def _rollout(run: RunDir):
         return None
     model, cfg = load_trained(run.path, device="cpu")
     res = validate(model, val, seed=cfg.seed)
-    run.extra["num_val_frames"] = len(res["frame"])
     return val.frames[:len(res["pred"])], res["pred"]
 
 
@@ -289,7 +288,7 @@ def strip(runs, figures_dir, n: int = 5, rollout: bool = True) -> list[Path]:
     if pair is not None:
         return plots.save_strip(Path(figures_dir) / "strip", *pair, n=n, xlabel="validation frame index")
     fig, ax = plots.figure(height=2.0)
-    png = run.path / "samples.png" if run is not None else None
+    png = run.path / RunDir.SAMPLES if run is not None else None
     if png is not None and png.is_file():
         import matplotlib.image as mpimg
         ax.imshow(mpimg.imread(png), interpolation="nearest")
@@ -304,7 +303,7 @@ def strip(runs, figures_dir, n: int = 5, rollout: bool = True) -> list[Path]:
 def submission_strip(runs, figures_dir, n: int = 5) -> list[Path]:
     """The first test sequence as the best strategy's submission has it, above its hidden frames where the
     dataset ships them (SynthDance's test_gt/), else above nothing but the given first frame."""
-    with_sub = [r for r in runs if (r.path / "submission.csv").is_file()]
+    with_sub = [r for r in runs if (r.path / RunDir.SUBMISSION).is_file()]
     stem = Path(figures_dir) / "submission_strip"
     run = best_run(with_sub)
     if run is None:
@@ -312,7 +311,7 @@ def submission_strip(runs, figures_dir, n: int = 5) -> list[Path]:
         plots.empty(ax, "no run wrote a submission")
         return plots.save(fig, stem)
     H, W = int(run.config().get("frame_H", 32)), int(run.config().get("frame_W", 64))
-    pred = read_sequence(run.path / "submission.csv", 0, H=H, W=W)
+    pred = read_sequence(run.path / RunDir.SUBMISSION, 0, H=H, W=W)
     root = _data_root(run)
     gt, labels = pred[:1].expand_as(pred), ("first frame", "generated")
     if root is not None and (root / "test_gt").is_dir():

@@ -2,8 +2,6 @@
 so that every generated macro reads the same way."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from lab4.schedules import KL_STRATEGIES
@@ -45,29 +43,14 @@ def big(x) -> str:
     return f"{x:.2g}" if abs(x) >= 1e-3 else "$<$0.001"
 
 
-def mean_pm(values, digits: int = 2, tex: bool = True, none: str = "--") -> str:
-    """Mean ± sample standard deviation over seeds (the single value for one seed, ``none`` for no value),
-    in LaTeX or, with ``tex=False``, as plain text for the README."""
-    v = [x for x in values if x is not None and np.isfinite(x)]
-    if not v:
-        return none
-    if len(v) == 1:
-        return f"{v[0]:.{digits}f}"
-    pm = "$\\pm$" if tex else "±"
-    return f"{np.mean(v):.{digits}f} {pm} {np.std(v, ddof=1):.{digits}f}"
-
-
 def macro_file(written_by: str, macros: dict) -> str:
     """A generated .tex file of ``\\newcommand``s, one per macro, headed by what wrote it."""
-    return f"% written by {written_by}; do not edit\n" + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros.items())
+    lines = "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in macros.items())
+    return f"% written by {written_by}; do not edit\n" + lines
 
 
-# the grid's other strategies as prose names them
-DISPLAY_NAMES = {"tf-off": "TF off", "tf-half": "TF 0.5", "free-bits": "Free bits",
-                 # the study's quirk runs (study.yaml), each Monotonic with one thing changed
-                 "lr-late": "Late lr drop", "quick-monotonic": "Monotonic, 3 epochs",
-                 "quick-leaky-0.01": "LeakyReLU 0.01, 3 epochs", "quick-monotonic-held": "Monotonic held, 3 epochs",
-                 "real-monotonic": "Monotonic, real footage", "real-monotonic-klmean": "KL averaged"}
+# the grid's other strategies as prose names them (the study's runs: lab4.report.study.roles)
+DISPLAY_NAMES = {"tf-off": "TF off", "tf-half": "TF 0.5", "free-bits": "Free bits"}
 
 
 def display_name(strategy: str) -> str:
@@ -79,12 +62,6 @@ def display_name(strategy: str) -> str:
 def order_text(order) -> str:
     """Strategies best first, as 'Monotonic $>$ None $>$ Cyclical'."""
     return " $>$ ".join(tex_escape(display_name(s)) for s in order) or NA
-
-
-def finite_mean(values) -> float:
-    """The mean of the finite values, NaN when there are none."""
-    v = [x for x in values if x is not None and np.isfinite(x)]
-    return float(np.mean(v)) if v else math.nan
 
 
 def check_cases(macros: dict, cases: dict) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 from lab4.report import figures as report_figures
 from lab4.report import numbers as report_numbers
 from lab4.report import stats
-from lab4.report.format import check_cases, macro_file, order_text, thousands
-from lab4.rundir import RunDir, load_runs
+from lab4.report.format import order_text, thousands
+from lab4.run.folder import RunDir, load_runs
 from lab4.schedules import KL_STRATEGIES
 
 GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse")
@@ -75,22 +75,10 @@ def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
         m.update(GpuBenchRatio=f"{float(bench['ratio_vs_lab']):.1f}",
                  GpuBenchFPS=thousands(float(bench['train_frames_per_s'])),
                  GpuBenchLabFPS=f"{float(bench['lab_train_frames_per_s']):.1f}")
-    check_cases(m, CASES)
     return m
 
 
-def write_gpu(gpu_runs, cpu_runs, figures_dir, generated_dir, bench: dict | None = None) -> dict[str, Path]:
-    """``generated/gpu.tex`` always; with GPU runs also ``figures/gpu/*`` and ``generated/gpu_results_table.tex``."""
-    gen = Path(generated_dir)
-    gen.mkdir(parents=True, exist_ok=True)
-    out = {}
-    if gpu_runs:
-        figs = Path(figures_dir) / "gpu"
-        for stem in GPU_FIGURES:  # the CPU section's functions, pointed at the GPU runs
-            getattr(report_figures, stem)(gpu_runs, figs)
-        out["table"] = gen / "gpu_results_table.tex"
-        out["table"].write_text("% one row per strategy of the GPU runs, written by lab4.report.gpu\n"
-                                + report_numbers.results_rows(gpu_runs))
-    out["macros"] = gen / "gpu.tex"
-    out["macros"].write_text(macro_file("lab4.report.gpu.write_gpu", gpu_macros(gpu_runs, cpu_runs, bench)))
-    return out
+def draw_figures(gpu_runs, figures_dir) -> dict[str, list[Path]]:
+    """``figures/gpu/*``: the CPU section's figures of the GPU runs (nothing without them)."""
+    figs = Path(figures_dir) / "gpu"
+    return {stem: getattr(report_figures, stem)(gpu_runs, figs) for stem in GPU_FIGURES} if gpu_runs else {}

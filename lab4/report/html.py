@@ -7,11 +7,11 @@ natively), shows no absolute machine paths, and ``index.html`` links every page 
 from __future__ import annotations
 
 import html
-import json
 import re
 import sys
 from pathlib import Path
 
+from lab4.run.folder import RunDir
 from lab4.util.errors import Lab4Error
 from lab4.util.paths import checkout, shown
 
@@ -73,11 +73,8 @@ def path_replacements(runs_dir: Path) -> list[tuple[str, str]]:
     """Absolute prefixes to hide in exported outputs, longest first: the runs folder's parent, the
     datasets the runs used, the repository and the home folder."""
     pairs = [(str(runs_dir.parent) + "/", "")]
-    for cfg in runs_dir.glob("**/config.json"):
-        try:
-            data_root = json.loads(cfg.read_text()).get("data_root") or ""
-        except (OSError, ValueError):
-            continue
+    for cfg in runs_dir.glob(f"**/{RunDir.CONFIG}"):
+        data_root = RunDir(cfg.parent).config().get("data_root") or ""
         if Path(data_root).is_absolute():
             pairs.append((str(Path(data_root).parent) + "/", ""))
     root = checkout()

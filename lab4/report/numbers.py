@@ -1,29 +1,27 @@
-"""The report's numbers: the results table and the LaTeX macros that report/main.tex quotes.
+"""The report's numbers on the runs themselves: the results table, the setup, the strategies, the best run,
+gradient norms and drift along the rollout, as the LaTeX macros that report/main.tex quotes.
 
 Python writes numbers and *case* macros only; report/main.tex holds every sentence and picks the one
 that a case macro names, e.g. ``\\IfStrEqCase{\\DriftCase}{{flat}{...}{falls}{...}...}``. CASES lists
-every value each case macro can take, and a test checks that main.tex has a sentence for each.
-To add numbers, write a function ``runs -> {macro name: text}`` and list it in MACRO_PARTS.
+every value each case macro here can take, and a test checks that main.tex has a sentence for each.
+Each function ``runs -> {macro name: text}`` is listed in lab4.report.sections (docs/adding-a-number.md).
 """
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lab4.report import stats
-from lab4.report import setup as report_setup
-from lab4.report import training as report_training
-from lab4.report.format import NA, check_cases, display_name, fmt, macro_file, mean_pm, signed, tex_escape, thousands
-from lab4.rundir import RunDir, best_run, group
+from lab4.report.format import NA, display_name, fmt, signed, tex_escape, thousands
+from lab4.report.loss import dynamics
+from lab4.report.stats import mean_std
+from lab4.run.folder import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
 
 DEVICE_WORDS = {"cpu": "the CPU", "cuda": "a GPU"}  # a device as prose names it
-LISTED_SOURCES = ("model.py", "schedules.py", "train.py", "evaluate.py")  # main.tex lists their code between "# report:" markers
 CASES = {
     "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
     "BaselineCase": ("all", "some", "no", "unknown"),  # how many runs end above repeat-the-first-frame
@@ -35,7 +33,6 @@ CASES = {
     "KLWeightCase": ("lab", "mean", "other"),  # the KL's weight in the loss: the lab's 1, 1/(N*H*W), or another
     "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
     "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
-    **report_training.CASES, **report_setup.CASES, **stats.CASES,
 }
 TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
 
@@ -52,32 +49,31 @@ def strategy_stats(runs) -> pd.DataFrame:
     rows = []
     for s, rs in group(runs).items():
         psnr = [r.number("mean_psnr") for r in rs]
-        fin = [v for v in psnr if np.isfinite(v)]
+        spread = mean_std(psnr)
         rows.append(dict(
             strategy=s, n=len(rs), psnr=psnr, ssim=[r.number("mean_ssim") for r in rs],
             baseline=[r.number("baseline_mean_psnr") for r in rs],
             public=[r.number("public") for r in rs], private=[r.number("private") for r in rs],
             one_step=[r.number("one_step_psnr") for r in rs],
             wall=[r.number("wall_seconds") for r in rs], cpu=[r.number("cpu_seconds") for r in rs],
-            gain=[report_training.last_epoch_gain(r) for r in rs],
-            kl=[float(k.iloc[-1]) if len(k := report_training.kl_per_frame(r)) else math.nan for r in rs],
-            active=[report_training.active_units_of(r) for r in rs],
-            mean_psnr=float(np.mean(fin)) if fin else math.nan,
-            std_psnr=float(np.std(fin, ddof=1)) if len(fin) > 1 else 0.0,
+            gain=[dynamics.last_epoch_gain(r) for r in rs],
+            kl=[float(k.iloc[-1]) if len(k := dynamics.kl_per_frame(r)) else math.nan for r in rs],
+            active=[dynamics.active_units_of(r) for r in rs],
+            mean_psnr=spread.mean, std_psnr=spread.std if spread.n > 1 else 0.0,
         ))
     return pd.DataFrame(rows)
 
 
-def results_rows(runs) -> str:
-    """The body rows of the results table; its header and rules are in main.tex."""
+def results_rows(runs, name=display_name) -> str:
+    """The body rows of the results table, a strategy as ``name`` calls it; its header and rules are in main.tex."""
     lines = []
     for _, row in strategy_stats(runs).iterrows():
-        cpu = [c / 60 for c in row["cpu"]]
+        def pm(key, digits=2):
+            return mean_std(row[key]).text(digits)
         lines.append(" & ".join([
-            tex_escape(display_name(row["strategy"])), str(row["n"]), mean_pm(row["psnr"]), mean_pm(row["one_step"]),
-            mean_pm(row["ssim"], 3),
-            mean_pm(row["baseline"]), mean_pm(row["public"]), mean_pm(row["private"]),
-            mean_pm(row["kl"], 3), mean_pm(cpu, 1)]) + r" \\")
+            tex_escape(name(row["strategy"])), str(row["n"]), pm("psnr"), pm("one_step"), pm("ssim", 3),
+            pm("baseline"), pm("public"), pm("private"), pm("kl", 3),
+            mean_std([c / 60 for c in row["cpu"]]).text(1)]) + r" \\")
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +188,7 @@ def setup_macros(runs) -> dict[str, str]:
     ntrain = (cfg.get("dataset") or {}).get("train", {}).get("frames")
     m["NumTrainFrames"] = thousands(ntrain) if ntrain else NA
     nval = next((len(r.psnr()) for r in runs if r.psnr() is not None), None)
-    nval = nval or next((r.extra["num_val_frames"] for r in runs if "num_val_frames" in r.extra), None)
+    nval = nval or next((int(f) - 1 for r in runs if (f := r.val_summary().get("frames"))), None)  # generated
     m["NumValFrames"] = str(nval) if nval else NA
     dims = dict(F=cfg.get("F_dim", 128), L=cfg.get("L_dim", 32), N=cfg.get("N_dim", 12), D=cfg.get("D_out_dim", 192))
     m.update({f"Dim{k}": str(v) for k, v in dims.items()})
@@ -267,45 +263,10 @@ def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> d
             "BaselineDrift": signed(base), "DriftCase": case}
 
 
-MACRO_PARTS = (setup_macros, strategy_macros, teacher_forcing_macros, best_run_macros, grad_norm_macros,
-               drift_macros, *report_training.MACRO_PARTS, *report_setup.MACRO_PARTS,
-               *stats.MACRO_PARTS)
-
-
-def macros(runs) -> dict[str, str]:
-    """Every macro main.tex uses; a case macro outside CASES is a bug here, not a sentence there."""
-    m: dict[str, str] = {}
-    for part in MACRO_PARTS:
-        new = part(runs)
-        if set(new) & set(m):
-            raise ValueError(f"{part.__name__} redefines {sorted(set(new) & set(m))}")
-        m.update(new)
-    check_cases(m, CASES)
-    return m
-
-
-def write_tables_and_macros(runs, generated_dir) -> dict[str, Path]:
-    """``results_table.tex``, ``hyperparameters.tex``, ``macros.tex`` and copies of the listed sources
-    (src/*.py) in ``generated_dir``."""
-    gen = Path(generated_dir)
-    (gen / "src").mkdir(parents=True, exist_ok=True)
-    for name in LISTED_SOURCES:  # from this package, so that an installed lab4 lists its own code
-        shutil.copyfile(Path(__file__).parents[1] / name, gen / "src" / name)  # lab4/, beside lab4/report/
-    table = gen / "results_table.tex"
-    table.write_text("% one row per strategy, written by lab4.report.numbers; main.tex has the header\n"
-                     + results_rows(runs))
-    hyper = gen / "hyperparameters.tex"
-    hyper.write_text("% one row per setting, written by lab4.report.setup; main.tex has the header\n"
-                     + report_setup.hyperparameter_rows(runs))
-    mac = gen / "macros.tex"
-    mac.write_text(macro_file("lab4.report.numbers.write_tables_and_macros", macros(runs)))
-    return {"table": table, "hyperparameters": hyper, "macros": mac}
-
-
 def readme_table(runs) -> str:
     """The README's results table (markdown): one row per strategy, mean ± std over its seeds."""
     def md(values, digits=2):
-        return mean_pm(values, digits, tex=False, none="–")
+        return mean_std(values).text(digits, tex=False, none="–")
 
     lines = ["| Strategy | Seeds | Val PSNR (dB) | One-step PSNR (dB) | Val SSIM | Public (dB) | Private (dB) "
              "| KL (nats/frame) | Active units | CPU (min) |", "|---|" + "---:|" * 9]

@@ -26,12 +26,13 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
 
 from lab4.report.format import NA, display_name, signed, tex_escape
-from lab4.rundir import group
+from lab4.run.folder import group
 from lab4.schedules import KL_STRATEGIES
 
 LEVEL = 0.95
@@ -140,12 +141,30 @@ def p_text(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3g}" if p < 0.1 else f"{p:.2f}"
 
 
-def mean_std(values) -> tuple[float, float, int]:
-    """(mean, sample standard deviation, n) of the finite values; std is NaN below two values."""
+class MeanStd(NamedTuple):
+    """The mean and sample standard deviation of a strategy's seeds and how many there are: None and NaN
+    values are left out, the mean is NaN without values and the std NaN below two."""
+    mean: float
+    std: float
+    n: int
+
+    def text(self, digits: int = 2, tex: bool = True, none: str = "--") -> str:
+        """'25.10 $\\pm$ 0.10' (a plain '±' with ``tex=False``, for the README), the value alone for one seed,
+        ``none`` for no value."""
+        if not self.n:
+            return none
+        if self.n == 1:
+            return f"{self.mean:.{digits}f}"
+        pm = "$\\pm$" if tex else "±"
+        return f"{self.mean:.{digits}f} {pm} {self.std:.{digits}f}"
+
+
+def mean_std(values) -> MeanStd:
+    """The report's one mean and spread over seeds (tables, verdicts, the loss balance)."""
     v = finite(values)
     if not len(v):
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), len(v)
+        return MeanStd(math.nan, math.nan, 0)
+    return MeanStd(float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, len(v))
 
 
 # -- the rankings the report states -------------------------------------------------------------
@@ -160,15 +179,15 @@ CASES = {
 TF_REFERENCE = "cyclical"  # the decaying-ratio run the teacher-forcing variants share their KL schedule with
 
 
-
-
-
-
-def interval_text(iv: Interval, unit: str = "~dB", digits: int = 2) -> str:
-    """'$+$0.52~dB [0.10, 0.90], $p = 0.03$': the difference, its 95% interval and the p-value that
-    decides (Holm's, marked so, where the claim has several comparisons)."""
-    lo, hi = (f"{v:.{digits}f}".replace("-", "$-$") for v in (iv.lo, iv.hi))
+def interval_text(iv: Interval, unit: str = "~dB", digits: int = 2, spelled: bool = False) -> str:
+    """A test as the report prints it, with the p-value that decides (Holm's, marked so, where the claim has
+    several comparisons): '$+$0.52~dB [0.10, 0.90], $p = 0.03$'; ``spelled``, for a sentence that has already
+    given the difference: '95\\% interval +0.10 to +0.90 dB, $p = 0.03$' (``unit`` " dB")."""
     p = f"$p_{{\\mathrm{{Holm}}}} = {p_text(iv.p_holm)}$" if iv.p_holm is not None else f"$p = {p_text(iv.p)}$"
+    if spelled:
+        lo, hi = (signed(v, digits, plus="+") for v in (iv.lo, iv.hi))
+        return f"{100 * LEVEL:g}\\% interval {lo} to {hi}{unit}, {p}"
+    lo, hi = (f"{v:.{digits}f}".replace("-", "$-$") for v in (iv.lo, iv.hi))
     return f"{signed(iv.diff, digits, plus='$+$')}{unit} [{lo}, {hi}], {p}"
 
 
@@ -286,5 +305,3 @@ def order_agreement(runs, other_runs) -> tuple[str, list[str], list[str]]:
     case = "unknown" if len(common) < 2 else "same" if a == b else "best" if a[0] == b[0] else "differ"
     return case, a, b
 
-
-MACRO_PARTS = (ranking_macros, teacher_forcing_test_macros, baseline_test_macros)

@@ -3,15 +3,19 @@
 Every cell has a deadline: cells tagged ``training`` get the profile's training deadline (a ``full`` run
 may train for hours), every other cell the general cell deadline. A cell that runs past it, or a kernel
 that dies, ends the execution with one line naming the notebook, the cell and the deadline; papermill
-has already saved the executed notebook with the outputs so far.
+has already saved the executed notebook with the outputs so far. A kernel whose heartbeat stops (a stopped
+or frozen process) is killed after HEARTBEAT_S instead of being waited for until the deadline.
 
 Messages from the kernel are awaited in one-second slices instead of one wait without a limit: see
 :func:`slice_waits` for the hang this is meant to remove (jupyter/nbclient#312).
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -34,6 +38,11 @@ CELL_S = 20 * 60               # any untagged cell: evaluation, test prediction,
 # CPU without native bf16, so only a hang reaches it. $LAB4_TRAIN_DEADLINE (seconds) overrides it.
 TRAINING_S = {"tiny": 15 * 60, "quick": 60 * 60, "study": 2 * 3600, "gpu": 3 * 3600, "lab": 72 * 3600, "full": 72 * 3600}
 SLICE_S = 1.0                  # longest single wait on a kernel channel; see slice_waits
+# A kernel silent on its heartbeat channel this long is stopped or frozen (SIGSTOP, a suspended job): it is
+# killed. ipykernel answers heartbeats in a thread of its own, in zmq's C code without the GIL, so a busy cell
+# or one hung in a C call keeps beating (measured in docs/reliability.md): only the cell's deadline stops those.
+# $LAB4_HEARTBEAT (seconds) overrides it.
+HEARTBEAT_S = 60
 
 
 class NotebookStopped(Exception):
@@ -51,6 +60,11 @@ class NotebookTimeout(NotebookStopped):
 
 class KernelDied(NotebookStopped):
     """The kernel process ended (killed, out of memory, crashed) while a cell ran."""
+
+
+class KernelUnresponsive(NotebookStopped):
+    """The kernel missed heartbeats for HEARTBEAT_S while a cell ran, so it was killed: like a dead one, worth
+    one retry from last.pt."""
 
 
 def _seconds(name: str) -> float | None:
@@ -74,6 +88,11 @@ def training_deadline(profile: str | None) -> float:
 def cell_deadline() -> float:
     """Seconds any other cell may run: $LAB4_CELL_DEADLINE, else CELL_S."""
     return _seconds("LAB4_CELL_DEADLINE") or CELL_S
+
+
+def heartbeat_limit() -> float:
+    """Seconds a kernel may miss heartbeats before it is killed: $LAB4_HEARTBEAT, else HEARTBEAT_S."""
+    return _seconds("LAB4_HEARTBEAT") or HEARTBEAT_S
 
 
 def human(seconds: float) -> str:
@@ -124,16 +143,55 @@ def slice_waits(channel, step: float = SLICE_S) -> None:
 
 def _engine(patched: bool):
     """A papermill engine whose kernel client waits in slices (``patched``), or papermill's own."""
+    from jupyter_core.utils import ensure_async, run_sync
+    from nbclient.exceptions import DeadKernelError
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, logger
+    from traitlets import Float
 
     class Client(PapermillNotebookClient):
+        heartbeat_timeout = Float(0.0, help="seconds without a heartbeat before the kernel is killed; 0: never")
+        unresponsive = False
+
         async def async_start_new_kernel_client(self):
             kc = await super().async_start_new_kernel_client()
             if patched:
                 slice_waits(kc.shell_channel)
                 slice_waits(kc.iopub_channel)
+            if self.heartbeat_timeout and not kc.hb_channel.is_alive():
+                kc.hb_channel.start()  # start_channels starts it; without it every check would read "silent"
             return kc
+
+        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+            """A cell, with the heartbeat watched beside it; a kill by the watch is marked on DeadKernelError."""
+            watch = asyncio.ensure_future(self._watch_heartbeat()) if self.heartbeat_timeout else None
+            try:
+                return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            except DeadKernelError as e:
+                e.unresponsive = self.unresponsive
+                raise
+            finally:
+                if watch:
+                    watch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watch
+
+        execute_cell = run_sync(async_execute_cell)  # papermill calls the sync one, bound to nbclient's own
+
+        async def _watch_heartbeat(self) -> None:
+            """SIGKILL the kernel's process group once its heartbeat has been silent for heartbeat_timeout:
+            a stopped process answers nothing, and nbclient would wait for the deadline. nbclient then sees
+            a dead kernel within a second. SIGKILL ends a stopped process too."""
+            hb, last = self.kc.hb_channel, time.monotonic()
+            while True:
+                await asyncio.sleep(min(1.0, self.heartbeat_timeout / 4))
+                now = time.monotonic()
+                if hb.is_beating():
+                    last = now
+                elif now - last >= self.heartbeat_timeout:
+                    self.unresponsive = True
+                    await ensure_async(self.km.signal_kernel(signal.SIGKILL))
+                    return
 
     class Engine(NBClientEngine):
         @classmethod
@@ -157,15 +215,17 @@ def _register(patched: bool) -> str:
 
 def execute(notebook, out, parameters: dict, *, cwd=None, profile: str | None = None,
             cell_timeout: float | None = None, training_timeout: float | None = None,
-            start_timeout: float = START_S, patched: bool = True):
-    """papermill with the lab4 kernel, every cell under a deadline; run from ``cwd`` (default notebooks/,
-    so relative paths resolve as in JupyterLab). Raises NotebookTimeout or KernelDied (one line each,
-    the executed notebook kept at ``out``), or papermill's PapermillExecutionError for a cell's own error."""
+            start_timeout: float = START_S, heartbeat: float | None = None, patched: bool = True):
+    """papermill with the lab4 kernel, every cell under a deadline and its heartbeat watched (``heartbeat``
+    seconds, default heartbeat_limit()); run from ``cwd`` (default notebooks/, so relative paths resolve as in
+    JupyterLab). Raises NotebookTimeout, KernelDied or KernelUnresponsive (one line each, the executed notebook
+    kept at ``out``), or papermill's PapermillExecutionError for a cell's own error."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     use_venv_kernel()  # here, not at import: on a Dask worker too, this interpreter's kernel is the one
     cell_timeout = cell_timeout or cell_deadline()
     training_timeout = training_timeout or max(cell_timeout, training_deadline(profile))
+    heartbeat = heartbeat or heartbeat_limit()
     current: dict = {}
 
     def deadline(cell) -> float:
@@ -179,7 +239,8 @@ def execute(notebook, out, parameters: dict, *, cwd=None, profile: str | None = 
             str(notebook), str(out), parameters=parameters, kernel_name=KERNEL,
             cwd=str(cwd or project_root() / "notebooks"), progress_bar=False, log_output=False,
             extra_arguments=KERNEL_ARGS, engine_name=_register(patched), start_timeout=start_timeout,
-            execution_timeout=cell_timeout, timeout_func=deadline, on_cell_start=on_cell_start)
+            execution_timeout=cell_timeout, timeout_func=deadline, on_cell_start=on_cell_start,
+            heartbeat_timeout=heartbeat)
     except (CellTimeoutError, DeadKernelError, RuntimeError) as e:
         if not isinstance(e, (CellTimeoutError, DeadKernelError)) and not _kernel_start_failed(e):
             raise
@@ -188,6 +249,9 @@ def execute(notebook, out, parameters: dict, *, cwd=None, profile: str | None = 
         if isinstance(e, CellTimeoutError):
             msg = f"{name}: {where} ran past its {human(deadline(current['cell']))} deadline"
             kind = NotebookTimeout
+        elif getattr(e, "unresponsive", False):
+            msg = f"{name}: the kernel stopped answering (no heartbeat for {human(heartbeat)}) during {where}"
+            kind = KernelUnresponsive
         elif isinstance(e, DeadKernelError):
             msg, kind = f"{name}: the kernel died during {where}", KernelDied
         else:

@@ -64,3 +64,25 @@ def named_dataset(given: str = "") -> str:
     a notebook that runs in notebooks/ or a grid worker elsewhere."""
     named = str(given or os.environ.get("LAB4_DATA", ""))
     return str(absolute(named)) if named else ""
+
+
+def dataset_path(data_root: str = "", synth_preset: str = "small") -> Path:
+    """Where a run's data is, without making it: the named dataset, else SynthDance's folder for the preset."""
+    named = named_dataset(data_root)
+    return Path(named) if named else synth_folder(synth_preset)
+
+
+def synth_folder(preset: str) -> Path:
+    """SynthDance's folder for a preset, made on demand by lab4.datasets.official.resolve_data_root."""
+    return home() / "data" / f"synthdance-{preset}"
+
+
+def run_folder(profile: str, name: str) -> Path:
+    """Where a run goes when no folder is given: runs/<profile>/<name> under :func:`home`, for the CLI, the
+    notebooks and the grid alike."""
+    return runs_folder(profile) / name
+
+
+def runs_folder(profile: str) -> Path:
+    """The folder of a profile's runs when none is given (``lab4 grid`` without --runs)."""
+    return home() / "runs" / profile

@@ -13,13 +13,24 @@ import pandas as pd
 from lab4 import plots
 from lab4.report import figures as report_figures
 from lab4.report.format import display_name
-from lab4.report.training import frames_per_clip, latent_units
-from lab4.rundir import RunDir, group
+from lab4.report.loss.dynamics import frames_per_clip, latent_units
+from lab4.report.study.roles import Roles
+from lab4.run.folder import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
 FIGURES = ("study_val_psnr", "study_collapse", "study_real", "psnr_per_frame")
-# the quirk runs and Monotonic trained as long as the quick ones, by name
-QUIRK_COLORS = {"lr-late": "0.15", "quick-monotonic": "C5", "quick-leaky-0.01": "C4", "quick-monotonic-held": "C6"}
+QUIRK_COLORS = {"LrLate": "0.15", "Leaky": "C4", "Held": "C6"}  # by macro key (lab4.report.study.roles)
+REFERENCE_COLOR = "C5"  # Monotonic trained as long as a quirk, where that is not the study's own Monotonic
+
+
+def quirk_colors(roles: Roles) -> dict[str, str]:
+    """{run: colour} of the quirk runs and their references, each reference before its quirks."""
+    out = {}
+    for key, (q, ref) in roles.quirks.items():
+        if q is not None:
+            out.setdefault(ref, plots.color_for(ref) if ref in KL_STRATEGIES else REFERENCE_COLOR)
+            out[q] = QUIRK_COLORS[key]
+    return out
 
 
 def _epoch_series(run: RunDir, col: str, scale: float = 1.0) -> pd.Series | None:
@@ -37,17 +48,19 @@ def _milestones(ax, runs) -> None:
         ax.axvline(m + 0.5, color="0.75", lw=0.8, ls="-.", zorder=0)
 
 
-def study_val_psnr(runs, figures_dir) -> list[Path]:
+def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
     """Validation PSNR after every epoch: the three KL schedules (left), Monotonic against each quirk (right)."""
     fig, (a, b) = plots.figure(1, 2, height=3.0, sharey=True)
     g = group(runs)
     base = [v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])]
+    colors = quirk_colors(roles)
+    quirks = list(dict.fromkeys(("monotonic", *colors)))
     for ax, names, title in ((a, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
-                             (b, [s for s in ("monotonic", *QUIRK_COLORS) if s in g],
-                              "the template's quirks, each against Monotonic")):
+                             (b, [s for s in quirks if s in g], "the template's quirks, each against Monotonic")):
         for s in names:
-            color = QUIRK_COLORS.get(s) or plots.color_for(s)
-            plots.band_plot(ax, [_epoch_series(r, "val_psnr") for r in g[s]], color, display_name(s),
+            color = colors.get(s) if s not in KL_STRATEGIES else None
+            plots.band_plot(ax, [_epoch_series(r, "val_psnr") for r in g[s]], color or plots.color_for(s),
+                            roles.label(s),
                             marker="o", ms=2.5)
         _milestones(ax, [r for s in names for r in g[s]])
         base_v = [v for v in base if np.isfinite(v)]
@@ -84,12 +97,12 @@ def study_collapse(runs, figures_dir) -> list[Path]:
     return plots.save(fig, Path(figures_dir) / "study_collapse")
 
 
-def study_real(runs, figures_dir, real=("real-monotonic", "real-monotonic-klmean"), first: int = 30) -> list[Path]:
+def study_real(runs, figures_dir, roles: Roles, first: int = 30) -> list[Path]:
     """The real-footage run's PSNR per frame against repeat-the-first-frame: the rollout, and its start (the
     lab's loss where it finished, else the report's balance, as the section's verdict)."""
     fig, (a, b) = plots.figure(1, 2, height=2.2, gridspec_kw=dict(width_ratios=[2, 1]))
     by = {r.name: r for r in runs if r.psnr() is not None}
-    run = next((by[n] for n in real if n in by), None)
+    run = next((by[n] for n in (roles.real, roles.real_mean) if n in by), None)
     psnr = run.psnr() if run is not None else None
     if psnr is None:
         for ax in (a, b):
@@ -99,7 +112,7 @@ def study_real(runs, figures_dir, real=("real-monotonic", "real-monotonic-klmean
             ax.plot(rows["frame"], rows["baseline_psnr"], **plots.BASELINE_STYLE, label="repeat first frame")
             ax.plot(rows["frame"], rows["psnr"], color=plots.color_for("monotonic"), lw=0.9, label="model")
             ax.set(xlabel="frame index")
-        loss = "the lab's loss" if run.name == real[0] else "KL averaged"
+        loss = "the lab's loss" if run.name == roles.real else "KL averaged"
         a.set(ylabel="PSNR (dB)", title=f"real footage ({loss}), {len(psnr)} frames")
         b.set(title=f"the first {first} frames")
         a.legend(loc="upper right", fontsize=7)
@@ -107,9 +120,12 @@ def study_real(runs, figures_dir, real=("real-monotonic", "real-monotonic-klmean
     return plots.save(fig, Path(figures_dir) / "study_real")
 
 
-def make_figures(runs, figures_dir) -> dict[str, list[Path]]:
+def make_figures(runs, figures_dir, roles: Roles) -> dict[str, list[Path]]:
+    """figures/study/* from the study's runs (nothing without them)."""
+    if not runs:
+        return {}
     figures_dir = Path(figures_dir)
     kl = [r for r in runs if r.strategy in KL_STRATEGIES]
-    return {"study_val_psnr": study_val_psnr(runs, figures_dir), "study_collapse": study_collapse(runs, figures_dir),
-            "study_real": study_real(runs, figures_dir),
+    return {"study_val_psnr": study_val_psnr(runs, figures_dir, roles),
+            "study_collapse": study_collapse(runs, figures_dir), "study_real": study_real(runs, figures_dir, roles),
             "psnr_per_frame": report_figures.psnr_per_frame(kl, figures_dir)}

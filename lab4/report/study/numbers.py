@@ -1,7 +1,8 @@
 """The longer-budget section's numbers and the case macros that pick its sentences in report/main.tex.
 
 Every macro is prefixed ``Study``. The runs are those of study.yaml as lab4/grid/study.py exported them: the
-three KL annealing schedules, three quirk runs each paired by seed with Monotonic, and one real-footage run.
+three KL annealing schedules, three quirk runs each paired by seed with Monotonic, and real footage; which run
+is which comes from study.yaml (lab4.report.study.roles).
 """
 from __future__ import annotations
 
@@ -14,18 +15,13 @@ import numpy as np
 from lab4.config import make_config
 from lab4.report import numbers as report_numbers
 from lab4.report import stats
-from lab4.report.format import NA, check_cases, display_name, fmt, macro_file, order_text, tex_escape
-from lab4.report.study import figures as study_figures
-from lab4.report.training import kl_per_frame
-from lab4.rundir import RunDir, group, load_runs
+from lab4.report.format import NA, display_name, fmt, order_text, tex_escape
+from lab4.report.loss.dynamics import kl_per_frame
+from lab4.report.study.roles import QUIRK_KEYS, Roles
+from lab4.run.folder import RunDir, group, load_runs
 from lab4.schedules import KL_STRATEGIES
 
 RECORD = "study.json"  # lab4/grid/study.py writes it beside the runs
-# each quirk run changes one thing on top of Monotonic trained as long: (its runs, their reference, macro key)
-QUIRKS = (("lr-late", "monotonic", "LrLate"), ("quick-leaky-0.01", "quick-monotonic", "Leaky"),
-          ("quick-monotonic-held", "quick-monotonic", "Held"))
-REAL = "real-monotonic"  # the lab's loss on real footage
-REAL_MEAN = "real-monotonic-klmean"  # the loss balance of the report's grid, where the lab's diverges
 GAIN_DB = 0.5  # a validation curve has flattened where no later epoch gains more than this
 FIRST_FRAMES = 10
 MULTIPLES = {2: "twice", 3: "three times", 4: "four times", 5: "five times"}
@@ -37,7 +33,7 @@ CASES = {
     "StudyAgreeCase": stats.AGREE_CASES,  # the study's order of the KL schedules against the quick grid's
     "StudyActiveCase": ("never", "some", "unknown"),  # any active latent unit at any validated epoch
     "StudyFlatCase": ("all", "some", "none", "unknown"),  # schedules whose curve flattened before the last epoch
-    **{f"Study{k}Case": QUIRK_CASES for _, _, k in QUIRKS},
+    **{f"Study{k}Case": QUIRK_CASES for k in QUIRK_KEYS.values()},
     "StudyRealLabCase": ("finished", "diverged", "absent"),  # the lab's loss on real footage
     "StudyRealRunCase": ("lab", "mean", "none"),  # which loss the real-footage verdict below is from
     "StudyRealCase": ("beats", "loses", "absent"),  # real footage against repeat-the-first-frame, whole rollout
@@ -76,7 +72,8 @@ def header_macros(runs, record: dict) -> dict[str, str]:
     weight, clip, gamma = (float(cfg.get(key, math.nan)) for key in ("kl_weight", "clip_grad", "gamma"))
     seeds = [len(rs) for s, rs in group(runs).items() if s in KL_STRATEGIES]
     return {"StudyMachine": tex_escape(cpu), "StudyCores": str(mach.get("cores", NA)),
-            "StudyTorch": tex_escape(mach.get("torch", NA)), "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
+            "StudyTorch": tex_escape(mach.get("torch", NA)),
+            "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
             "StudyMinutes": f"{span / 60:.0f}" if span else NA, "StudyRuns": str(len(runs)),
             "StudyEpochs": str(epochs), "StudyMultiple": multiple,
             "StudyPrecision": "bf16 autocast" if amp else "fp32", "StudySeeds": stats_range(seeds),
@@ -124,7 +121,8 @@ def collapse_macros(runs) -> dict[str, str]:
     kl_last = [v for v in kl_last if np.isfinite(v)]
     return {"StudyActiveCase": "unknown" if not seen else "some" if firsts else "never",
             "StudyActiveList": tex_escape("; ".join(firsts)) or NA, "StudyActiveMax": str(peak),
-            "StudyKLMin": fmt(min(kl_last), 3) if kl_last else NA, "StudyKLMax": fmt(max(kl_last), 3) if kl_last else NA}
+            "StudyKLMin": fmt(min(kl_last), 3) if kl_last else NA,
+            "StudyKLMax": fmt(max(kl_last), 3) if kl_last else NA}
 
 
 def last_kl(run: RunDir) -> float:
@@ -172,27 +170,29 @@ def flatten_macros(runs) -> dict[str, str]:
             "StudyMilestones": " and ".join(str(m) for m in milestones) or NA}
 
 
-def quirk_settings(g: dict) -> dict[str, str]:
+def quirk_settings(g: dict, roles: Roles) -> dict[str, str]:
     """What each quirk run set, from its config: the late milestone, the slope, the held ramp's epochs."""
     def cfg(s):
         return g[s][0].config() if g.get(s) else {}
-    late, leaky, held = (cfg(q) for q, _, _ in QUIRKS)
-    ramp = float(held.get("kl_anneal_cycle", math.nan)) * float(held.get("kl_anneal_ratio", math.nan)) if held else math.nan
-    return {"StudyQuirkEpochs": str(leaky.get("num_epoch") or held.get("num_epoch") or NA),"StudyLrLateDrop": " and ".join(str(m) for m in late.get("milestones") or ()) or NA,
+    late, leaky, held = (cfg(roles.quirks[key][0]) for key in ("LrLate", "Leaky", "Held"))
+    ramp = (float(held.get("kl_anneal_cycle", math.nan)) * float(held.get("kl_anneal_ratio", math.nan)) if held
+            else math.nan)
+    return {"StudyQuirkEpochs": str(leaky.get("num_epoch") or held.get("num_epoch") or NA),
+            "StudyLrLateDrop": " and ".join(str(m) for m in late.get("milestones") or ()) or NA,
             "StudyLeakySlope": f"{leaky['leaky_true_slope']:g}" if "leaky_true_slope" in leaky else NA,
             "StudyHeldRamp": f"{ramp:g}" if np.isfinite(ramp) else NA}
 
 
-def quirk_macros(runs) -> dict[str, str]:
+def quirk_macros(runs, roles: Roles) -> dict[str, str]:
     """Each quirk's runs against Monotonic's as long, paired by seed, Holm across the three comparisons."""
     g = group(runs)
 
     def score(s):
         return stats.by_seed(g.get(s, []), lambda r: r.number("mean_psnr"))
     ivs = stats.holm([stats.seed_diff(score(q), score(ref)) if score(q) and score(ref) else None
-                      for q, ref, _ in QUIRKS])
-    m = quirk_settings(g)
-    for (q, ref_name, key), iv in zip(QUIRKS, ivs):
+                      for q, ref in roles.quirks.values()])
+    m = quirk_settings(g, roles)
+    for (key, (q, ref_name)), iv in zip(roles.quirks.items(), ivs):
         mine, ref = score(q), score(ref_name)
         m[f"Study{key}PSNR"] = fmt(np.mean(list(mine.values()))) if mine else NA
         m[f"Study{key}RefPSNR"] = fmt(np.mean(list(ref.values()))) if ref else NA
@@ -202,11 +202,11 @@ def quirk_macros(runs) -> dict[str, str]:
     return m
 
 
-def real_macros(runs) -> dict[str, str]:
+def real_macros(runs, roles: Roles) -> dict[str, str]:
     """The real-footage run against repeat-the-first-frame: the whole rollout, the first frames, the end; from
     the lab's loss where that run finished, else from the report's loss balance; and whether the lab's diverged."""
-    by = {r.name: r for r in runs if r.name in (REAL, REAL_MEAN)}
-    lab = by.get(REAL)
+    by = {r.name: r for r in runs if r.name in (roles.real, roles.real_mean)}
+    lab = by.get(roles.real)
     m = {"StudyRealLabCase": "absent" if lab is None else "diverged" if lab.diverged() else "finished",
          "StudyRealEpochs": str(next(iter(by.values())).config().get("num_epoch", NA)) if by else NA}
     if lab is not None and lab.diverged():
@@ -214,8 +214,8 @@ def real_macros(runs) -> dict[str, str]:
         val = val.dropna() if val is not None else []
         m.update(StudyRealDivergedEpoch=str(d.get("epoch", NA)), StudyRealDivergedOf=str(d.get("num_epoch", NA)),
                  StudyRealDivergedPSNR=fmt(val.iloc[-1]) if len(val) else NA)
-    run = next((by[n] for n in (REAL, REAL_MEAN) if n in by and by[n].psnr() is not None), None)
-    m["StudyRealRunCase"] = "none" if run is None else "lab" if run.name == REAL else "mean"
+    run = next((by[n] for n in (roles.real, roles.real_mean) if n in by and by[n].psnr() is not None), None)
+    m["StudyRealRunCase"] = "none" if run is None else "lab" if run.name == roles.real else "mean"
     if run is None:
         return {**m, "StudyRealCase": "absent", "StudyRealFirstCase": "absent"}
     psnr = run.psnr()
@@ -224,36 +224,25 @@ def real_macros(runs) -> dict[str, str]:
     below = np.flatnonzero(p < b)
     return {**m, "StudyRealCase": "beats" if p.mean() > b.mean() else "loses",
             "StudyRealFirstCase": "beats" if p[first].mean() > b[first].mean() else "loses",
-            "StudyRealPSNR": fmt(p.mean()), "StudyRealBaseline": fmt(b.mean()), "StudyRealGap": fmt(abs(p.mean() - b.mean())),
+            "StudyRealPSNR": fmt(p.mean()), "StudyRealBaseline": fmt(b.mean()),
+            "StudyRealGap": fmt(abs(p.mean() - b.mean())),
             "StudyRealFirstPSNR": fmt(p[first].mean()), "StudyRealFirstBaseline": fmt(b[first].mean()),
-            "StudyRealFirstFrames": str(FIRST_FRAMES), "StudyRealFrameOne": fmt(p[0]), "StudyRealFrameOneBase": fmt(b[0]),
+            "StudyRealFirstFrames": str(FIRST_FRAMES), "StudyRealFrameOne": fmt(p[0]),
+            "StudyRealFrameOneBase": fmt(b[0]),
             "StudyRealBelowFrame": str(int(psnr["frame"].iloc[below[0]])) if len(below) else NA,
             "StudyRealLastPSNR": fmt(p[last].mean()), "StudyRealLastBaseline": fmt(b[last].mean()),
             "StudyRealFrames": str(len(p))}
 
 
-def study_macros(runs, record: dict, quick_runs) -> dict[str, str]:
+def study_macros(runs, record: dict, quick_runs, roles: Roles) -> dict[str, str]:
     """Every ``Study*`` macro of main.tex's longer-budget section; only StudyCase without study runs."""
     if not runs:
         return {"StudyCase": "absent"}
-    m = {"StudyCase": "present", **header_macros(runs, record), **ranking_macros(runs, quick_runs),
-         **collapse_macros(runs), **flatten_macros(runs), **quirk_macros(runs), **real_macros(runs)}
-    check_cases(m, CASES)
-    return m
+    return {"StudyCase": "present", **header_macros(runs, record), **ranking_macros(runs, quick_runs),
+            **collapse_macros(runs), **flatten_macros(runs), **quirk_macros(runs, roles), **real_macros(runs, roles)}
 
 
-def write_study(runs, record: dict, quick_runs, figures_dir, generated_dir) -> dict[str, Path]:
-    """``generated/study.tex`` always; with study runs also ``figures/study/*`` and the results rows."""
-    gen = Path(generated_dir)
-    gen.mkdir(parents=True, exist_ok=True)
-    out = {}
-    if runs:
-        study_figures.make_figures(runs, Path(figures_dir) / "study")
-        out["table"] = gen / "study_results_table.tex"
-        sim = [r for r in runs if r.name not in (REAL, REAL_MEAN)]  # the SynthDance runs, as the results table
-        out["table"].write_text("% one row per strategy of the study, written by lab4.report.study.numbers\n"
-                                + report_numbers.results_rows(sim))
-    out["macros"] = gen / "study.tex"
-    out["macros"].write_text(macro_file("lab4.report.study.numbers.write_study",
-                                        study_macros(runs, record, quick_runs)))
-    return out
+def results_rows(runs, roles: Roles) -> str | None:
+    """The study's results table: its SynthDance runs, as the report's (None without study runs)."""
+    sim = [r for r in runs if r.name not in (roles.real, roles.real_mean)]
+    return report_numbers.results_rows(sim, roles.label) if runs else None

@@ -1,4 +1,5 @@
-"""The report's setup: every hyper-parameter, the course template's value against the runs', and the compute.
+"""The appendix's experimental setup: every hyper-parameter, the course template's value against the runs', and
+the compute.
 
 ``hyperparameter_rows`` is the body of main.tex's setup table. The reference column is the course's template
 (TEMPLATE, written down once from the lab's definition), not this package's ``lab`` profile, which departs
@@ -35,14 +36,14 @@ HYPERPARAMETERS = (
     ("batched_tf", "teacher-forced frames as one batch"),
 )
 # speed options: the table shows what summary.json says each run used, not what its config asked for
-SPEED = (("amp", "bf16 autocast"), ("channels_last", "channels-last memory format"), ("compile", "torch.compile"),
-         ("fused_adam", "fused Adam"), ("cuda_graphs", "CUDA graphs"))
+SPEED = (("amp", "mixed-precision autocast"), ("channels_last", "channels-last memory format"),
+         ("compile", "torch.compile"), ("fused_adam", "fused Adam"), ("cuda_graphs", "CUDA graphs"))
 # The course's template (Lab4_template, NYCU Deep Learning and Practice, 2024-2025 editions), as the lab
 # defines it: its defaults, its one teacher-forcing coin per epoch, its unclamped feedback (the generator ends
 # in a bare convolution), one frame at a time, in fp32 without any speed option.
-TEMPLATE = dict(F_dim=128, L_dim=32, N_dim=12, D_out_dim=192, frame_H=32, frame_W=64, clamp_feedback=False, leaky_true_slope=1.0,
-                batch_size=2, lr=1e-3, milestones=[2, 5], gamma=0.1, clip_grad=1.0, num_epoch=70, partial=1.0,
-                train_vi_len=16, tfr=1.0, tfr_sde=10, tfr_d_step=0.1, tfr_per_epoch=True,
+TEMPLATE = dict(F_dim=128, L_dim=32, N_dim=12, D_out_dim=192, frame_H=32, frame_W=64, clamp_feedback=False,
+                leaky_true_slope=1.0, batch_size=2, lr=1e-3, milestones=[2, 5], gamma=0.1, clip_grad=1.0, num_epoch=70,
+                partial=1.0, train_vi_len=16, tfr=1.0, tfr_sde=10, tfr_d_step=0.1, tfr_per_epoch=True,
                 kl_anneal_type="cyclical", kl_anneal_cycle=10, kl_anneal_ratio=1.0, kl_weight=1.0, free_bits=0.0,
                 val_draws=1, batched_tf=False, amp=False, channels_last=False, compile=False, fused_adam=False,
                 cuda_graphs=False)
@@ -79,7 +80,8 @@ def hyperparameter_rows(runs) -> str:
                 have.append(v)
         ours = " / ".join(_show(v) for v in have) if have else NA
         mark = r"$\ast$" if have and any(v != TEMPLATE[key] for v in have) else ""
-        lines.append(f"{label} {{\\footnotesize\\texttt{{{tex_escape(key)}}}}} & {_show(TEMPLATE[key])} & {ours} & {mark} \\\\")
+        name = f"{label} {{\\footnotesize\\texttt{{{tex_escape(key)}}}}}"
+        lines.append(f"{name} & {_show(TEMPLATE[key])} & {ours} & {mark} \\\\")
     return "\n".join(lines) + "\n"
 
 
@@ -129,5 +131,3 @@ def compute_macros(runs) -> dict[str, str]:
     m["NumDepartures"] = str(len(departures(runs)))
     return m
 
-
-MACRO_PARTS = (compute_macros,)

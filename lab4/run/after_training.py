@@ -8,39 +8,21 @@ trained on).
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lab4.config import FIELDS, Config, make_config
-from lab4.datasets.official import load_split, load_test, load_test_gt, run_dataset
+from lab4.datasets.official import load_split, load_test, load_test_gt
 from lab4.evaluate import (active_units, one_step_psnr, predict_test, rollout_draws, score, validate, write_gif,
-                           write_psnr_csv, write_submission)
+                           write_submission)
 from lab4.plots import plot_psnr_run, save_strip
-from lab4.rundir import RunDir
+from lab4.run.folder import RunDir
 from lab4.train import Trainer, load_trained
-from lab4.util.device import cpu_model_name  # results are bit-identical on one machine, not across processors
-from lab4.util.paths import project_root
+from lab4.util.machine import machine  # results are bit-identical on one machine, not across processors
 
 ONE_STEP_STRIDE = 3  # the one-step score over every third validation frame: 210 of 630, a third of the cost
-
-
-def notebook_config(namespace: dict) -> Config:
-    """02_train's parameters -> the run's Config.
-
-    ``namespace`` is the notebook's variables: those named like a Config field are its flat parameters
-    (None keeps the profile's value), ``extra`` carries any other field, and an empty ``run_dir`` becomes
-    runs/<profile>/<name> under the project root, where the driver looks for it.
-    """
-    flat = {k: v for k, v in namespace.items() if k in FIELDS and k != "profile" and v is not None}
-    profile = namespace.get("profile") or "lab"
-    run_dir = Path(flat.get("run_dir") or f"runs/{profile}/{flat.get('name', 'cyclical')}")
-    if not run_dir.is_absolute():  # papermill runs the notebook in notebooks/, JupyterLab wherever it was opened
-        run_dir = project_root() / run_dir
-    return make_config(profile, **{**(namespace.get("extra") or {}), **flat, "run_dir": str(run_dir)})
 
 
 def _model_and_config(run, checkpoint: str, device: str):
@@ -59,7 +41,7 @@ def _rollout(run, fn):
 
 
 def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | None = None,
-                 checkpoint: str = "last.pt", device: str = "auto", progress: bool = False) -> dict:
+                 checkpoint: str = RunDir.LAST, device: str = "auto", progress: bool = False) -> dict:
     """The validation rollout of a trained run -> psnr_per_frame.csv/.png, samples.png, val_summary.json.
 
     Returns val_summary.json's numbers plus ``seconds`` and ``cpu_seconds``. ``seed`` (of the prior's
@@ -77,16 +59,16 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
         val = run.val_data
         res = run.last_val if run.last_val is not None and seed == cfg.seed else None
     else:
-        val = load_split(run_dataset(run_dir, data_root, progress), "val", cfg.frame_H, cfg.frame_W, progress)
+        val = load_split(RunDir(run_dir).dataset(data_root, progress), "val", cfg.frame_H, cfg.frame_W, progress)
         res = None
     if res is None:
         res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
     # the other draws (seeds apart from every run's own) and z = 0, the prior's mean, as one batch
     others = rollout_draws(model, val, [seed + 1000 * k for k in range(1, cfg.val_draws)] + [None])["mean_psnr_per_draw"]
     draws, z0 = [res["mean_psnr"], *others[:-1]], others[-1]
-    write_psnr_csv(run_dir / RunDir.PSNR, res)
-    plot_psnr_run(run_dir / "psnr_per_frame.png", res, title=cfg.name)
-    save_strip(run_dir / "samples.png", val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
+    RunDir(run_dir).write_psnr(res)
+    plot_psnr_run(run_dir / RunDir.PSNR_PNG, res, title=cfg.name)
+    save_strip(run_dir / RunDir.SAMPLES, val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
     summary = dict(name=cfg.name, mean_psnr=float(np.mean(draws)), mean_psnr_draws=draws, mean_ssim=res["mean_ssim"],
                    baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed,
                    mean_psnr_z0=z0, one_step_psnr=one_step_psnr(model, val, seed, stride=ONE_STEP_STRIDE),
@@ -96,7 +78,7 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
 
 
 def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path = "", seed: int | None = None,
-                checkpoint: str = "last.pt", device: str = "auto", progress: bool = False) -> dict:
+                checkpoint: str = RunDir.LAST, device: str = "auto", progress: bool = False) -> dict:
     """The test rollout -> submission.csv (the course's format) and pred_seq<k>.gif beside it, plus the
     course's public/private PSNR where the dataset ships its test frames (SynthDance's test_gt/).
 
@@ -105,10 +87,10 @@ def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path 
     t0, c0 = time.perf_counter(), time.process_time()
     model, cfg, run_dir = _model_and_config(run, checkpoint, device)
     seed = cfg.seed if seed is None else seed
-    root = run_dataset(run_dir, data_root, progress)
+    root = RunDir(run_dir).dataset(data_root, progress)
     seqs = load_test(root, cfg.frame_H, cfg.frame_W, progress=progress)
     preds = _rollout(run, lambda step_fn: predict_test(model, seqs, seed=seed, step_fn=step_fn))
-    out = Path(out) if out else run_dir / "submission.csv"
+    out = Path(out) if out else run_dir / RunDir.SUBMISSION
     out.parent.mkdir(parents=True, exist_ok=True)
     write_submission(out, preds)
     for k, pred in enumerate(preds):
@@ -130,9 +112,11 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
     ``speed`` is what the run actually used (an option asked for may be unavailable or have failed:
     ``speed_fallback`` then says why). ``cpu_seconds`` is this process's CPU time (all its threads) for
     the same work as ``wall_seconds``; ``started_at``/``finished_at`` (Unix time) and ``threads`` let the
-    report say how many runs shared the machine, which the wall time alone hides.
+    report say how many runs shared the machine, which the wall time alone hides. ``precision`` is the autocast
+    dtype the run trained in (bf16, fp16 or fp32, chosen by its device) and ``precision_reason`` why; ``machine``
+    names the versions, commit, CPU and GPU that made the numbers (lab4.util.machine).
     """
-    cfg, device = trainer.cfg, str(trainer.device)
+    cfg, device, mach = trainer.cfg, str(trainer.device), machine(trainer.device)
     if trainer.device.type == "cuda":
         device += f" ({torch.cuda.get_device_name(trainer.device)})"
     summary = dict(
@@ -146,10 +130,11 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
         wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),
         cpu_seconds=round(trainer.fit_cpu_seconds + evaluation.get("cpu_seconds", 0)
                           + prediction.get("cpu_seconds", 0), 2),
-        threads=torch.get_num_threads(), cpus=os.cpu_count(), processor=cpu_model_name(),
+        threads=torch.get_num_threads(), cpus=mach["cpus"], processor=mach["cpu_model_name"],
         started_at=round(trainer.started_at, 1) if trainer.started_at else None, finished_at=round(time.time(), 1),
         active_units=evaluation.get("active_units"), latent_units=evaluation.get("latent_units"),
         device=device, epochs=trainer.epoch, speed=trainer.speed, speed_fallback=trainer.fallback,
+        precision=trainer.precision.dtype, precision_reason=trainer.precision.reason, machine=mach,
     )
     RunDir(trainer.run_dir).write_summary(summary)
     return summary

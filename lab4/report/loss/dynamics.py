@@ -1,6 +1,6 @@
 """What the training logs say, as report macros: convergence, loss rises, MSE and KL per strategy, collapse.
 
-Like report_numbers.py, every function here is ``runs -> {macro name: text}`` and writes numbers and
+As in lab4.report.numbers, every function here is ``runs -> {macro name: text}`` and writes numbers and
 case macros only; report/main.tex has a sentence for every value in CASES. Each verdict is measured on
 the runs' own metrics.csv and summary.json, so that the report's explanation of a curve is the one its
 numbers support.
@@ -11,19 +11,15 @@ T-1 gives nats per frame, and by N*H*W more, nats per latent element.
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lab4.evaluate import ACTIVE_VARIANCE
-from lab4.report.format import (NA, big, check_cases, display_name, finite_mean, fmt, macro_file, mean_pm, signed,
-                               tex_escape)
-from lab4.report.stats import (PAIR_CASES, RANK_CASES, by_seed, holm, interval_text, pair_test, rank_macros,
-                               seed_diff)
-from lab4.rundir import RunDir, group
+from lab4.report.format import NA, big, display_name, fmt, signed, tex_escape
+from lab4.report.stats import PAIR_CASES, by_seed, mean_std, pair_test
+from lab4.run.folder import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
 ACTIVE_THRESHOLD = ACTIVE_VARIANCE  # the threshold behind summary.json's active_units
@@ -75,6 +71,10 @@ def _final(run: RunDir, col: str) -> float:
     return float(v.iloc[-1]) if len(v) else math.nan
 
 
+def _mean(values) -> float:
+    return mean_std(values).mean
+
+
 def _kl_groups(runs):
     return {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
 
@@ -82,8 +82,8 @@ def _kl_groups(runs):
 def mse_kl_macros(runs) -> dict[str, str]:
     """Which KL strategy ends with the lowest training MSE and the highest KL (means over seeds)."""
     g = _kl_groups(runs)
-    mse = {s: finite_mean([_final(r, "mse") / frames_per_clip(r) for r in rs]) for s, rs in g.items()}
-    kl = {s: finite_mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
+    mse = {s: _mean([_final(r, "mse") / frames_per_clip(r) for r in rs]) for s, rs in g.items()}
+    kl = {s: _mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
           for s, rs in g.items()}
     m = {"FramesPerClip": str(frames_per_clip(runs[0])) if runs else NA}
     for s in KL_STRATEGIES:
@@ -128,21 +128,21 @@ def collapse_macros(runs) -> dict[str, str]:
          "ActiveThreshold": f"{ACTIVE_THRESHOLD:g}"}
     au = {s: [active_units_of(r) for r in rs] for s, rs in g.items()}
     for s in KL_STRATEGIES:
-        v = finite_mean(au.get(s, []))
+        v = _mean(au.get(s, []))
         m[f"{display_name(s)}ActiveUnits"] = NA if not np.isfinite(v) else f"{v:.0f}" if v == round(v) else f"{v:.1f}"
     every = [active_units_of(r) for r in runs]
     known = [v for v in every if np.isfinite(v)]
     m["ActiveRunCount"] = str(len(known))
     fr = [v / latent_units(r) for v, r in zip(every, runs) if np.isfinite(v)]
     m["MaxActivePct"] = fmt(100 * max(fr), 1) if fr else NA
-    annealed = [finite_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
+    annealed = [_mean(au[s]) for s in ("monotonic", "cyclical") if s in au]
     annealed = [v for v in annealed if np.isfinite(v)]
-    none = finite_mean(au.get("none", []))
+    none = _mean(au.get("none", []))
     m["CollapseTestCase"], m["CollapseTest"], m["CollapseRival"] = "unknown", NA, NA
     if annealed and np.isfinite(none) and known and not all(v == 0 for v in known):
-        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(finite_mean(au[s]))),
-                   key=lambda s: finite_mean(au[s]))
-        winner, rival = (best, "none") if finite_mean(au[best]) > none else ("none", best)
+        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(_mean(au[s]))),
+                   key=lambda s: _mean(au[s]))
+        winner, rival = (best, "none") if _mean(au[best]) > none else ("none", best)
         m["CollapseRival"] = tex_escape(display_name(rival))
         m["CollapseTestCase"], m["CollapseTest"] = pair_test(by_seed(g[winner], active_units_of),
                                                              by_seed(g[rival], active_units_of), higher_wins=True,
@@ -209,85 +209,3 @@ def loss_rise_macros(runs) -> dict[str, str]:
             "LossRiseList": ", ".join(f"\\texttt{{{tex_escape(n)}}} {e}" for n, e, _ in rises) or NA,
             "LossRiseNeitherCount": str(sum(w == "neither" for _, _, w in rises))}
 
-
-MACRO_PARTS = (mse_kl_macros, collapse_macros, convergence_macros, loss_rise_macros)
-
-
-# -- the loss balance: the same schedules on the lab's loss --------------------------------------
-BALANCE_CASES = {  # the loss-balance paragraph's, written to their own file (generated/lossbalance.tex)
-    "LossBalanceCase": ("measured", "absent"), "LabLossRankCase": RANK_CASES,
-    "LossBalancePrecisionCase": ("same", "differs", "unknown")}
-MODEL_DIMS = {"F_dim", "L_dim", "N_dim", "D_out_dim", "frame_H", "frame_W"}
-SETTING_PHRASES = {"clip_grad": "a gradient-norm clip at {} instead of the lab's 1", "lr": "a learning rate of {}",
-                   "amp": "bf16 autocast {}", "train_vi_len": "{}-frame clips"}
-
-
-def load_screen(folder) -> list[dict]:
-    """The lab-loss screen (scripts/screen_quick.py): one record per (setting, strategy, seed), {} if absent."""
-    folder = Path(folder)
-    return [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))] if folder.is_dir() else []
-
-
-def lab_loss_setting(screen: list[dict]) -> str | None:
-    """The screened lab-loss setting the report compares: of those on the grid's model with at least two seeds
-    of every KL schedule and no failed run, the one with the highest mean validation PSNR (None: no such one)."""
-    tags = {}
-    for rec in screen:  # the lab's loss on the grid's model: pairs by seed share the initial weights
-        over = rec.get("over", {})
-        if over.get("kl_weight") == 1.0 and rec["strategy"] in KL_STRATEGIES and not set(over) & MODEL_DIMS:
-            tags.setdefault(rec["tag"], []).append(rec)
-    ok = {t: rs for t, rs in tags.items()
-          if all(r.get("err") is None and r.get("psnr") is not None for r in rs)
-          and all(len({r["seed"] for r in rs if r["strategy"] == s}) >= 2 for s in KL_STRATEGIES)}
-    return max(ok, key=lambda t: np.mean([r["psnr"] for r in ok[t]])) if ok else None
-
-
-def loss_balance_macros(runs, screen: list[dict]) -> dict[str, str]:
-    """The KL schedules on the lab's loss (the KL summed, weight 1) against the same schedules and seeds in the
-    grid (the KL as a mean): validation PSNR of the first z draw (what the screen measured), final KL, active
-    units, the rank among the schedules on the lab's loss, and the paired test of the loss change per schedule."""
-    tag = lab_loss_setting(screen)
-    m = {"LossBalanceCase": "measured" if tag else "absent"}
-    if not tag:
-        return m
-    recs = [r for r in screen if r["tag"] == tag and r["strategy"] in KL_STRATEGIES]
-    g = group(runs)
-    over = {k: v for k, v in recs[0]["over"].items() if k not in ("kl_weight", "seed")}
-    m["LossBalanceSetting"] = tex_escape(", ".join(SETTING_PHRASES.get(k, k + " {}").format(f"{v:g}" if isinstance(
-        v, float) else v) for k, v in over.items()) or "nothing")
-    lab = {s: {r["seed"]: r["psnr"] for r in recs if r["strategy"] == s} for s in KL_STRATEGIES}
-    mean_kl = {s: by_seed(g.get(s, []), lambda r: float(r.psnr()["psnr"].mean()) if r.psnr() is not None
-                          else math.nan) for s in KL_STRATEGIES}
-    frames = max(1, int(recs[0]["over"].get("train_vi_len", 4)) - 1)  # the quick profile's 4-frame clips
-    for s in KL_STRATEGIES:
-        mine = [r for r in recs if r["strategy"] == s]
-        m[f"LabLoss{display_name(s)}PSNR"] = mean_pm(list(lab[s].values()))
-        m[f"LabLoss{display_name(s)}KL"] = big(finite_mean([r.get("final_kl", math.nan) / frames for r in mine]))
-    m["LabLossSeeds"] = str(min(len(v) for v in lab.values()))
-    m["LabLossRuns"] = str(len(recs))
-    m["LabLossActiveMax"] = str(max(int(r.get("active_units") or 0) for r in recs))
-    base = finite_mean([r.number("baseline_mean_psnr") for r in runs])
-    m["LabLossAboveBaseline"] = str(sum(r["psnr"] > base for r in recs)) if np.isfinite(base) else NA
-    m.update(rank_macros({s: v for s, v in lab.items() if v}, "LabLoss"))
-    tests = holm([seed_diff(mean_kl[s], lab[s]) if mean_kl[s] else None for s in KL_STRATEGIES])
-    m["LossBalanceTests"] = "; ".join(f"{display_name(s)} {interval_text(iv)}" for s, iv in zip(KL_STRATEGIES, tests)
-                                      if iv is not None) or NA
-    m["LossBalanceBetterCount"] = str(sum(iv is not None and iv.verdict == "above" for iv in tests))
-    screen_amp = {r.get("amp") for r in recs}
-    grid_amp = {bool((r.summary().get("speed") or {}).get("amp")) for s in KL_STRATEGIES for r in g.get(s, [])}
-    m["LossBalancePrecisionCase"] = ("unknown" if None in screen_amp or len(screen_amp | grid_amp) > 2 or not grid_amp
-                                     else "same" if screen_amp == grid_amp else "differs")
-    m["LossBalanceScreenPrecision"] = "bf16" if screen_amp == {True} else "fp32" if screen_amp == {False} else NA
-    m["LossBalanceGridPrecision"] = "bf16" if grid_amp == {True} else "fp32" if grid_amp == {False} else NA
-    check_cases(m, BALANCE_CASES)
-    return m
-
-
-def write_loss_balance(runs, screen_dir, generated_dir) -> Path:
-    """generated/lossbalance.tex: the macros of the loss-balance paragraph (its case says whether the screen
-    is there)."""
-    out = Path(generated_dir) / "lossbalance.tex"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    macros = loss_balance_macros(runs, load_screen(screen_dir))
-    out.write_text(macro_file("lab4.report.training.write_loss_balance", macros))
-    return out

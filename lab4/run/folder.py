@@ -91,10 +91,16 @@ class RunDir:
     PSNR = "psnr_per_frame.csv"      # frame, psnr, ssim, baseline_psnr, baseline_ssim
     ATTEMPTS = "attempts.log"        # one line per failed attempt, written by the grid's task
     DIVERGED = "diverged.json"       # where the loss became non-finite; the grid does not retry such a run
+    PSNR_PNG = "psnr_per_frame.png"
+    SAMPLES = "samples.png"          # ground truth above the generated validation frames
+    CURVES = "curves.png"            # 02_train's training curves
+    SUBMISSION = "submission.csv"    # and pred_seq<k>.gif beside it
+    # what an overwrite removes: every file a run writes (the grid's executed notebooks and locks are the driver's)
+    RUN_FILES = (CONFIG, METRICS, LAST, SUMMARY, VAL_SUMMARY, PSNR, ATTEMPTS, DIVERGED, PSNR_PNG, SAMPLES, CURVES,
+                 SUBMISSION)
 
     def __init__(self, path):
         self.path = Path(path)
-        self.extra: dict = {}  # numbers a figure measured on the way (num_val_frames)
         self._cache: dict[str, tuple] = {}
 
     def __repr__(self) -> str:
@@ -122,10 +128,33 @@ class RunDir:
         """The run's Config (a Lab4Error naming the file when it is missing or unreadable)."""
         return Config.load(self.path / self.CONFIG)
 
+    def dataset(self, override: str = "", progress: bool = False) -> Path:
+        """The dataset to evaluate this run on: ``override``, else the one it trained on, checked against the
+        record in config.json (lab4.datasets.official.run_dataset)."""
+        from lab4.datasets.official import run_dataset
+        return run_dataset(self.config(), self.path, override, progress)
+
     def write_config(self, cfg: Config | dict, **extra) -> None:
         """config.json; ``extra`` adds records beside the fields (e.g. ``dataset``), which Config.load skips."""
         data = dict(cfg) if isinstance(cfg, dict) else cfg.to_dict()
         atomic_write_text(self.path / self.CONFIG, json.dumps({**data, **extra}, indent=2) + "\n")
+
+    # -- which run the folder holds ---------------------------------------------------------------
+    def holds_run(self) -> bool:
+        """A run has started here: its config.json, metrics.csv or last.pt exists (a grid's executed notebook
+        alone is not a run)."""
+        return any((self.path / f).is_file() for f in (self.CONFIG, self.METRICS, self.LAST))
+
+    def clear(self) -> list[str]:
+        """Remove every file of the run (RUN_FILES, the test GIFs); the names removed."""
+        files = [self.path / f for f in self.RUN_FILES] + sorted(self.path.glob("pred_seq*.gif"))
+        removed = []
+        for f in files:
+            if f.is_file():
+                f.unlink()
+                removed.append(f.name)
+        self._cache.clear()
+        return removed
 
     # -- metrics.csv -----------------------------------------------------------------------------
     def metrics(self) -> pd.DataFrame:
@@ -193,6 +222,14 @@ class RunDir:
     def is_finished(self, epochs: int) -> bool:
         """summary.json is written last, so its epoch count says whether the run trained ``epochs``."""
         return self.summary().get("epochs") == epochs
+
+    def write_psnr(self, res: dict) -> None:
+        """psnr_per_frame.csv from a validation rollout (lab4.evaluate.validate's result)."""
+        rows = ["frame,psnr,ssim,baseline_psnr,baseline_ssim"]
+        for i in range(len(res["frame"])):
+            rows.append(f"{int(res['frame'][i])},{res['psnr'][i]:.4f},{res['ssim'][i]:.5f},"
+                        f"{res['baseline_psnr'][i]:.4f},{res['baseline_ssim'][i]:.5f}")
+        atomic_write_text(self.path / self.PSNR, "\n".join(rows) + "\n")
 
     def psnr(self) -> pd.DataFrame | None:
         """psnr_per_frame.csv, or None without one."""
