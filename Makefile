@@ -42,8 +42,11 @@ browser:
 real-footage:
 	@bash scripts/install_real_footage.sh
 
+# two workers (a test file each), so that the suite's kernels and subprocesses keep both cores busy
 test: setup tex browser real-footage
-	$(PY) -m pytest -q
+	$(PY) -m ruff check lab4 tests scripts
+	$(PY) -m ruff format --check lab4 tests scripts
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 demo: setup
 	$(PY) -m lab4 make-data --preset small
@@ -65,7 +68,7 @@ pdf: setup tex
 
 report: experiments figures html pdf
 
-# What a longer budget changes (study.yaml, lab4/grid/study.py): 22 runs, most at twice the quick budget, under the lab's
+# What a longer budget changes (study.yaml, lab4/grid/study.py): 23 runs, most at twice the quick budget, under the lab's
 # loss, into runs/study/, exported to results/study/ for the report's longer-budget section. Resumable; about
 # 90 minutes on 2 cores without native bf16. `make report` reads results/study/ and never runs this.
 study: setup real-footage

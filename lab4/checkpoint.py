@@ -6,6 +6,7 @@ Sequential here, the template wraps it in ``.block``; its convs are named for wh
 predictor's layers sit in ``.net``). The template's file is a dict: ``state_dict`` (its names),
 ``optimizer``, ``lr``, ``tfr``, ``last_epoch``.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,17 +19,26 @@ import torch
 from lab4.util.errors import Lab4Error
 from lab4.util.files import atomic_write_bytes
 
-
 # our DepthConvBlock parameters -> the template's, inside "<module>.<index>."
-_OURS_TO_TEMPLATE = {"0.pw1": "block.0.conv1.0", "0.dw": "block.0.depth_conv", "0.pw2": "block.0.conv2",
-                     "0.skip": "block.0.adaptor", "1.expand": "block.1.conv", "1.project": "block.1.conv_out"}
+_OURS_TO_TEMPLATE = {
+    "0.pw1": "block.0.conv1.0",
+    "0.dw": "block.0.depth_conv",
+    "0.pw2": "block.0.conv2",
+    "0.skip": "block.0.adaptor",
+    "1.expand": "block.1.conv",
+    "1.project": "block.1.conv_out",
+}
 _TEMPLATE_TO_OURS = {v: k for k, v in _OURS_TO_TEMPLATE.items()}
 _TOP = ("frame_transformation", "label_transformation", "Gaussian_Predictor", "Decoder_Fusion", "Generator")
 
-_OURS_RE = re.compile(r"^(?P<top>\w+?)(?P<net>\.net)?\.(?P<i>\d+)\.(?P<sub>[01]\.(?:pw1|dw|pw2|skip|expand|project))"
-                      r"\.(?P<leaf>weight|bias)$")
-_TEMPLATE_RE = re.compile(r"^(?P<top>\w+?)\.(?P<i>\d+)\.(?P<sub>block\.[01]\.(?:conv1\.0|depth_conv|conv2|adaptor|conv_out|conv))"
-                          r"\.(?P<leaf>weight|bias)$")
+_OURS_RE = re.compile(
+    r"^(?P<top>\w+?)(?P<net>\.net)?\.(?P<i>\d+)\.(?P<sub>[01]\.(?:pw1|dw|pw2|skip|expand|project))"
+    r"\.(?P<leaf>weight|bias)$"
+)
+_TEMPLATE_RE = re.compile(
+    r"^(?P<top>\w+?)\.(?P<i>\d+)\.(?P<sub>block\.[01]\.(?:conv1\.0|depth_conv|conv2|adaptor|conv_out|conv))"
+    r"\.(?P<leaf>weight|bias)$"
+)
 
 
 def template_key(ours: str) -> str:
@@ -44,7 +54,7 @@ def our_key(template: str) -> str:
     m = _TEMPLATE_RE.match(template)
     key = f"{m['top']}.{m['i']}.{_TEMPLATE_TO_OURS[m['sub']]}.{m['leaf']}" if m else template
     if key.startswith("Gaussian_Predictor."):
-        key = "Gaussian_Predictor.net." + key[len("Gaussian_Predictor."):]
+        key = "Gaussian_Predictor.net." + key[len("Gaussian_Predictor.") :]
     return key
 
 
@@ -57,16 +67,22 @@ def is_template(state) -> bool:
 
 
 def from_template(state: dict) -> dict:
-    """A template checkpoint -> our layout: 'model' (our names) plus what the template knows (epoch, lr, tfr)."""
+    """A template checkpoint -> our layout: 'model' (our names) plus what the template knows (epoch, lr,
+    tfr)."""
     model = {our_key(k): v for k, v in state["state_dict"].items()}  # order kept: same as our modules'
-    return dict(model=model, epoch=int(state.get("last_epoch", 0) or 0), optimizer=state.get("optimizer") or {},
-                template=dict(lr=state.get("lr"), tfr=state.get("tfr"), last_epoch=state.get("last_epoch")))
+    return dict(
+        model=model,
+        epoch=int(state.get("last_epoch", 0) or 0),
+        optimizer=state.get("optimizer") or {},
+        template=dict(lr=state.get("lr"), tfr=state.get("tfr"), last_epoch=state.get("last_epoch")),
+    )
 
 
 def to_template(state: dict) -> dict:
     """Our checkpoint -> the template's layout, loadable by its ``load_state_dict(..., strict=True)``."""
     from lab4.config import FIELDS, make_config
     from lab4.schedules import teacher_forcing_ratio
+
     cfg = make_config(**{k: v for k, v in (state.get("config") or {}).items() if k in FIELDS})
     epoch = int(state.get("epoch", 0))
     optimizer = state.get("optimizer") or {}
@@ -77,8 +93,13 @@ def to_template(state: dict) -> dict:
     tfr = known.get("tfr")
     if tfr is None:
         tfr = teacher_forcing_ratio(epoch, cfg.tfr, cfg.tfr_sde, cfg.tfr_d_step)
-    return dict(state_dict={template_key(k): v for k, v in state["model"].items()}, optimizer=optimizer,
-                lr=float(lr), tfr=float(tfr), last_epoch=epoch)
+    return dict(
+        state_dict={template_key(k): v for k, v in state["model"].items()},
+        optimizer=optimizer,
+        lr=float(lr),
+        tfr=float(tfr),
+        last_epoch=epoch,
+    )
 
 
 def save_template(path, state: dict) -> None:
@@ -122,7 +143,9 @@ def load_model_weights(model: torch.nn.Module, state: dict, path) -> None:
         model.load_state_dict(state["model"], strict=True)
     except RuntimeError as e:
         detail = " ".join(str(e).split())
-        raise Lab4Error(f"{path}: checkpoint does not match this model's architecture ({detail[:200]})") from None
+        raise Lab4Error(
+            f"{path}: checkpoint does not match this model's architecture ({detail[:200]})"
+        ) from None
 
 
 def check_writable(folder) -> None:

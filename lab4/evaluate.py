@@ -1,5 +1,6 @@
 """Validation rollout, per-frame PSNR/SSIM with a repeat-the-first-frame baseline, the course's
 submission file and a local scorer that reproduces its metric."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,8 @@ from lab4.datasets.official import to_float
 from lab4.util.errors import Lab4Error
 from lab4.util.files import atomic_write_text
 
-PSNR_CAP = 100.0        # dB given to an exact frame (MSE 0), where PSNR is infinite
-SCORED_FRAMES = 600     # the course scores frames 1..600 of each sequence
+PSNR_CAP = 100.0  # dB given to an exact frame (MSE 0), where PSNR is infinite
+SCORED_FRAMES = 600  # the course scores frames 1..600 of each sequence
 PUBLIC_SEQS = (0, 1, 2)
 PRIVATE_SEQS = (3, 4)
 
@@ -27,7 +28,7 @@ def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float =
     mse = (pred.double() - target.double()).pow(2).flatten(1).mean(1)
     psnr = 10 * torch.log10(data_range**2 / mse.clamp_min(1e-30))
     return torch.where(mse == 0, torch.full_like(psnr, PSNR_CAP), psnr.clamp(max=PSNR_CAP))
-# report: psnr end
+    # report: psnr end
 
 
 def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,8 @@ def ssim_per_frame(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def generate(model, first_frame, poses, seed: int = 0, step_fn=None, zero_z: bool = False) -> torch.Tensor:
     """uint8 or float inputs -> generated float frames clamped to [0, 1], (B, T, 3, H, W).
 
-    ``zero_z`` generates with z = 0, the prior's mean, instead of z ~ N(0, I) (``seed`` then plays no part)."""
+    ``zero_z`` generates with z = 0, the prior's mean, instead of z ~ N(0, I) (``seed`` then plays no
+    part)."""
     device = next(model.parameters()).device
     first = first_frame if first_frame.is_floating_point() else to_float(first_frame)
     poses = poses if poses.is_floating_point() else to_float(poses)
@@ -52,7 +54,9 @@ def generate(model, first_frame, poses, seed: int = 0, step_fn=None, zero_z: boo
     return out.float().clamp_(0, 1)
 
 
-def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = None, zero_z: bool = False) -> dict:
+def validate(
+    model, val, seed: int = 0, step_fn=None, max_frames: int | None = None, zero_z: bool = False
+) -> dict:
     """Roll out the whole validation video from its first frame with z from the prior (z = 0 with ``zero_z``).
 
     ``val`` is a data.Split; returns per-frame PSNR/SSIM of the model and of the baseline that just
@@ -60,7 +64,9 @@ def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = N
     """
     T = len(val) if max_frames is None else min(len(val), max_frames)
     gt = to_float(val.frames[:T])  # (T, 3, H, W)
-    pred = generate(model, val.frames[:1], val.poses[None, :T], seed=seed, step_fn=step_fn, zero_z=zero_z)[0].cpu()
+    pred = generate(model, val.frames[:1], val.poses[None, :T], seed=seed, step_fn=step_fn, zero_z=zero_z)[
+        0
+    ].cpu()
     repeat = gt[:1].expand_as(gt)
     out = dict(
         frame=torch.arange(1, T),
@@ -70,8 +76,11 @@ def validate(model, val, seed: int = 0, step_fn=None, max_frames: int | None = N
         baseline_ssim=ssim_per_frame(repeat[1:], gt[1:]),
         pred=pred,
     )
-    out.update(mean_psnr=out["psnr"].mean().item(), mean_ssim=out["ssim"].mean().item(),
-               baseline_mean_psnr=out["baseline_psnr"].mean().item())
+    out.update(
+        mean_psnr=out["psnr"].mean().item(),
+        mean_ssim=out["ssim"].mean().item(),
+        baseline_mean_psnr=out["baseline_psnr"].mean().item(),
+    )
     return out
 
 
@@ -87,13 +96,23 @@ def rollout_draws(model, val, seeds, max_frames: int | None = None) -> dict:
     T = len(val) if max_frames is None else min(len(val), max_frames)
     gt = to_float(val.frames[:T])  # (T, 3, H, W)
     device = next(model.parameters()).device
-    firsts, poses = val.frames[:1].expand(len(seeds), -1, -1, -1), val.poses[None, :T].expand(len(seeds), -1, -1, -1, -1)
+    firsts, poses = (
+        val.frames[:1].expand(len(seeds), -1, -1, -1),
+        val.poses[None, :T].expand(len(seeds), -1, -1, -1, -1),
+    )
     was_training = model.training
     model.eval()
     try:
         shape = (T - 1, model.dims["N"], *gt.shape[-2:])
-        noise = torch.stack([torch.zeros(shape) if s is None else torch.randn(shape, generator=torch.Generator().manual_seed(s))
-                             for s in seeds])  # (K, T-1, N, H, W)
+        # (K, T-1, N, H, W)
+        noise = torch.stack(
+            [
+                torch.zeros(shape)
+                if s is None
+                else torch.randn(shape, generator=torch.Generator().manual_seed(s))
+                for s in seeds
+            ]
+        )
         pred = model.rollout(to_float(firsts).to(device), to_float(poses).to(device), noise=noise.to(device))
     finally:
         model.train(was_training)
@@ -117,7 +136,9 @@ def one_step_psnr(model, val, seed: int = 0, batch: int = 64, stride: int = 1) -
         for idx in targets.split(batch):
             prev = to_float(val.frames[idx - 1]).to(device)  # (b, 3, H, W): the true previous frames
             pose_feat = model.label_transformation(to_float(val.poses[idx]).to(device))
-            z = torch.randn((len(idx), model.dims["N"], *prev.shape[-2:]), generator=gen).to(device, pose_feat.dtype)
+            z = torch.randn((len(idx), model.dims["N"], *prev.shape[-2:]), generator=gen).to(
+                device, pose_feat.dtype
+            )
             pred = model.rollout_step(prev, pose_feat, z).float().clamp(0, 1).cpu()
             psnr.append(psnr_per_frame(pred, to_float(val.frames[idx])))
     finally:
@@ -137,9 +158,11 @@ def posterior_means(model, val, batch: int = 64) -> torch.Tensor:
     try:
         out = []
         for i in range(0, len(val), batch):
-            frames = to_float(val.frames[i:i + batch].to(device))  # (b, 3, H, W)
-            poses = to_float(val.poses[i:i + batch].to(device))
-            mu, _ = model.Gaussian_Predictor(model.frame_transformation(frames), model.label_transformation(poses))
+            frames = to_float(val.frames[i : i + batch].to(device))  # (b, 3, H, W)
+            poses = to_float(val.poses[i : i + batch].to(device))
+            mu, _ = model.Gaussian_Predictor(
+                model.frame_transformation(frames), model.label_transformation(poses)
+            )
             out.append(mu.float().cpu())
     finally:
         model.train(was_training)
@@ -182,7 +205,7 @@ def write_submission(path, preds: list[torch.Tensor]) -> None:
     header = "id," + ",".join(map(str, range(arr.shape[1])))
     lines = [header] + [f"{i}," + ",".join(map(str, row.tolist())) for i, row in enumerate(arr)]
     atomic_write_text(path, "\n".join(lines) + "\n")
-# report: submission end
+    # report: submission end
 
 
 def write_gif(path, frames: torch.Tensor, scale: int = 2, fps: int = 25) -> None:
@@ -196,7 +219,9 @@ def write_gif(path, frames: torch.Tensor, scale: int = 2, fps: int = 25) -> None
     mosaic = Image.fromarray(np.concatenate(arr[:: max(1, len(arr) // 16)], axis=0))
     palette = mosaic.quantize(256, method=Image.Quantize.MEDIANCUT)
     imgs = [Image.fromarray(a).quantize(palette=palette, dither=Image.Dither.NONE) for a in arr]
-    imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0, optimize=False)
+    imgs[0].save(
+        path, save_all=True, append_images=imgs[1:], duration=int(1000 / fps), loop=0, optimize=False
+    )
 
 
 # -- the local scorer --------------------------------------------------------------------------
@@ -232,8 +257,10 @@ def read_submission(path, n_rows: int, n_values: int) -> np.ndarray:
         if header != want:
             if header and header[0].strip().lstrip("-").isdigit():
                 raise Lab4Error(f"{path}: missing header row (expected id,0,...,{n_values - 1})")
-            raise Lab4Error(f"{path}: header has {len(header)} columns {_head(header)}; expected id,0,...,{n_values - 1}"
-                            f" ({n_values + 1} columns)")
+            raise Lab4Error(
+                f"{path}: header has {len(header)} columns {_head(header)}; expected id,0,...,{n_values - 1}"
+                f" ({n_values + 1} columns)"
+            )
         n = 0
         for lineno, row in enumerate(reader, start=2):
             if not row:
@@ -253,9 +280,12 @@ def read_submission(path, n_rows: int, n_values: int) -> np.ndarray:
                 raise Lab4Error(f"{path}: line {lineno} has id {row[0]}, expected {n}")
             px = vals[1:]
             if (px != np.round(px)).any():
-                raise Lab4Error(f"{path}: line {lineno} has a non-integer pixel value {row[1 + int(np.argmax(px != np.round(px)))]}")
+                bad = row[1 + int(np.argmax(px != np.round(px)))]
+                raise Lab4Error(f"{path}: line {lineno} has a non-integer pixel value {bad}")
             if px.min() < 0 or px.max() > 255:
-                raise Lab4Error(f"{path}: line {lineno} has a pixel value outside 0-255 ({px.min():g}..{px.max():g})")
+                raise Lab4Error(
+                    f"{path}: line {lineno} has a pixel value outside 0-255 ({px.min():g}..{px.max():g})"
+                )
             out[n] = px
             n += 1
     if n != n_rows:
@@ -283,12 +313,18 @@ def score(submission_path, gt: list[torch.Tensor]) -> dict:
     sub = read_submission(submission_path, sum(lengths), n_values)
     per_seq, start = [], 0
     for g, T in zip(gt, lengths):
-        pred = torch.from_numpy(sub[start:start + T].astype(np.float64))
+        pred = torch.from_numpy(sub[start : start + T].astype(np.float64))
         frames = slice(1, min(SCORED_FRAMES, T - 1) + 1)
         per_seq.append(psnr_per_frame(pred[frames], g.reshape(T, -1).double()[frames], data_range=255.0))
         start += T
+
     def mean_of(seqs):
         vals = [per_seq[k] for k in seqs if k < len(per_seq)]
         return torch.cat(vals).mean().item() if vals else math.nan
-    return dict(public=mean_of(PUBLIC_SEQS), private=mean_of(PRIVATE_SEQS),
-                overall=torch.cat(per_seq).mean().item(), per_sequence=[p.mean().item() for p in per_seq])
+
+    return dict(
+        public=mean_of(PUBLIC_SEQS),
+        private=mean_of(PRIVATE_SEQS),
+        overall=torch.cat(per_seq).mean().item(),
+        per_sequence=[p.mean().item() for p in per_seq],
+    )

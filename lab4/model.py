@@ -4,6 +4,7 @@ The layer plan, channel plan and quirks (a LeakyReLU of slope 1.0, i.e. the iden
 writes ``LeakyReLU(True)``) are the lab's; only the way frames are batched through them is ours.
 Shapes: B batch, T frames, H=32, W=64 at the lab's resolution.
 """
+
 from __future__ import annotations
 
 import torch
@@ -64,9 +65,12 @@ class RGBEncoder(nn.Sequential):
 
     def __init__(self, F: int):
         super().__init__(
-            ResidualBlock(3, F // 8), DepthConvBlock(F // 8),
-            ResidualBlock(F // 8, F // 4), DepthConvBlock(F // 4),
-            ResidualBlock(F // 4, F // 2), DepthConvBlock(F // 2),
+            ResidualBlock(3, F // 8),
+            DepthConvBlock(F // 8),
+            ResidualBlock(F // 8, F // 4),
+            DepthConvBlock(F // 4),
+            ResidualBlock(F // 4, F // 2),
+            DepthConvBlock(F // 2),
             nn.Conv2d(F // 2, F, 3, padding=1),
         )
 
@@ -76,8 +80,11 @@ class LabelEncoder(nn.Sequential):
 
     def __init__(self, L: int, slope: float = 1.0):
         super().__init__(
-            nn.ReflectionPad2d(3), nn.Conv2d(3, L // 2, 7), nn.BatchNorm2d(L // 2),
-            nn.LeakyReLU(slope), ResidualBlock(L // 2, L),
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, L // 2, 7),
+            nn.BatchNorm2d(L // 2),
+            nn.LeakyReLU(slope),
+            ResidualBlock(L // 2, L),
         )
 
 
@@ -87,9 +94,13 @@ class GaussianPredictor(nn.Module):
     def __init__(self, cin: int, N: int, slope: float = 1.0):
         super().__init__()
         self.net = nn.Sequential(
-            ResidualBlock(cin, N // 4), DepthConvBlock(N // 4),
-            ResidualBlock(N // 4, N // 2), DepthConvBlock(N // 2),
-            ResidualBlock(N // 2, N), nn.LeakyReLU(slope), nn.Conv2d(N, 2 * N, 1),
+            ResidualBlock(cin, N // 4),
+            DepthConvBlock(N // 4),
+            ResidualBlock(N // 4, N // 2),
+            DepthConvBlock(N // 2),
+            ResidualBlock(N // 2, N),
+            nn.LeakyReLU(slope),
+            nn.Conv2d(N, 2 * N, 1),
         )
 
     def forward(self, frame_feat, pose_feat):
@@ -102,8 +113,12 @@ class DecoderFusion(nn.Sequential):
 
     def __init__(self, C: int, D: int):
         super().__init__(
-            DepthConvBlock(C), ResidualBlock(C, C // 4), DepthConvBlock(C // 4, C // 2),
-            ResidualBlock(C // 2, C // 2), DepthConvBlock(C // 2, D // 2), nn.Conv2d(D // 2, D, 1),
+            DepthConvBlock(C),
+            ResidualBlock(C, C // 4),
+            DepthConvBlock(C // 4, C // 2),
+            ResidualBlock(C // 2, C // 2),
+            DepthConvBlock(C // 2, D // 2),
+            nn.Conv2d(D // 2, D, 1),
         )
 
 
@@ -112,9 +127,14 @@ class Generator(nn.Sequential):
 
     def __init__(self, D: int):
         super().__init__(
-            DepthConvBlock(D), ResidualBlock(D, D // 2), DepthConvBlock(D // 2),
-            ResidualBlock(D // 2, D // 4), DepthConvBlock(D // 4), ResidualBlock(D // 4, D // 8),
-            DepthConvBlock(D // 8), nn.Conv2d(D // 8, 3, 1),
+            DepthConvBlock(D),
+            ResidualBlock(D, D // 2),
+            DepthConvBlock(D // 2),
+            ResidualBlock(D // 2, D // 4),
+            DepthConvBlock(D // 4),
+            ResidualBlock(D // 4, D // 8),
+            DepthConvBlock(D // 8),
+            nn.Conv2d(D // 8, 3, 1),
         )
 
 
@@ -122,7 +142,7 @@ class Generator(nn.Sequential):
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps keeps the sample differentiable in mu and logvar."""
     return mu + torch.exp(logvar / 2) * torch.randn_like(mu)
-# report: reparameterize end
+    # report: reparameterize end
 
 
 # report: kl-divergence begin
@@ -130,7 +150,7 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q || N(0, I)) summed over every latent element, divided by the batch size (the lab's)."""
     mu, logvar = mu.float(), logvar.float()
     return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / mu.shape[0]
-# report: kl-divergence end
+    # report: kl-divergence end
 
 
 def kl_per_channel(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -145,8 +165,15 @@ def kl_per_channel(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 class CVAE(nn.Module):
     """The five lab modules plus the two things training and testing need: a clip loss and a rollout."""
 
-    def __init__(self, F: int = 128, L: int = 32, N: int = 12, D: int = 192, clamp_feedback: bool = True,
-                 leaky_true_slope: float = 1.0):
+    def __init__(
+        self,
+        F: int = 128,
+        L: int = 32,
+        N: int = 12,
+        D: int = 192,
+        clamp_feedback: bool = True,
+        leaky_true_slope: float = 1.0,
+    ):
         super().__init__()
         for name, v, m in (("F", F, 8), ("L", L, 2), ("N", N, 4), ("D", D, 8)):
             if v <= 0 or v % m:
@@ -177,8 +204,17 @@ class CVAE(nn.Module):
         return self.decode(prev_feat, pose_feat, z), mu, logvar
 
     # -- a clip of frames --------------------------------------------------------------------
-    def clip_loss(self, frames, poses, beta: float, teacher_forcing: bool, step_fn=None, kl_weight: float = 1.0,
-                  free_bits: float = 0.0, batched: bool = True):
+    def clip_loss(
+        self,
+        frames,
+        poses,
+        beta: float,
+        teacher_forcing: bool,
+        step_fn=None,
+        kl_weight: float = 1.0,
+        free_bits: float = 0.0,
+        batched: bool = True,
+    ):
         """Loss of a clip batch: frames, poses (B, T, 3, H, W) in [0, 1]; frames 2..T are predicted.
 
         Returns total (summed over the T-1 frames, as in the lab), MSE and KL (likewise summed) and
@@ -192,7 +228,7 @@ class CVAE(nn.Module):
         H, W, averaged over the batch) at that many nats: below the floor the KL costs a constant and gets
         no gradient, so the encoder is not pushed to collapse. The returned ``kl`` stays the true KL.
         """
-# report: clip-loss begin
+        # report: clip-loss begin
         B, T = frames.shape[:2]
         step_fn = step_fn or self.step
         flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
@@ -203,7 +239,9 @@ class CVAE(nn.Module):
             pred, mu, logvar = (torch.stack(x) for x in zip(*steps))  # (T-1, B, C, H, W) each
         elif teacher_forcing:
             pred, mu, logvar = step_fn(
-                frame_feat[:, :-1].flatten(0, 1), pose_feat[:, 1:].flatten(0, 1), frame_feat[:, 1:].flatten(0, 1)
+                frame_feat[:, :-1].flatten(0, 1),
+                pose_feat[:, 1:].flatten(0, 1),
+                frame_feat[:, 1:].flatten(0, 1),
             )
             pred = pred.unflatten(0, (B, T - 1)).transpose(0, 1)  # (T-1, B, 3, H, W)
             mu = mu.unflatten(0, (B, T - 1)).transpose(0, 1)
@@ -216,7 +254,8 @@ class CVAE(nn.Module):
                 preds.append(p), mus.append(m), logvars.append(lv)
                 if t < T - 1:
                     prev_feat = self.frame_transformation(self.feedback(p))
-            pred, mu, logvar = torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, C, H, W) each
+            # (T-1, B, C, H, W) each
+            pred, mu, logvar = (torch.stack(preds), torch.stack(mus), torch.stack(logvars))
         target = frames[:, 1:].transpose(0, 1).float()  # (T-1, B, 3, H, W)
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
         kl_t = torch.stack([kl_divergence(m, lv) for m, lv in zip(mu, logvar)])  # (T-1,), the listed function
@@ -226,13 +265,20 @@ class CVAE(nn.Module):
         else:
             kl_loss = kl  # no floor: the lab's KL term itself
         loss = mse + (beta * kl_weight) * kl_loss  # beta * 1.0 is exactly beta: the lab's loss, bit for bit
-# report: clip-loss end
+        # report: clip-loss end
         return dict(loss=loss, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
 
     # -- generation from the prior -----------------------------------------------------------
     @torch.no_grad()
-    def rollout(self, first_frame, poses, generator: torch.Generator | None = None, step_fn=None,
-                zero_z: bool = False, noise: torch.Tensor | None = None):
+    def rollout(
+        self,
+        first_frame,
+        poses,
+        generator: torch.Generator | None = None,
+        step_fn=None,
+        zero_z: bool = False,
+        noise: torch.Tensor | None = None,
+    ):
         """Autoregressive generation with z ~ N(0, I), or with z = 0 (the prior's mean) when ``zero_z``, or
         with the given ``noise`` (B, T-1, N, H, W): one z per generated frame, drawn by the caller.
 
@@ -240,7 +286,7 @@ class CVAE(nn.Module):
         the given one. Each output goes back in through :meth:`feedback` (clamped to [0, 1] unless
         ``clamp_feedback`` is off); the frames returned are the raw outputs, so callers clamp for metrics.
         """
-# report: rollout begin
+        # report: rollout begin
         B, T = poses.shape[:2]
         N, (H, W) = self.dims["N"], poses.shape[-2:]
         pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
@@ -257,7 +303,7 @@ class CVAE(nn.Module):
             prev = step_fn(prev, pose_feat[:, t], z)
             out.append(prev)
         return torch.stack(out, dim=1)
-# report: rollout end
+        # report: rollout end
 
     def rollout_step(self, prev, pose_feat, z):
         """One generation step from raw pixels; the unit that CUDA graphs / compile capture."""

@@ -1,4 +1,5 @@
 """One figure style for the README, the notebooks and the LaTeX report (sized for its text width)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,12 +18,25 @@ BASELINE_STYLE = dict(color="0.45", ls="--", lw=1.0)
 
 
 def use_style() -> None:
-    plt.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 200, "savefig.bbox": "tight", "font.size": 9, "axes.titlesize": 9,
-        "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": True,
-        "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.3,
-        "pdf.fonttype": 42,
-    })
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "savefig.dpi": 200,
+            "savefig.bbox": "tight",
+            "font.size": 9,
+            "axes.titlesize": 9,
+            "axes.labelsize": 9,
+            "legend.fontsize": 8,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "lines.linewidth": 1.3,
+            "pdf.fonttype": 42,
+        }
+    )
 
 
 def figure(rows: int = 1, cols: int = 1, height: float = 2.4, width: float = TEXT_WIDTH_IN, **kw):
@@ -54,6 +68,7 @@ def save(fig, stem, formats=("pdf", "png")) -> list[Path]:
 def stack(series) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """pandas Series indexed by x -> (x, mean, min, max) over the series, on the x values they share."""
     import pandas as pd
+
     df = pd.concat(series, axis=1, join="inner")
     x = df.index.to_numpy(dtype=float)
     v = df.to_numpy(dtype=float)
@@ -97,10 +112,18 @@ def epoch_lines(ax, epochs: int) -> None:
 def plot_psnr_run(path, res: dict, title: str = "") -> None:
     """PSNR per generated frame of one rollout, with the repeat-the-first-frame baseline."""
     fig, ax = figure(height=2.4)
-    ax.plot(res["frame"], res["psnr"], color=color_for(title), label=f"{title or 'model'} "
-            f"(mean {res['mean_psnr']:.2f} dB)")
-    ax.plot(res["frame"], res["baseline_psnr"], **BASELINE_STYLE,
-            label=f"repeat first frame (mean {res['baseline_mean_psnr']:.2f} dB)")
+    ax.plot(
+        res["frame"],
+        res["psnr"],
+        color=color_for(title),
+        label=f"{title or 'model'} (mean {res['mean_psnr']:.2f} dB)",
+    )
+    ax.plot(
+        res["frame"],
+        res["baseline_psnr"],
+        **BASELINE_STYLE,
+        label=f"repeat first frame (mean {res['baseline_mean_psnr']:.2f} dB)",
+    )
     ax.set(xlabel="frame index", ylabel="PSNR (dB)", title="Validation PSNR per frame")
     ax.legend(loc="upper right")
     fig.savefig(path)
@@ -111,18 +134,25 @@ def strip_image(gt: torch.Tensor, pred: torch.Tensor, n: int = 8) -> np.ndarray:
     """Ground truth (uint8) above generated (float) at ``n`` evenly spaced frames -> (2H+gap, n*W, 3)."""
     T = min(len(gt), len(pred))
     idx = np.linspace(0, T - 1, n).round().astype(int)
-    g = gt[idx].permute(0, 2, 3, 1).numpy()                                     # (n, H, W, 3) uint8
+    g = gt[idx].permute(0, 2, 3, 1).numpy()  # (n, H, W, 3) uint8
     p = (pred[idx].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (n, H, W, 3)
     H, W = g.shape[1:3]
     canvas = np.full((2 * H + 2, n * (W + 2) - 2, 3), 255, np.uint8)
     for j in range(n):
-        canvas[:H, j * (W + 2):j * (W + 2) + W] = g[j]
-        canvas[H + 2:, j * (W + 2):j * (W + 2) + W] = p[j]
+        canvas[:H, j * (W + 2) : j * (W + 2) + W] = g[j]
+        canvas[H + 2 :, j * (W + 2) : j * (W + 2) + W] = p[j]
     return canvas, idx
 
 
-def save_strip(path, gt: torch.Tensor, pred: torch.Tensor, n: int = 8, title: str = "", xlabel: str = "frame index",
-               labels=("ground truth", "generated")) -> list[Path]:
+def save_strip(
+    path,
+    gt: torch.Tensor,
+    pred: torch.Tensor,
+    n: int = 8,
+    title: str = "",
+    xlabel: str = "frame index",
+    labels=("ground truth", "generated"),
+) -> list[Path]:
     """Ground truth above generated frames, drawn at the text width: ``path`` with a suffix is one file, a
     stem without one gets stem.pdf and stem.png (the report's)."""
     img, idx = strip_image(gt, pred, n)
@@ -169,8 +199,10 @@ def _metrics_frame(metrics):
     """(iteration rows, epoch rows) of a run's metrics: Trainer.rows (numbers, also after a resume: RunDir
     reads metrics.csv back typed), RunDir.metrics(), or the path of a run folder or of its metrics.csv."""
     import pandas as pd
+
     if isinstance(metrics, (str, Path)):
         from lab4.run.folder import RunDir
+
         path = Path(metrics)
         metrics = RunDir(path.parent if path.is_file() else path).metrics()
     df = metrics.copy() if isinstance(metrics, pd.DataFrame) else pd.DataFrame(list(metrics))
@@ -193,7 +225,8 @@ def plot_loss(ax, metrics, title: str = "") -> None:
 
 def training_curves(metrics, path=None):
     """Loss, its two terms (MSE and KL), the schedules (beta, teacher-forcing ratio) per iteration and the
-    validation PSNR per epoch against the repeat-the-first-frame baseline -> the figure (saved to ``path``)."""
+    validation PSNR per epoch against the repeat-the-first-frame baseline -> the figure (saved to
+    ``path``)."""
     its, eps = _metrics_frame(metrics)
     fig, axes = figure(2, 2, height=4.2, sharex=True)
     ax = axes[0, 0]

@@ -3,6 +3,7 @@
 Progress is measured in fractional epochs (``epoch + iteration / iters_per_epoch``) so that beta
 moves smoothly within an epoch and the schedule is the same whatever the batch size.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,8 @@ KL_TYPES = KL_STRATEGIES + ("monotonic-held",)
 
 # report: kl-beta begin
 def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, ratio: float = 1.0) -> float:
-    """beta at fractional epoch ``progress`` of a run of ``total_epochs`` (Fu et al. 2019): ``n_cycle`` cycles,
-    each a ramp from 0 to 1 over its first ``ratio``, then 1; monotonic is one cycle over the run."""
+    """beta at fractional epoch ``progress`` of a run of ``total_epochs`` (Fu et al. 2019): ``n_cycle``
+    cycles, each a ramp from 0 to 1 over its first ``ratio``, then 1; monotonic is one cycle over the run."""
     kind = kind.lower()
     if kind not in KL_TYPES:
         raise ValueError(f"kl_anneal_type must be one of {', '.join(KL_TYPES)}, got {kind!r}")
@@ -39,7 +40,7 @@ def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, 
     x = round(x) if abs(x - round(x)) < 1e-9 else x
     pos = x - math.floor(x)  # position in the cycle
     return min(1.0, pos / ratio)
-# report: kl-beta end
+    # report: kl-beta end
 
 
 # report: teacher-forcing-ratio begin
@@ -49,7 +50,7 @@ def teacher_forcing_ratio(epoch: int, tfr: float = 1.0, sde: int = 10, d_step: f
     if not 0 <= tfr <= 1:
         raise ValueError(f"tfr must be in [0, 1], got {tfr}")
     return max(0.0, tfr - d_step * max(0, epoch - sde + 1))
-# report: teacher-forcing-ratio end
+    # report: teacher-forcing-ratio end
 
 
 class TeacherForcing:
@@ -81,6 +82,9 @@ class TeacherForcing:
 
 def beta_at(cfg, progress: float) -> float:
     """A run's KL weight at fractional epoch ``progress``: its annealing schedule (a Config's fields), capped
-    at ``kl_beta_max`` (a ceiling: the ramps climb as before and hold at the cap; the default 1.0 never binds)."""
-    return min(cfg.kl_beta_max, kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle,
-                                        cfg.kl_anneal_ratio))
+    at ``kl_beta_max`` (a ceiling: the ramps climb as before and hold at the cap; the default 1.0 never
+    binds)."""
+    return min(
+        cfg.kl_beta_max,
+        kl_beta(cfg.kl_anneal_type, progress, cfg.num_epoch, cfg.kl_anneal_cycle, cfg.kl_anneal_ratio),
+    )

@@ -3,10 +3,11 @@
     OMP_NUM_THREADS=1 LAB4_CPU_BF16=0 .venv/bin/python scripts/eval_cost.py [--profile quick]
 
 One thread, an untrained model of the profile's dims (a rollout costs the same whatever the weights), on the
-profile's validation video. Before: a validation rollout after epoch 2 and after epoch 3, then the z = 0 rollout
-alone, the other two z draws as one batch, and the one-step score on every frame. After: the rollout after the
-last epoch, the other draws and z = 0 as one batch, and the one-step score on every third frame.
+profile's validation video. Before: a validation rollout after epoch 2 and after epoch 3, then the z = 0
+rollout alone, the other two z draws as one batch, and the one-step score on every frame. After: the rollout
+after the last epoch, the other draws and z = 0 as one batch, and the one-step score on every third frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,9 +44,15 @@ def main() -> None:
     before = 2 * one + z0 + two + step1 + au
     after = one + three + step3 + au
     print(f"{cpu_model_name()}, one thread, {len(val)} validation frames, CPU-seconds:")
-    for name, v in (("one rollout (a validation)", one), ("z = 0 rollout alone", z0), ("two draws as a batch", two),
-                    ("two draws and z = 0 as a batch", three), ("one-step, every frame", step1),
-                    ("one-step, every third frame", step3), ("active units", au)):
+    for name, v in (
+        ("one rollout (a validation)", one),
+        ("z = 0 rollout alone", z0),
+        ("two draws as a batch", two),
+        ("two draws and z = 0 as a batch", three),
+        ("one-step, every frame", step1),
+        ("one-step, every third frame", step3),
+        ("active units", au),
+    ):
         print(f"  {name:<32} {v:6.1f}")
     print(f"  {'evaluation before':<32} {before:6.1f}\n  {'evaluation after':<32} {after:6.1f}")
 

@@ -3,6 +3,7 @@ thread, the two interleaved in 6 rounds of 20 steps so a busy neighbour slows bo
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/tf_step_speed.py [PROFILE] [--fp32]
 """
+
 import sys
 import time
 
@@ -14,14 +15,27 @@ from lab4.train import Trainer
 
 def main(profile: str = "quick", amp: bool = True) -> dict:
     torch.set_num_threads(1)
-    trainers = {b: Trainer(make_config(profile, run_dir="/tmp/tf-step-speed", device="cpu", progress=False,
-                                       batched_tf=b, amp=amp, tfr=1.0, tfr_sde=10**6)) for b in (True, False)}
+    trainers = {
+        b: Trainer(
+            make_config(
+                profile,
+                run_dir="/tmp/tf-step-speed",
+                device="cpu",
+                progress=False,
+                batched_tf=b,
+                amp=amp,
+                tfr=1.0,
+                tfr_sde=10**6,
+            )
+        )
+        for b in (True, False)
+    }
     batches = trainers[True].sampler.batches(1.0)
     seconds = {True: 0.0, False: 0.0}
     for rnd in range(6):
         for b, tr in trainers.items():
             t0 = time.process_time()
-            for starts in batches[rnd * 20:(rnd + 1) * 20]:
+            for starts in batches[rnd * 20 : (rnd + 1) * 20]:
                 tr.step(starts, 0.0)
             seconds[b] += time.process_time() - t0
     ms = {("batched" if b else "per-frame"): round(s / 120 * 1000, 1) for b, s in seconds.items()}

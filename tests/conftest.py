@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny SynthDance dataset and a tiny trained run, made once per session."""
+
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ def _isolated_cache(tmp_path_factory):
     # kernels and subprocesses inherit this: tiny models gain nothing from threads, and busy cores lose a lot
     os.environ["OMP_NUM_THREADS"] = "1"
     from lab4.util.notebooks import use_venv_kernel
+
     use_venv_kernel()  # papermill in the tests runs this venv's `lab4` kernel
     yield
 
@@ -27,6 +29,7 @@ def pytest_runtest_call(item):
     """When pytest-timeout stops a test, end the processes it started (kernels, servers, Dask workers) and
     say which: a hung kernel must not outlive its test and keep a core busy for the rest of the suite."""
     import psutil
+
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
     try:
@@ -40,8 +43,10 @@ def pytest_runtest_call(item):
                 except psutil.Error:
                     pass
             names = ", ".join(sorted({_name(p) for p in left})) or "none"
-            print(f"\n{item.nodeid}: timed out; ended the {len(left)} process(es) it started ({names})",
-                  file=sys.stderr)
+            print(
+                f"\n{item.nodeid}: timed out; ended the {len(left)} process(es) it started ({names})",
+                file=sys.stderr,
+            )
         raise
 
 
@@ -55,6 +60,7 @@ def _name(p) -> str:
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     from lab4.datasets.synth import make_synthdance
+
     return make_synthdance(tmp_path_factory.mktemp("data") / "synthdance-tiny", preset="tiny", progress=False)
 
 
@@ -63,26 +69,36 @@ def tiny_run(tiny_root, tmp_path_factory) -> Path:
     """A 2-epoch tiny training run (config.json, metrics.csv, last.pt); treat it as read-only."""
     from lab4.config import make_config
     from lab4.train import Trainer
+
     run = tmp_path_factory.mktemp("runs") / "tiny"
     Trainer(make_config("tiny", data_root=str(tiny_root), run_dir=str(run))).fit()
     return run
 
 
-def write_study_folder(base: Path, scores: dict, active: dict | None = None, flat: bool = True,
-                       real: tuple | str | None = (12.0, 22.0, 27.0), real_mean: tuple | None = None) -> Path:
-    """A results/study/ as lab4/grid/study.py exports it, from numbers: ``scores`` maps a run name (seeds as the
-    grid names them, ``monotonic-s1``) to its validation PSNR; ``active`` a strategy to its active units from
-    epoch 3 on; ``flat`` curves that settle after epoch 2 (else they rise 1 dB an epoch to the end); ``real``
-    (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the real-footage run on the lab's loss,
-    "diverged" (non-finite in epoch 31 of 90, as lab4.train records it), or None; ``real_mean`` the same for the
-    run with the KL averaged."""
+def write_study_folder(
+    base: Path,
+    scores: dict,
+    active: dict | None = None,
+    flat: bool = True,
+    real: tuple | str | None = (12.0, 22.0, 27.0),
+    real_mean: tuple | None = None,
+) -> Path:
+    """A results/study/ as lab4/grid/study.py exports it, from numbers: ``scores`` maps a run name (seeds as
+    the grid names them, ``monotonic-s1``) to its validation PSNR; ``active`` a strategy to its active units
+    from epoch 3 on; ``flat`` curves that settle after epoch 2 (else they rise 1 dB an epoch to the end);
+    ``real`` (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the real-footage run on the lab's
+    loss, "diverged" (non-finite in epoch 31 of 90, as lab4.train records it), or None; ``real_mean`` the same
+    for the run with the KL averaged."""
     import json
     import re
+
     import numpy as np
     import pandas as pd
+
     from lab4.config import make_config
     from lab4.grid.spec import load_grid
     from lab4.run.folder import RunDir
+
     out = Path(base) / "results" / "study"
     grid = dict(load_grid(Path(__file__).resolve().parents[1] / "study.yaml", "study"))
     reals = {"real-monotonic": real, "real-monotonic-klmean": real_mean}
@@ -94,9 +110,20 @@ def write_study_folder(base: Path, scores: dict, active: dict | None = None, fla
             run = RunDir(out / name)
             run.path.mkdir(parents=True)
             run.write_config(cfg)
-            pd.DataFrame([dict(kind="epoch", epoch=e, iter=10, progress=e + 1, loss=0.1, kl=1.0,
-                               val_psnr=8.24 if e == 29 else None) for e in range(30)]).to_csv(
-                run.path / RunDir.METRICS, index=False)
+            pd.DataFrame(
+                [
+                    dict(
+                        kind="epoch",
+                        epoch=e,
+                        iter=10,
+                        progress=e + 1,
+                        loss=0.1,
+                        kl=1.0,
+                        val_psnr=8.24 if e == 29 else None,
+                    )
+                    for e in range(30)
+                ]
+            ).to_csv(run.path / RunDir.METRICS, index=False)
             run.write_diverged(dict(epoch=31, iteration=1, num_epoch=cfg.num_epoch, message="non-finite"))
             continue
         v = scores.get(name, real_run[0] if real_run else 0.0)
@@ -106,26 +133,61 @@ def write_study_folder(base: Path, scores: dict, active: dict | None = None, fla
         for e in range(cfg.num_epoch):
             shown = e % max(1, cfg.val_every) == cfg.val_every - 1 or e == cfg.num_epoch - 1
             au = (active or {}).get(strategy, 0) if e >= 2 else 0
-            rows.append(dict(kind="epoch", epoch=e, iter=150, progress=e + 1, loss=0.1, mse=0.05, kl=3.0 / (e + 1),
-                             beta=1.0, lr=cfg.lr, val_psnr=v - gains[max(0, min(5, 6 - cfg.num_epoch + e))] if shown else None,
-                             baseline_psnr=18.0 if shown else None, active_units=au if shown else None))
+            rows.append(
+                dict(
+                    kind="epoch",
+                    epoch=e,
+                    iter=150,
+                    progress=e + 1,
+                    loss=0.1,
+                    mse=0.05,
+                    kl=3.0 / (e + 1),
+                    beta=1.0,
+                    lr=cfg.lr,
+                    val_psnr=v - gains[max(0, min(5, 6 - cfg.num_epoch + e))] if shown else None,
+                    baseline_psnr=18.0 if shown else None,
+                    active_units=au if shown else None,
+                )
+            )
         run = RunDir(out / name)
         run.path.mkdir(parents=True)
         run.write_config(cfg)
         pd.DataFrame(rows).to_csv(run.path / RunDir.METRICS, index=False)
         frames = np.arange(1, 631)
         if real_run:
-            base_curve = np.where(frames <= 10, real_run[2], (630 * real_run[1] - 10 * real_run[2]) / 620)  # as given
+            # as given
+            base_curve = np.where(frames <= 10, real_run[2], (630 * real_run[1] - 10 * real_run[2]) / 620)
             psnr = np.full(len(frames), v)
         else:
             base_curve, psnr = np.full(len(frames), 18.0), np.full(len(frames), v)
-        pd.DataFrame(dict(frame=frames, psnr=psnr, ssim=0.8, baseline_psnr=base_curve, baseline_ssim=0.7)).to_csv(
-            run.path / RunDir.PSNR, index=False)
-        run.write_summary(dict(name=name, seed=cfg.seed, mean_psnr=v, baseline_mean_psnr=float(base_curve.mean()),
-                               cpu_seconds=300.0 + k, started_at=1000.0 + 100 * k, finished_at=1400.0 + 100 * k,
-                               epochs=cfg.num_epoch, speed=dict(amp=False), profile="study", device="cpu"))
-    (out / "study.json").write_text(json.dumps(dict(
-        command="make study", commit="0123456789abcdef0123456789abcdef01234567", runs=names, exit_status=0,
-        span_seconds=1400.0 + 100 * (len(names) - 1) - 1000.0,
-        machine=dict(processor="Test CPU", cpu_id="family 1 model 2", cores=2, torch="2.0"))))
+        pd.DataFrame(
+            dict(frame=frames, psnr=psnr, ssim=0.8, baseline_psnr=base_curve, baseline_ssim=0.7)
+        ).to_csv(run.path / RunDir.PSNR, index=False)
+        run.write_summary(
+            dict(
+                name=name,
+                seed=cfg.seed,
+                mean_psnr=v,
+                baseline_mean_psnr=float(base_curve.mean()),
+                cpu_seconds=300.0 + k,
+                started_at=1000.0 + 100 * k,
+                finished_at=1400.0 + 100 * k,
+                epochs=cfg.num_epoch,
+                speed=dict(amp=False),
+                profile="study",
+                device="cpu",
+            )
+        )
+    (out / "study.json").write_text(
+        json.dumps(
+            dict(
+                command="make study",
+                commit="0123456789abcdef0123456789abcdef01234567",
+                runs=names,
+                exit_status=0,
+                span_seconds=1400.0 + 100 * (len(names) - 1) - 1000.0,
+                machine=dict(processor="Test CPU", cpu_id="family 1 model 2", cores=2, torch="2.0"),
+            )
+        )
+    )
     return out

@@ -1,4 +1,6 @@
-"""The bonus strategies: free bits and a beta ceiling in the loss, z = 0 at test time, and report/bonus.tex."""
+"""The bonus strategies: free bits and a beta ceiling in the loss, z = 0 at test time, and
+report/bonus.tex."""
+
 from __future__ import annotations
 
 import json
@@ -72,11 +74,19 @@ def test_free_bits_floor_raises_the_loss_and_removes_the_kl_gradient_below_it():
     assert high["loss"] > plain["loss"]
     assert torch.allclose(high["loss"], high["mse"] + 0.7 * floor * (T - 1) * N)
     # below the floor only the MSE moves the weights: the same gradient as with beta = 0
-    assert torch.allclose(grads(model, high["loss"]), grads(model, loss_of(model, frames, poses, beta=0.0)["loss"]))
+    assert torch.allclose(
+        grads(model, high["loss"]), grads(model, loss_of(model, frames, poses, beta=0.0)["loss"])
+    )
     # a floor under every channel's KL changes nothing but rounding
     low = loss_of(model, frames, poses, free_bits=1e-6)
-    assert kl_per_channel(*model.Gaussian_Predictor(model.frame_transformation(frames[:, 1]),
-                                                    model.label_transformation(poses[:, 1]))).min() > 1e-6
+    assert (
+        kl_per_channel(
+            *model.Gaussian_Predictor(
+                model.frame_transformation(frames[:, 1]), model.label_transformation(poses[:, 1])
+            )
+        ).min()
+        > 1e-6
+    )
     assert torch.allclose(low["loss"], plain["loss"])
     assert torch.allclose(grads(model, low["loss"]), grads(model, plain["loss"]), atol=1e-6)
 
@@ -89,8 +99,10 @@ def test_beta_ceiling_caps_beta():
     assert beta_at(make_config("tiny", kl_beta_max=0.25, kl_anneal_type="none"), 0.5) == 0.25
 
 
-@pytest.mark.parametrize("field, value", [("free_bits", -0.1), ("free_bits", float("nan")), ("kl_beta_max", 0.0),
-                                          ("kl_beta_max", 1.5)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("free_bits", -0.1), ("free_bits", float("nan")), ("kl_beta_max", 0.0), ("kl_beta_max", 1.5)],
+)
 def test_bad_bonus_settings_are_one_line_errors(field, value):
     with pytest.raises(Lab4Error, match=field):
         make_config("tiny", **{field: value})
@@ -111,13 +123,23 @@ def test_zero_z_rollout_is_deterministic_and_differs_from_a_sample():
 def test_trainer_logs_capped_beta_true_kl_and_summary_has_z0(tiny_root, tmp_path):
     from lab4.run.after_training import evaluate_run, write_summary
     from lab4.train import Trainer
-    cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path / "run"), num_epoch=1, milestones=(1,),
-                      kl_anneal_type="none", kl_beta_max=0.2, free_bits=1e3)
+
+    cfg = make_config(
+        "tiny",
+        data_root=str(tiny_root),
+        run_dir=str(tmp_path / "run"),
+        num_epoch=1,
+        milestones=(1,),
+        kl_anneal_type="none",
+        kl_beta_max=0.2,
+        free_bits=1e3,
+    )
     tr = Trainer(cfg).fit()
     it = [r for r in tr.rows if r["kind"] == "iter"]
     assert it and all(r["beta"] == 0.2 for r in it)
     floored = 1e3 * cfg.N_dim * (cfg.train_vi_len - 1)  # every channel of every frame at the floor
-    assert all(r["kl"] < floored and r["loss"] > 0.2 * floored for r in it)  # logged: the true KL, loss: floored
+    # logged: the true KL, loss: floored
+    assert all(r["kl"] < floored and r["loss"] > 0.2 * floored for r in it)
     summary = write_summary(tr, evaluate_run(tr), {})
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     val = json.loads((tmp_path / "run" / "val_summary.json").read_text())
@@ -127,9 +149,12 @@ def test_trainer_logs_capped_beta_true_kl_and_summary_has_z0(tiny_root, tmp_path
 
 def test_grid_runs_each_bonus_strategy_with_cyclicals_seeds_and_one_change(tmp_path):
     from lab4.grid.spec import load_grid
+
     for profile in ("quick", "full"):
-        runs = {**dict(load_grid(ROOT / "experiments.yaml", profile)),
-                **dict(load_grid(ROOT / "experiments-extra.yaml", profile))}
+        runs = {
+            **dict(load_grid(ROOT / "experiments.yaml", profile)),
+            **dict(load_grid(ROOT / "experiments-extra.yaml", profile)),
+        }
         seeds = {name: o.get("seed", 0) for name, o in runs.items()}
         for strategy, kind in (("free-bits", "FreeBits"),):  # the beta ceiling is an option, not a grid entry
             mine = sorted(s for n, s in seeds.items() if n.startswith(strategy))
@@ -152,8 +177,10 @@ def fake_run(base, name, psnr, z0, kl, active, **config) -> RunDir:
     run.path.mkdir()
     seed = int(name.rsplit("-s", 1)[1]) if re.search(r"-s\d+$", name) else 0  # as the grid names seeds
     run.write_config({"train_vi_len": 8, "N_dim": 8, "seed": seed, **config})
-    run.write_metrics([dict(kind="epoch", epoch=0, kl=10.0 * 7), dict(kind="epoch", epoch=1, kl=kl * 7)],
-                      ["kind", "epoch", "kl"])
+    run.write_metrics(
+        [dict(kind="epoch", epoch=0, kl=10.0 * 7), dict(kind="epoch", epoch=1, kl=kl * 7)],
+        ["kind", "epoch", "kl"],
+    )
     run.write_summary(dict(name=name, mean_psnr=psnr, mean_psnr_z0=z0, active_units=active))
     return run
 
@@ -163,24 +190,48 @@ def grid(tmp_path, fb_psnr=20.0, bm_psnr=20.0, fb_kl=0.05, fb_active=0, z0_shift
     runs = []
     for k in range(seeds):
         sfx = f"-s{k}" if k else ""
-        runs += [fake_run(tmp_path, f"cyclical{sfx}", 20.0 + 0.01 * k, 20.0 + z0_shift, 0.05, 0),
-                 fake_run(tmp_path, f"free-bits{sfx}", fb_psnr + 0.01 * k, fb_psnr + z0_shift, fb_kl, fb_active,
-                          free_bits=0.5),
-                 fake_run(tmp_path, f"beta-max{sfx}", bm_psnr, bm_psnr + z0_shift, 1.0, 0, kl_beta_max=0.1)]
+        runs += [
+            fake_run(tmp_path, f"cyclical{sfx}", 20.0 + 0.01 * k, 20.0 + z0_shift, 0.05, 0),
+            fake_run(
+                tmp_path,
+                f"free-bits{sfx}",
+                fb_psnr + 0.01 * k,
+                fb_psnr + z0_shift,
+                fb_kl,
+                fb_active,
+                free_bits=0.5,
+            ),
+            fake_run(tmp_path, f"beta-max{sfx}", bm_psnr, bm_psnr + z0_shift, 1.0, 0, kl_beta_max=0.1),
+        ]
     return runs
 
 
 def test_bonus_verdicts_flip_with_the_numbers(tmp_path):
     m = report_bonus.bonus_macros(grid(tmp_path))
     assert (m["BonusFreeBitsCase"], m["BonusBetaMaxCase"], m["BonusSeedCase"]) == ("same", "same", "one")
-    assert (m["BonusFreeBitsCollapseCase"], m["BonusRefCollapseCase"], m["BonusZeroZCase"]) == \
-        ("collapsed", "collapsed", "same")
-    assert (m["BonusFreeBitsSetting"], m["BonusFreeBitsFloorFrame"], m["BonusFreeBitsFloorCase"]) == \
-        ("0.5", "4.0", "below")
-    m = report_bonus.bonus_macros(grid(tmp_path, fb_psnr=21.0, bm_psnr=18.5, fb_kl=4.1, fb_active=12,
-                                       z0_shift=0.3, seeds=2))
-    assert (m["BonusFreeBitsCase"], m["BonusBetaMaxCase"], m["BonusSeedCase"]) == ("better", "worse", "several")
-    assert (m["BonusFreeBitsDelta"], m["BonusFreeBitsActive"], m["BonusFreeBitsFloorCase"]) == ("+1.00", "12", "at")
+    assert (m["BonusFreeBitsCollapseCase"], m["BonusRefCollapseCase"], m["BonusZeroZCase"]) == (
+        "collapsed",
+        "collapsed",
+        "same",
+    )
+    assert (m["BonusFreeBitsSetting"], m["BonusFreeBitsFloorFrame"], m["BonusFreeBitsFloorCase"]) == (
+        "0.5",
+        "4.0",
+        "below",
+    )
+    m = report_bonus.bonus_macros(
+        grid(tmp_path, fb_psnr=21.0, bm_psnr=18.5, fb_kl=4.1, fb_active=12, z0_shift=0.3, seeds=2)
+    )
+    assert (m["BonusFreeBitsCase"], m["BonusBetaMaxCase"], m["BonusSeedCase"]) == (
+        "better",
+        "worse",
+        "several",
+    )
+    assert (m["BonusFreeBitsDelta"], m["BonusFreeBitsActive"], m["BonusFreeBitsFloorCase"]) == (
+        "+1.00",
+        "12",
+        "at",
+    )
     assert (m["BonusZeroZCase"], m["BonusZeroZHigher"], m["BonusZeroZRuns"]) == ("higher", "6", "6")
     m = report_bonus.bonus_macros(grid(tmp_path, fb_kl=9.0, z0_shift=-0.3))
     assert (m["BonusFreeBitsFloorCase"], m["BonusZeroZCase"]) == ("above", "lower")
@@ -190,7 +241,11 @@ def test_bonus_verdicts_flip_with_the_numbers(tmp_path):
     assert report_bonus.bonus_macros(runs)["BonusZeroZCase"] == "mixed"
     only_lab = [r for r in grid(tmp_path) if r.strategy == "cyclical"]
     m = report_bonus.bonus_macros(only_lab)
-    assert (m["BonusFreeBitsCase"], m["BonusBetaMaxCase"], m["BonusFreeBitsFloorCase"]) == ("none", "none", "unknown")
+    assert (m["BonusFreeBitsCase"], m["BonusBetaMaxCase"], m["BonusFreeBitsFloorCase"]) == (
+        "none",
+        "none",
+        "unknown",
+    )
     rows = report_bonus.bonus_rows(grid(tmp_path, seeds=2))
     assert rows.count(r"\\") == 3 and r"free bits $\lambda=0.5$" in rows and r"$\pm$" in rows
 
@@ -204,7 +259,7 @@ def test_bonus_tex_has_a_sentence_for_every_case_and_every_macro_is_written(tmp_
             if tex[i] == "{":
                 if depth == 1:
                     if k % 2 == 0:
-                        names.add(tex[i + 1:tex.index("}", i)])
+                        names.add(tex[i + 1 : tex.index("}", i)])
                     k += 1
                 depth += 1
             elif tex[i] == "}":
@@ -215,15 +270,19 @@ def test_bonus_tex_has_a_sentence_for_every_case_and_every_macro_is_written(tmp_
     for name, values in report_bonus.CASES.items():
         assert found[name] == set(values), (name, found[name], values)
     written = set(report_bonus.bonus_macros(grid(tmp_path)))
-    from_main = {"LatentUnits", "InputRows", "UnknownCase", "IfStrEqCase", "TestAlpha"}  # main.tex and macros.tex define these
+    # main.tex and macros.tex define these
+    from_main = {"LatentUnits", "InputRows", "UnknownCase", "IfStrEqCase", "TestAlpha"}
     defined_here = set(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}", tex)) | {"AND"}  # \AND: ifthen's
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - from_main - defined_here
     assert used <= written, sorted(used - written)
 
 
-@pytest.mark.skipif(not (shutil.which("xelatex") and shutil.which("pdftotext")), reason="needs xelatex, pdftotext")
+@pytest.mark.skipif(
+    not (shutil.which("xelatex") and shutil.which("pdftotext")), reason="needs xelatex, pdftotext"
+)
 def test_bonus_tex_compiles_and_says_the_picked_sentences(tmp_path):
     from lab4.report import sections
+
     runs = grid(tmp_path, fb_psnr=21.0, fb_kl=4.1, fb_active=12)
     sections.write_generated(sections.Inputs(runs), tmp_path / "generated", names=("bonus",))
     shutil.copy(BONUS_TEX, tmp_path / "bonus.tex")
@@ -231,16 +290,24 @@ def test_bonus_tex_compiles_and_says_the_picked_sentences(tmp_path):
         "\\documentclass{article}\\usepackage{amsmath,booktabs,xstring,ifthen}\n"
         "\\newcommand{\\UnknownCase}[1]{\\PackageError{doc}{#1}{}}\\newcommand{\\LatentUnits}{16384}\n"
         "\\newcommand{\\InputRows}[1]{\\csname @@input\\endcsname #1 }\n"
-        "\\begin{document}\\csname @input\\endcsname{bonus}\\end{document}\n")
-    r = subprocess.run(["xelatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=120)
+        "\\begin{document}\\csname @input\\endcsname{bonus}\\end{document}\n"
+    )
+    r = subprocess.run(
+        ["xelatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout[-2000:]
-    text = subprocess.run(["pdftotext", str(tmp_path / "doc.pdf"), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", str(tmp_path / "doc.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
     words = re.sub(r"[\s\-]", "", text)  # however TeX broke and hyphenated the lines
 
     def says(phrase):
         return re.sub(r"[\s\-]", "", phrase) in words
+
     assert says("free bits scored higher") and says("12 active units")
     assert says("Its KL ends at 4.10 nats per frame, about the floor of 4.0")
     assert says("no difference by the rule below") and not says("scored lower")
@@ -248,10 +315,13 @@ def test_bonus_tex_compiles_and_says_the_picked_sentences(tmp_path):
 
 def test_bonus_comparison_uses_the_welch_test_over_seeds():
     """With two seeds or more on both sides a bonus strategy is better/worse only when the report's Welch
-    test finds the difference at the 5% level; a mean gap inside a wide seed spread is "same" and printed as such."""
+    test finds the difference at the 5% level; a mean gap inside a wide seed spread is "same" and printed as
+    such."""
+
     def st(values):
         std = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
         return dict(values=values, psnr=float(np.mean(values)), std=std, n=len(values))
+
     ref = st([25.0, 25.2, 24.8])
     assert report_bonus.compare_case(st([30.0, 30.1, 29.9]), ref) == "better"
     assert report_bonus.compare_case(st([20.0, 20.3, 19.8]), ref) == "worse"

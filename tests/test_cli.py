@@ -1,8 +1,9 @@
 """``python -m lab4``: help for every subcommand, train -> evaluate -> predict -> score end to end,
 and exit 2 with one line on stderr (no traceback) for bad input."""
+
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,20 @@ import torch
 from lab4.cli import main
 
 torch.set_num_threads(1)
-SUBCOMMANDS = ["train", "evaluate", "predict", "score", "export", "make-data", "grid", "report", "bench", "speedrun",
-               "gpucheck", "real-footage"]
+SUBCOMMANDS = [
+    "train",
+    "evaluate",
+    "predict",
+    "score",
+    "export",
+    "make-data",
+    "grid",
+    "report",
+    "bench",
+    "speedrun",
+    "gpucheck",
+    "real-footage",
+]
 SMALL = ["--F_dim", "8", "--L_dim", "4", "--N_dim", "4", "--D_out_dim", "8", "--device", "cpu"]
 
 
@@ -26,14 +39,21 @@ def _env(tmp_path):
 
 
 def _run(args, tmp_path, cwd):
-    return subprocess.run([sys.executable, "-m", "lab4", *args], cwd=cwd, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "lab4", *args],
+        cwd=cwd,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _one_line_error(stderr):
-    # what a terminal shows: tqdm bars (leave=False) are overwritten with '\r', so keep each line's last segment
-    lines = [l.split("\r")[-1] for l in stderr.split("\n")]
-    lines = [l for l in lines if l.strip()]
+    # what a terminal shows: tqdm bars (leave=False) are
+    # overwritten with '\r', so keep each line's last segment
+    lines = [line.split("\r")[-1] for line in stderr.split("\n")]
+    lines = [line for line in lines if line.strip()]
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     assert re.match(r"lab4 [a-z-]+: error: ", lines[0]), lines[0]
@@ -56,15 +76,20 @@ def test_top_level_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     assert all(c in out for c in SUBCOMMANDS)
     student, maintainer = out.split("maintainer commands:")
-    assert all(re.search(rf"^  {c} ", student, re.M) for c in ["train", "evaluate", "predict", "score", "export",
-                                                                "make-data", "report"])
-    assert all(re.search(rf"^  {c} ", maintainer, re.M) for c in ["grid", "study", "bench", "speedrun", "gpucheck",
-                                                                   "real-footage"])
+    assert all(
+        re.search(rf"^  {c} ", student, re.M)
+        for c in ["train", "evaluate", "predict", "score", "export", "make-data", "report"]
+    )
+    assert all(
+        re.search(rf"^  {c} ", maintainer, re.M)
+        for c in ["grid", "study", "bench", "speedrun", "gpucheck", "real-footage"]
+    )
     assert "``" not in out and "{train," not in out
 
 
 def test_version(capsys):
     from importlib.metadata import version
+
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
@@ -72,16 +97,23 @@ def test_version(capsys):
 
 
 # what building the top-level parser and its help loads, in a fresh interpreter
-LOADED = "import sys; from lab4.cli import build_parser; build_parser().format_help(); print(*sorted(sys.modules))"
+LOADED = (
+    "import sys; from lab4.cli import build_parser; build_parser().format_help(); print(*sorted(sys.modules))"
+)
 
 
 def test_top_level_help_is_quick_and_loads_no_command():
     """`lab4 --help` knows only the commands' names and help: no torch, no command's module."""
-    loaded = subprocess.run([sys.executable, "-c", LOADED], capture_output=True, text=True, timeout=60,
-                            check=True).stdout.split()
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOADED], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split()
     assert "torch" not in loaded and "numpy" not in loaded
-    work = [m for m in loaded if m.startswith(("lab4.grid", "lab4.perf", "lab4.report", "lab4.datasets", "lab4.cli."))
-            and m != "lab4.cli.flags"]
+    work = [
+        m
+        for m in loaded
+        if m.startswith(("lab4.grid", "lab4.perf", "lab4.report", "lab4.datasets", "lab4.cli."))
+        and m != "lab4.cli.flags"
+    ]
     assert not work, work
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "lab4", "--help"], capture_output=True, text=True, timeout=60)
@@ -93,8 +125,22 @@ def test_top_level_help_is_quick_and_loads_no_command():
 @pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
     run = tmp_path / "run"
-    r = _run(["train", "--profile", "tiny", "--data-root", str(tiny_root), "--run-dir", str(run), "--num-epoch", "1",
-              *SMALL], tmp_path, tmp_path)
+    r = _run(
+        [
+            "train",
+            "--profile",
+            "tiny",
+            "--data-root",
+            str(tiny_root),
+            "--run-dir",
+            str(run),
+            "--num-epoch",
+            "1",
+            *SMALL,
+        ],
+        tmp_path,
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert "trained" in r.stdout
     assert {"config.json", "metrics.csv", "last.pt"} <= {p.name for p in run.iterdir()}
@@ -116,7 +162,9 @@ def test_end_to_end_train_evaluate_predict_score(tiny_root, tmp_path):
     assert (run / "pred_seq0.gif").is_file()
 
     out_json = tmp_path / "score.json"
-    r = _run(["score", str(sub), "--gt", str(tiny_root / "test_gt"), "--json", str(out_json)], tmp_path, tmp_path)
+    r = _run(
+        ["score", str(sub), "--gt", str(tiny_root / "test_gt"), "--json", str(out_json)], tmp_path, tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert "public" in r.stdout and "private" in r.stdout
     res = json.loads(out_json.read_text())
@@ -139,10 +187,12 @@ def _help(args, capsys) -> str:
 
 
 def _leaves(args, capsys) -> list[tuple[list[str], str]]:
-    """(command path, its help) for every command that takes flags, nested ones (speedrun run, ...) included."""
+    """(command path, its help) for every command that takes flags, nested ones (speedrun run, ...)
+    included."""
     text = _help(args, capsys)
     usage = text.split("\n\n")[0]
-    nested = re.search(r"\{([a-z,-]+)\} \.\.\.", usage)  # a command of commands (its flags' choices have no "...")
+    # a command of commands (its flags' choices have no "...")
+    nested = re.search(r"\{([a-z,-]+)\} \.\.\.", usage)
     if nested:
         return [leaf for name in nested.group(1).split(",") for leaf in _leaves([*args, name], capsys)]
     return [(args, text)]
@@ -150,6 +200,7 @@ def _leaves(args, capsys) -> list[tuple[list[str], str]]:
 
 def test_every_flag_is_kebab_in_help_and_snake_is_accepted(capsys):
     from lab4.cli import build_parser
+
     shown_flags = 0
     for cmd in SUBCOMMANDS:
         for path, text in _leaves([cmd], capsys):
@@ -158,19 +209,62 @@ def test_every_flag_is_kebab_in_help_and_snake_is_accepted(capsys):
             assert all("_" not in f for f in flags), (path, sorted(flags))  # only the kebab spelling is shown
     assert shown_flags > 60
     # a two-word flag also answers to its snake_case spelling, on every kind of command
-    for args in (["gpucheck", "--out", "o", "--budget_s", "5", "--dry_run"], ["grid", "--train_deadline", "9"],
-                 ["real-footage", "build", "--out", "o", "--val_frames", "4"], ["bench", "--rollout_frames", "8"],
-                 ["report", "figures", "--runs", "r", "--figures_dir", "f"]):
-        assert vars(build_parser().parse_args(args)) == vars(build_parser().parse_args([a.replace("_", "-") for a in args]))
+    for args in (
+        ["gpucheck", "--out", "o", "--budget_s", "5", "--dry_run"],
+        ["grid", "--train_deadline", "9"],
+        ["real-footage", "build", "--out", "o", "--val_frames", "4"],
+        ["bench", "--rollout_frames", "8"],
+        ["report", "figures", "--runs", "r", "--figures_dir", "f"],
+    ):
+        assert vars(build_parser().parse_args(args)) == vars(
+            build_parser().parse_args([a.replace("_", "-") for a in args])
+        )
     # both spellings parse to the same values
-    kebab = build_parser().parse_args(["train", "--run-dir", "r", "--data-root", "d", "--num-epoch", "3",
-                                       "--kl-anneal-type", "none", "--F-dim", "8", "--tfr-per-epoch", "true"])
-    snake = build_parser().parse_args(["train", "--run_dir", "r", "--data_root", "d", "--num_epoch", "3",
-                                       "--kl_anneal_type", "none", "--F_dim", "8", "--tfr_per_epoch", "true"])
+    kebab = build_parser().parse_args(
+        [
+            "train",
+            "--run-dir",
+            "r",
+            "--data-root",
+            "d",
+            "--num-epoch",
+            "3",
+            "--kl-anneal-type",
+            "none",
+            "--F-dim",
+            "8",
+            "--tfr-per-epoch",
+            "true",
+        ]
+    )
+    snake = build_parser().parse_args(
+        [
+            "train",
+            "--run_dir",
+            "r",
+            "--data_root",
+            "d",
+            "--num_epoch",
+            "3",
+            "--kl_anneal_type",
+            "none",
+            "--F_dim",
+            "8",
+            "--tfr_per_epoch",
+            "true",
+        ]
+    )
     assert vars(kebab) == vars(snake)
-    assert (kebab.run_dir, kebab.data_root, kebab.num_epoch, kebab.kl_anneal_type, kebab.F_dim) == ("r", "d", 3, "none", 8)
-    assert vars(build_parser().parse_args(["evaluate", "--run_dir", "r", "--data_root", "d"])) == \
-        vars(build_parser().parse_args(["evaluate", "--run-dir", "r", "--data-root", "d"]))
+    assert (kebab.run_dir, kebab.data_root, kebab.num_epoch, kebab.kl_anneal_type, kebab.F_dim) == (
+        "r",
+        "d",
+        3,
+        "none",
+        8,
+    )
+    assert vars(build_parser().parse_args(["evaluate", "--run_dir", "r", "--data_root", "d"])) == vars(
+        build_parser().parse_args(["evaluate", "--run-dir", "r", "--data-root", "d"])
+    )
 
 
 def _main_error(args, capsys):
@@ -182,14 +276,36 @@ def _main_error(args, capsys):
 
 def test_missing_data_root(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LAB4_CACHE", str(tmp_path / "cache"))
-    line = _main_error(["train", "--profile", "tiny", "--data_root", str(tmp_path / "nowhere"),
-                        "--run-dir", str(tmp_path / "r")], capsys)
+    line = _main_error(
+        [
+            "train",
+            "--profile",
+            "tiny",
+            "--data_root",
+            str(tmp_path / "nowhere"),
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        capsys,
+    )
     assert str(tmp_path / "nowhere") in line
 
 
 def test_bad_kl_anneal_type(tiny_root, tmp_path, capsys):
-    line = _main_error(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(tmp_path / "r"),
-                        "--kl_anneal_type", "linear"], capsys)
+    line = _main_error(
+        [
+            "train",
+            "--profile",
+            "tiny",
+            "--data_root",
+            str(tiny_root),
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--kl_anneal_type",
+            "linear",
+        ],
+        capsys,
+    )
     assert "kl_anneal_type" in line
 
 
@@ -215,8 +331,10 @@ def test_missing_submission_for_score(tiny_root, tmp_path, capsys):
 
 
 def test_a_run_is_named_after_its_schedule_unless_named(tmp_path):
-    """`lab4 train --kl-anneal-type none` names its run `none` (it used to record the lab's default, cyclical)."""
+    """`lab4 train --kl-anneal-type none` names its run `none` (it used to record the lab's default,
+    cyclical)."""
     from lab4.config import make_config
+
     assert make_config("tiny", kl_anneal_type="none").name == "none"
     assert make_config("tiny").name == make_config("tiny").kl_anneal_type
     assert make_config("tiny", kl_anneal_type="none", name="mine").name == "mine"

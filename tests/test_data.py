@@ -1,4 +1,5 @@
 """Loading the official layout: shapes, numeric order, the cache, every bad input, PNG modes, clips."""
+
 import hashlib
 import os
 import shutil
@@ -17,8 +18,11 @@ TINY = PRESETS["tiny"]
 
 
 def _snapshot(root: Path) -> dict:
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _expected(path: Path) -> np.ndarray:
@@ -44,8 +48,10 @@ def test_load_split_shapes_numeric_order_and_read_only(tiny_root):
     img = tiny_root / "train" / "train_img"
     for i in (0, 2, 9, 10, 11, 20, TINY["n_train"] - 1):  # frame10 comes after frame9, not after frame1
         assert np.array_equal(tr.frames[i].permute(1, 2, 0).numpy(), _expected(img / f"frame{i}.png")), i
-        assert np.array_equal(tr.poses[i].permute(1, 2, 0).numpy(),
-                              _expected(tiny_root / "train" / "train_label" / f"frame{i}.png")), i
+        assert np.array_equal(
+            tr.poses[i].permute(1, 2, 0).numpy(),
+            _expected(tiny_root / "train" / "train_label" / f"frame{i}.png"),
+        ), i
     test = D.load_test(tiny_root, progress=False)
     assert len(test) == TINY["n_test"]
     first, poses = test[0]
@@ -106,6 +112,7 @@ def test_atomic_writes_follow_the_umask_and_importing_lab4_leaves_it_alone(tmp_p
 
     import lab4.checkpoint
     import lab4.util.files
+
     calls = []
     real = os.umask
     monkeypatch.setattr(os, "umask", lambda m: (calls.append(m), real(m))[1])
@@ -114,6 +121,7 @@ def test_atomic_writes_follow_the_umask_and_importing_lab4_leaves_it_alone(tmp_p
     assert calls == []
     monkeypatch.undo()
     from lab4.util.files import atomic_write_text
+
     old = os.umask(0o027)
     try:
         atomic_write_text(tmp_path / "f.txt", "x")
@@ -199,6 +207,7 @@ def test_short_training_set_through_trainer(copy, tmp_path):
     """A dataset with fewer frames than one clip stops training with a Lab4Error naming the dataset."""
     from lab4.config import make_config
     from lab4.train import Trainer
+
     for n in range(10, TINY["n_train"]):
         (copy / "train" / "train_img" / f"frame{n}.png").unlink()
         (copy / "train" / "train_label" / f"frame{n}.png").unlink()
@@ -253,8 +262,9 @@ def test_png_modes_are_converted_to_rgb(copy):
     assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
     assert grey.float().std() > 0
     # RGBA keeps the colour channels (alpha dropped, not composited)
-    assert np.array_equal(split.frames[2].permute(1, 2, 0).numpy(),
-                          np.asarray(rgb.resize((64, 32), Image.BILINEAR)))
+    assert np.array_equal(
+        split.frames[2].permute(1, 2, 0).numpy(), np.asarray(rgb.resize((64, 32), Image.BILINEAR))
+    )
 
 
 def test_clip_sampler_non_overlapping_shuffled_deterministic():

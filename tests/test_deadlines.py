@@ -1,6 +1,7 @@
 """Nothing waits forever (issue 21): every cell runs under a deadline, a timed-out or dead kernel ends the
 execution in one line with the executed notebook kept, the grid tries such a run again from last.pt, and
 kernel messages are awaited in slices so that a missed wake-up cannot hang the client."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,7 +47,8 @@ def test_a_cell_past_its_deadline_fails_in_one_line_within_it(tmp_path):
     assert "\n" not in msg
     assert msg.startswith("sleepy.ipynb: cell 2 (`import time`) ran past its 3 s deadline"), msg
     assert str(out) in msg or "out.ipynb" in msg
-    assert waited < 3 + 30, f"the deadline fired after {waited:.0f}s"  # start, interrupt and shutdown included
+    # start, interrupt and shutdown included
+    assert waited < 3 + 30, f"the deadline fired after {waited:.0f}s"
     kept = nbformat.read(str(out), as_version=4)  # the executed notebook, with the outputs so far
     assert kept.cells[0].outputs[0]["text"] == "first cell ran\n"
 
@@ -58,18 +60,25 @@ def test_the_training_cell_gets_the_training_deadline(tmp_path):
     notebook_run.execute(ok, tmp_path / "ok-out.ipynb", {}, cwd=tmp_path, cell_timeout=2, training_timeout=60)
     late = notebook(tmp_path / "late.ipynb", slow)  # the same cell untagged: the general deadline
     with pytest.raises(notebook_run.NotebookTimeout, match="cell 1 .* 2 s deadline"):
-        notebook_run.execute(late, tmp_path / "late-out.ipynb", {}, cwd=tmp_path, cell_timeout=2, training_timeout=60)
+        notebook_run.execute(
+            late, tmp_path / "late-out.ipynb", {}, cwd=tmp_path, cell_timeout=2, training_timeout=60
+        )
 
 
 @pytest.mark.timeout(120)
 def test_a_stopped_kernel_meets_the_deadline_and_is_ended(tmp_path):
     """A kernel that no longer answers (SIGSTOP, as in the issue's hung grid): the deadline fires, and the
     stopped process is killed rather than waited for."""
-    src = notebook(tmp_path / "stops.ipynb", "import os, signal\nopen('kernel.pid', 'w').write(str(os.getpid()))\n"
-                                             "os.kill(os.getpid(), signal.SIGSTOP)")
+    src = notebook(
+        tmp_path / "stops.ipynb",
+        "import os, signal\nopen('kernel.pid', 'w').write(str(os.getpid()))\n"
+        "os.kill(os.getpid(), signal.SIGSTOP)",
+    )
     out = tmp_path / "out.ipynb"
     t0 = time.monotonic()
-    with pytest.raises(notebook_run.NotebookTimeout, match="stops.ipynb: cell 1 .* ran past its 3 s deadline"):
+    with pytest.raises(
+        notebook_run.NotebookTimeout, match="stops.ipynb: cell 1 .* ran past its 3 s deadline"
+    ):
         notebook_run.execute(src, out, {}, cwd=tmp_path, cell_timeout=3)
     assert time.monotonic() - t0 < 3 + 30
     pid = int((tmp_path / "kernel.pid").read_text())  # the kernel runs in cwd
@@ -78,7 +87,9 @@ def test_a_stopped_kernel_meets_the_deadline_and_is_ended(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_a_dead_kernel_is_one_line_naming_the_cell(tmp_path):
-    src = notebook(tmp_path / "dies.ipynb", "x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    src = notebook(
+        tmp_path / "dies.ipynb", "x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
     with pytest.raises(notebook_run.KernelDied) as e:
         notebook_run.execute(src, tmp_path / "out.ipynb", {}, cwd=tmp_path, cell_timeout=60)
     assert str(e.value).startswith("dies.ipynb: the kernel died during cell 2 (`import os, signal`)")
@@ -89,8 +100,11 @@ def test_deadlines_come_from_the_profile_unless_set(monkeypatch):
     monkeypatch.delenv("LAB4_TRAIN_DEADLINE", raising=False)
     monkeypatch.delenv("LAB4_CELL_DEADLINE", raising=False)
     assert notebook_run.training_deadline("quick") == notebook_run.TRAINING_S["quick"]
-    assert notebook_run.training_deadline("full") > notebook_run.training_deadline("quick") > \
-        notebook_run.training_deadline("tiny")
+    assert (
+        notebook_run.training_deadline("full")
+        > notebook_run.training_deadline("quick")
+        > notebook_run.training_deadline("tiny")
+    )
     assert notebook_run.cell_deadline() == notebook_run.CELL_S
     monkeypatch.setenv("LAB4_TRAIN_DEADLINE", "90")
     assert notebook_run.training_deadline("full") == 90
@@ -102,8 +116,10 @@ def test_deadlines_come_from_the_profile_unless_set(monkeypatch):
 
 
 def test_the_driver_rejects_bad_deadlines_and_retries_in_one_line(tmp_path, capsys):
-    for args, needle in ((["--train-deadline", "0"], "--train-deadline must be > 0"),
-                         (["--retries", "-1"], "--retries must be >= 0")):
+    for args, needle in (
+        (["--train-deadline", "0"], "--train-deadline must be > 0"),
+        (["--retries", "-1"], "--retries must be >= 0"),
+    ):
         assert main(["grid", "--grid", str(tmp_path / "none.yaml"), *args]) == experiments.EXIT_USAGE
         err = capsys.readouterr().err.strip()
         assert needle in err and len(err.splitlines()) == 1, err
@@ -176,7 +192,9 @@ def test_a_run_whose_kernel_is_killed_is_retried_from_last_pt(tiny_root, tmp_pat
     out = io.StringIO()
     try:
         with redirect_stdout(out), redirect_stderr(out):
-            code = main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--jobs", "1"])
+            code = main(
+                ["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--jobs", "1"]
+            )
     finally:
         done.set()
         watcher.join()
@@ -203,23 +221,33 @@ def test_a_hung_test_is_stopped_and_its_processes_ended(tmp_path):
     """pytest-timeout stops a test that hangs, and conftest.py's hook ends the process it started."""
     import subprocess
     import sys
+
     tests = Path(__file__).resolve().parent
     (tmp_path / "conftest.py").write_text(  # the suite's hook, and only it
         "import importlib.util\n"
         f"spec = importlib.util.spec_from_file_location('suite_conftest', {str(tests / 'conftest.py')!r})\n"
         "suite = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(suite)\n"
-        "pytest_runtest_call = suite.pytest_runtest_call\n")
+        "pytest_runtest_call = suite.pytest_runtest_call\n"
+    )
     (tmp_path / "test_hang.py").write_text(
         "import subprocess, time\n"
         "def test_hangs():\n"
         "    p = subprocess.Popen(['sleep', '300'])\n"
         "    open('child.pid', 'w').write(str(p.pid))\n"
-        "    time.sleep(300)\n")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "3",
-                        "test_hang.py"], cwd=tmp_path, capture_output=True, text=True, timeout=90)
+        "    time.sleep(300)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout", "3", "test_hang.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 1 and "Timeout" in out, out[-3000:]
-    assert "test_hang.py::test_hangs: timed out; ended the 1 process(es) it started (sleep)" in out, out[-3000:]
+    assert "test_hang.py::test_hangs: timed out; ended the 1 process(es) it started (sleep)" in out, out[
+        -3000:
+    ]
     pid = int((tmp_path / "child.pid").read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

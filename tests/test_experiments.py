@@ -1,6 +1,7 @@
 """The experiment driver: runs a grid through 02_train as Dask tasks, skips finished runs, survives a
 failing run or a dead worker, respects another driver's lock, pins GPU runs to their GPU, and rejects
 bad grids in one line (exit 2). The clusters are real LocalClusters on this machine's cores."""
+
 from __future__ import annotations
 
 import csv
@@ -19,7 +20,7 @@ import yaml
 from filelock import FileLock
 
 from lab4.cli import main
-from lab4.grid import driver as experiments, cluster as grid_dask
+from lab4.grid import cluster as grid_dask, driver as experiments, execution
 from lab4.grid.progress import GridProgress
 from lab4.report import build
 
@@ -34,13 +35,17 @@ def write_grid(path: Path, entries) -> Path:
 
 @pytest.fixture(scope="module")
 def grid_run(tiny_root, tmp_path_factory):
-    """A good run and one whose data_root does not exist, both at once: (grid, runs, exit code, stdout+err)."""
+    """A good run and one whose data_root does not exist, both at once: (grid, runs, exit code,
+    stdout+err)."""
     tmp = tmp_path_factory.mktemp("driver")
     ok = {**FAST, "data_root": str(tiny_root)}
-    grid = write_grid(tmp / "grid.yaml", [
-        {"name": "ok-a", "overrides": {**ok, "kl_anneal_type": "monotonic"}},
-        {"name": "bad", "overrides": {**FAST, "data_root": str(tmp / "no-such-data")}},
-    ])
+    grid = write_grid(
+        tmp / "grid.yaml",
+        [
+            {"name": "ok-a", "overrides": {**ok, "kl_anneal_type": "monotonic"}},
+            {"name": "bad", "overrides": {**FAST, "data_root": str(tmp / "no-such-data")}},
+        ],
+    )
     runs = tmp / "runs"
     out = io.StringIO()
     with redirect_stdout(out), redirect_stderr(out):
@@ -54,18 +59,21 @@ def test_failing_run_is_reported_and_others_complete(grid_run):
     summary = json.loads((runs / "ok-a" / "summary.json").read_text())
     assert summary["epochs"] == 1 and summary["name"] == "ok-a" and summary["kl_anneal_type"] == "monotonic"
     assert "[2/2] ok-a: done in" in out or "[1/2] ok-a: done in" in out
-    assert "ok-a: running -> " in out and "  ok-a: epoch 1/1, val PSNR" in out  # not a terminal: a line per epoch
+    # not a terminal: a line per epoch
+    assert "ok-a: running -> " in out and "  ok-a: epoch 1/1, val PSNR" in out
     failed_nb = runs / "bad" / "02_train.ipynb"
     assert failed_nb.is_file()  # the failed notebook is kept, with the error in it
     assert "Lab4Error" in failed_nb.read_text()
-    line = next(l for l in out.splitlines() if l.strip().startswith("bad:") and "running ->" not in l)
+    line = next(x for x in out.splitlines() if x.strip().startswith("bad:") and "running ->" not in x)
     assert str(failed_nb) in line and "Lab4Error" in line and "does not exist" in line
 
 
 def test_rerun_skips_completed_runs(grid_run, capsys):
     grid, runs, _, _ = grid_run
     before = (runs / "ok-a" / "summary.json").stat().st_mtime_ns
-    assert main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--only", "ok-*"]) == 0
+    assert (
+        main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--only", "ok-*"]) == 0
+    )
     out = capsys.readouterr().out
     assert out.count("skipped (already complete)") == 1
     assert (runs / "ok-a" / "summary.json").stat().st_mtime_ns == before
@@ -81,8 +89,8 @@ def test_locked_run_is_skipped_with_a_message(grid_run, capsys):
 
 
 def test_parameters_split_into_flat_and_extra(tmp_path):
-    run = experiments.Entry("x", {"tfr": 0.5, "milestones": (3,), "F_dim": 8}, tmp_path / "x", "tiny")
-    params = experiments.notebook_parameters(run)
+    run = execution.Entry("x", {"tfr": 0.5, "milestones": (3,), "F_dim": 8}, tmp_path / "x", "tiny")
+    params = execution.notebook_parameters(run)
     assert params["tfr"] == 0.5 and params["extra"] == {"milestones": [3], "F_dim": 8}
     assert params["run_dir"] == str(tmp_path / "x") and params["resume"] is True
 
@@ -90,7 +98,8 @@ def test_parameters_split_into_flat_and_extra(tmp_path):
 def test_committed_grid_is_valid():
     names = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "quick")]
     strategies = ["cyclical", "monotonic", "none", "tf-off"]
-    assert names == [f"{s}{k}" for s in strategies for k in ("", "-s1", "-s2", "-s3", "-s4")]  # 5 seeds of each
+    # 5 seeds of each
+    assert names == [f"{s}{k}" for s in strategies for k in ("", "-s1", "-s2", "-s3", "-s4")]
     full = [n for n, _ in experiments.load_grid(ROOT / "experiments.yaml", "full")]
     assert {"cyclical-s1", "monotonic-s2", "tf-off-s2"} <= set(full) and len(full) == 12
     runs = dict(experiments.load_grid(ROOT / "experiments.yaml", "quick"))
@@ -102,14 +111,20 @@ def test_committed_grid_is_valid():
     assert not set(extra) & set(runs)  # the extra grid adds to the report's runs folder, never overwrites
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "no such grid file"),
-    ("experiments: [name: x\n", "bad YAML"),
-    ("experiments:\n  - name: x\n    overrides: {not_a_field: 1}\n", "unknown config field(s) not_a_field"),
-    ("experiments:\n  - name: x\n    overrides: {tfr: 2.0}\n", "tfr must be in [0, 1]"),
-    ("experiments:\n  - name: x\n    overrides: {run_dir: y}\n", "set by the driver"),
-    ("experiments:\n  - name: x\n  - name: x\n", "duplicate run name"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "no such grid file"),
+        ("experiments: [name: x\n", "bad YAML"),
+        (
+            "experiments:\n  - name: x\n    overrides: {not_a_field: 1}\n",
+            "unknown config field(s) not_a_field",
+        ),
+        ("experiments:\n  - name: x\n    overrides: {tfr: 2.0}\n", "tfr must be in [0, 1]"),
+        ("experiments:\n  - name: x\n    overrides: {run_dir: y}\n", "set by the driver"),
+        ("experiments:\n  - name: x\n  - name: x\n", "duplicate run name"),
+    ],
+)
 def test_bad_grid_is_one_line_exit_2(tmp_path, capsys, text, message):
     grid = tmp_path / "grid.yaml"
     if text is not None:
@@ -123,7 +138,9 @@ def test_unknown_profile_and_only(tmp_path, capsys):
     grid = write_grid(tmp_path / "grid.yaml", [{"name": "x"}])
     assert main(["grid", "--grid", str(grid), "--profile", "huge", "--runs", str(tmp_path)]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
-    assert main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(tmp_path), "--only", "y"]) == 2
+    assert (
+        main(["grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(tmp_path), "--only", "y"]) == 2
+    )
     assert "--only y: no such run" in capsys.readouterr().err
 
 
@@ -139,9 +156,11 @@ def test_figures_and_html_need_a_runs_folder(tmp_path, capsys):
 def test_prepare_data_decodes_each_dataset_once_and_skips_bad_ones(tiny_root, tmp_path, monkeypatch):
     monkeypatch.setenv("LAB4_CACHE", str(tmp_path / "cache"))
     good = {**FAST, "data_root": str(tiny_root)}
-    runs = [experiments.Entry("a", good, tmp_path / "a", "tiny"),
-            experiments.Entry("b", {**good, "kl_anneal_type": "none"}, tmp_path / "b", "tiny"),
-            experiments.Entry("bad", {**FAST, "data_root": str(tmp_path / "missing")}, tmp_path / "bad", "tiny")]
+    runs = [
+        execution.Entry("a", good, tmp_path / "a", "tiny"),
+        execution.Entry("b", {**good, "kl_anneal_type": "none"}, tmp_path / "b", "tiny"),
+        execution.Entry("bad", {**FAST, "data_root": str(tmp_path / "missing")}, tmp_path / "bad", "tiny"),
+    ]
     experiments.prepare_data(runs)  # the missing dataset is left for its run's notebook to report
     cached = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "cache").glob("*.pt"))
     tag = tiny_root.resolve().name
@@ -151,9 +170,11 @@ def test_prepare_data_decodes_each_dataset_once_and_skips_bad_ones(tiny_root, tm
 def test_import_leaves_jupyter_path_alone_and_messages_use_repo_paths(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "JUPYTER_PATH"}
     code = "import os, lab4.grid.driver; print(os.environ.get('JUPYTER_PATH'))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "None"
-    assert experiments.shown(experiments.PROJECT_ROOT / "runs" / "quick" / "a.ipynb") == "runs/quick/a.ipynb"
+    assert experiments.shown(execution.PROJECT_ROOT / "runs" / "quick" / "a.ipynb") == "runs/quick/a.ipynb"
     assert experiments.shown(tmp_path / "a.ipynb") == str(tmp_path / "a.ipynb")
 
 
@@ -167,7 +188,7 @@ def write_epochs(path: Path, n: int) -> None:
 
 
 def test_progress_prints_a_line_per_finished_epoch_off_a_terminal(tmp_path):
-    run = experiments.Entry("a", {}, tmp_path / "a", "tiny")
+    run = execution.Entry("a", {}, tmp_path / "a", "tiny")
     run.run_dir.mkdir()
     out = io.StringIO()
     progress = GridProgress([run], {"a": 3}, total_runs=2, done_runs=1, live=False, out=out)
@@ -177,13 +198,16 @@ def test_progress_prints_a_line_per_finished_epoch_off_a_terminal(tmp_path):
     progress.finish("a", "[2/2] a: done")
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("a: running -> ") and lines[0].endswith("metrics.csv)")
-    assert [line.split("[")[0].strip() for line in lines[1:3]] == ["a: epoch 1/3", "a: epoch 2/3, val PSNR 21.50 dB"]
+    assert [line.split("[")[0].strip() for line in lines[1:3]] == [
+        "a: epoch 1/3",
+        "a: epoch 2/3, val PSNR 21.50 dB",
+    ]
     assert "1/2 runs done" in lines[1] and "elapsed, ETA" in lines[1]
     assert lines[3:] == ["[2/2] a: done"]
 
 
 def test_progress_on_a_terminal_is_one_bar_over_the_grid(tmp_path, capsys):
-    runs = [experiments.Entry(n, {}, tmp_path / n, "tiny") for n in ("a", "b")]
+    runs = [execution.Entry(n, {}, tmp_path / n, "tiny") for n in ("a", "b")]
     for r in runs:
         r.run_dir.mkdir()
     write_epochs(runs[0].run_dir / "metrics.csv", 1)  # a resumed run starts part-way
@@ -206,6 +230,7 @@ def gpu_cluster():
     """A real 2-worker LocalCluster built as the driver builds it on a 2-GPU machine. There is no GPU here:
     the workers only carry the GPU resource and their pinned CUDA_VISIBLE_DEVICES; torch sees no CUDA."""
     from distributed import Client
+
     with grid_dask.local_cluster(2, FAKE_GPUS) as cluster, Client(cluster) as client:
         client.register_plugin(grid_dask.PinGPU(FAKE_GPUS))
         yield cluster.scheduler_address, client
@@ -213,6 +238,7 @@ def gpu_cluster():
 
 def test_gpu_count_gives_the_ids_and_the_default_jobs(monkeypatch):
     import torch
+
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert grid_dask.visible_gpus() == ["0", "1", "2"] and grid_dask.default_jobs(["0", "1", "2"]) == 3
@@ -231,8 +257,9 @@ def test_each_worker_and_its_kernels_see_only_their_gpu(gpu_cluster):
     assert sorted(pinned.values()) == FAKE_GPUS
     child = [sys.executable, "-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"]
     for worker, gpu in pinned.items():  # the notebook's kernel is a child process of the worker
-        out = client.submit(subprocess.check_output, child, text=True, workers=[worker], resources={"GPU": 1},
-                            pure=False).result()
+        out = client.submit(
+            subprocess.check_output, child, text=True, workers=[worker], resources={"GPU": 1}, pure=False
+        ).result()
         assert out.strip() == gpu
 
 
@@ -242,11 +269,15 @@ def _resources_asked(dask_scheduler, keys):
 
 def test_a_cpu_run_asks_for_no_gpu(gpu_cluster, tmp_path):
     from lab4.config import make_config
+
     _, client = gpu_cluster
-    cfgs = {n: make_config("tiny", name=n, device=d) for n, d in [("cpu", "cpu"), ("auto", "auto"), ("cuda", "cuda")]}
+    cfgs = {
+        n: make_config("tiny", name=n, device=d)
+        for n, d in [("cpu", "cpu"), ("auto", "auto"), ("cuda", "cuda")]
+    }
     assert grid_dask.gpu_runs(cfgs, have_gpus=True) == {"auto", "cuda"}
     assert grid_dask.gpu_runs(cfgs, have_gpus=False) == set()  # without GPUs nothing asks for one
-    runs = [experiments.Entry(n, {"device": n}, tmp_path / n, "tiny") for n in ("cpu", "auto")]
+    runs = [execution.Entry(n, {"device": n}, tmp_path / n, "tiny") for n in ("cpu", "auto")]
     futures = grid_dask.submit(client, str, runs, grid_dask.gpu_runs(cfgs, have_gpus=True))
     client.gather(list(futures))
     asked = client.run_on_scheduler(_resources_asked, keys=[f.key for f in futures])
@@ -266,11 +297,20 @@ def test_a_waiting_run_starts_on_the_first_free_worker(gpu_cluster, tmp_path):
         time.sleep(run.overrides["sleep"])
         return start
 
-    runs = [experiments.Entry(f"r{i}", {"sleep": d}, tmp_path / f"r{i}", "tiny") for i, d in enumerate([5, 0.3, 0.3, 0.3])]
+    runs = [
+        execution.Entry(f"r{i}", {"sleep": d}, tmp_path / f"r{i}", "tiny")
+        for i, d in enumerate([5, 0.3, 0.3, 0.3])
+    ]
     starts, assigned = {}, []
     t0 = time.time()
-    grid_dask.run_all(client, job, runs, set(), lambda run, value, error: starts.update({run.name: value - t0}),
-                      lambda running: assigned.append(sum(map(len, client.processing().values()))))
+    grid_dask.run_all(
+        client,
+        job,
+        runs,
+        set(),
+        lambda run, value, error: starts.update({run.name: value - t0}),
+        lambda running: assigned.append(sum(map(len, client.processing().values()))),
+    )
     assert set(starts) == {"r0", "r1", "r2", "r3"}
     assert max(assigned) <= 2, assigned
     assert max(starts["r2"], starts["r3"]) < 4.0, starts  # the long run ends at 5 s
@@ -297,12 +337,19 @@ def test_second_driver_skips_and_a_killed_worker_resumes(gpu_cluster, tiny_root,
     """Two drivers on one scheduler and runs folder: the second skips the locked run (exit 3). Then the
     worker running it is killed mid-run: Dask resubmits the task and the notebook resumes from last.pt."""
     address, client = gpu_cluster
-    grid = write_grid(tmp_path / "grid.yaml", [
-        {"name": "long", "overrides": {**FAST, "num_epoch": 3, "data_root": str(tiny_root)}}])
+    grid = write_grid(
+        tmp_path / "grid.yaml",
+        [{"name": "long", "overrides": {**FAST, "num_epoch": 3, "data_root": str(tiny_root)}}],
+    )
     runs = tmp_path / "runs"
     args = ["--grid", str(grid), "--profile", "tiny", "--runs", str(runs), "--scheduler", address]
-    first = subprocess.Popen([sys.executable, "-m", "lab4", "grid", *args], cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "lab4", "grid", *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     metrics = runs / "long" / "metrics.csv"
     try:
         wait_for(lambda: (runs / "long" / "02_train.ipynb").is_file(), first, "the run started")

@@ -1,5 +1,6 @@
-"""lab4.report.explore: runs are found (or the user is told how to make one), frames become sharp PNGs, and the
-spread over z samples is zero exactly when z cannot matter."""
+"""lab4.report.explore: runs are found (or the user is told how to make one), frames become sharp PNGs, and
+the spread over z samples is zero exactly when z cannot matter."""
+
 from __future__ import annotations
 
 import io
@@ -15,7 +16,7 @@ from PIL import Image
 from lab4.config import make_config
 from lab4.datasets.official import load_split
 from lab4.evaluate import validate
-from lab4.grid import driver as experiments
+from lab4.grid import execution
 from lab4.report import explore
 from lab4.train import build_model
 
@@ -31,7 +32,11 @@ def model_and_val(tiny_root):
 def test_z_spread_measures_what_z_changes(model_and_val):
     model, val = model_and_val
     spread = explore.z_spread(model, val, seeds=[3, 4, 5], max_frames=8)
-    assert spread["psnr"].shape == (3, 7) and spread["psnr_std"].shape == (7,) and spread["pixel_std"].shape == (7,)
+    assert (
+        spread["psnr"].shape == (3, 7)
+        and spread["psnr_std"].shape == (7,)
+        and spread["pixel_std"].shape == (7,)
+    )
     assert spread["frame"].tolist() == list(range(1, 8))
     assert float(spread["pixel_std"].min()) > 0  # three different z: the frames differ
     one = validate(model, val, seed=4, max_frames=8)
@@ -53,7 +58,9 @@ def test_frame_png_is_the_frame_upscaled():
     frame = torch.randint(0, 256, (3, 4, 5), dtype=torch.uint8)
     img = np.asarray(Image.open(io.BytesIO(explore.frame_png(frame, scale=3))))
     assert img.shape == (12, 15, 3)
-    assert (img[::3, ::3] == frame.permute(1, 2, 0).numpy()).all() and (img[2::3, 2::3] == img[::3, ::3]).all()
+    assert (img[::3, ::3] == frame.permute(1, 2, 0).numpy()).all() and (
+        img[2::3, 2::3] == img[::3, ::3]
+    ).all()
     as_float = np.asarray(Image.open(io.BytesIO(explore.frame_png(frame.float() / 255, scale=1))))
     assert (as_float == frame.permute(1, 2, 0).numpy()).all()
 
@@ -78,7 +85,9 @@ def test_runs_are_found_newest_first_and_checkpoints_last_first(tmp_path, monkey
 def test_explore_notebook_without_runs_says_how_to_make_one(tmp_path):
     (tmp_path / "runs").mkdir()
     out = tmp_path / "04.ipynb"
-    experiments.execute_notebook(experiments.NOTEBOOKS / "04_explore.ipynb", out, dict(runs_dir=str(tmp_path / "runs")))
+    execution.execute_notebook(
+        execution.NOTEBOOKS / "04_explore.ipynb", out, dict(runs_dir=str(tmp_path / "runs"))
+    )
     nb = nbformat.read(str(out), as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "No runs yet" in text and "02_train.ipynb" in text and "make demo" in text

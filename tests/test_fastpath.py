@@ -4,6 +4,7 @@ Same weights, same batch, and the RNG seeded identically before each call so tha
 draws the same eps. Compile is the expensive part, so one Trainer (compile=True, channels_last=True)
 is built per module and its compiled training and rollout steps are reused by several tests.
 """
+
 from __future__ import annotations
 
 import copy
@@ -70,8 +71,14 @@ def trainer(tiny_root, tmp_path_factory):
     """
     old = inductor_config.fallback_random
     inductor_config.fallback_random = True
-    cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path_factory.mktemp("fast")),
-                      compile=True, channels_last=True, num_epoch=1)
+    cfg = make_config(
+        "tiny",
+        data_root=str(tiny_root),
+        run_dir=str(tmp_path_factory.mktemp("fast")),
+        compile=True,
+        channels_last=True,
+        num_epoch=1,
+    )
     mp = pytest.MonkeyPatch()
     if not USE_INDUCTOR:  # compiled_steps calls torch.compile(fn, dynamic=False[, mode=...])
         real = torch.compile
@@ -109,14 +116,17 @@ def test_compiled_step_same_loss(trainer, batch):
 
 
 def test_clip_loss_sums_in_fp32_under_bf16_autocast(plain_model, batch):
-    """With amp the layers run in bf16 (8 mantissa bits), but clip_loss sums the MSE and the KL in fp32, so the
-    loss of a 16-frame clip stays within 3% of fp32's. (autocast on the CPU: the same clip_loss code as on CUDA.)"""
+    """With amp the layers run in bf16 (8 mantissa bits), but clip_loss sums the MSE and the KL in fp32, so
+    the loss of a 16-frame clip stays within 3% of fp32's. (autocast on the CPU: the same clip_loss code as on
+    CUDA.)"""
     want = seeded_loss(plain_model, *batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         torch.manual_seed(0)
         out = plain_model.clip_loss(*batch, 1.0, True)
         assert plain_model.Generator(torch.zeros(1, 16, 4, 4)).dtype == torch.bfloat16  # autocast is on
-    assert out["loss"].dtype == out["mse"].dtype == out["kl"].dtype == out["kl_per_frame"].dtype == torch.float32
+    assert (
+        out["loss"].dtype == out["mse"].dtype == out["kl"].dtype == out["kl_per_frame"].dtype == torch.float32
+    )
     torch.testing.assert_close(out["loss"], want, rtol=3e-2, atol=0)
 
 
@@ -126,12 +136,22 @@ def test_amp_and_fused_adam_only_where_the_trainer_uses_them(tiny_root, tmp_path
     (detection monkeypatched both ways): asked for elsewhere, the Trainer trains without them and says so in
     its speed record (which summary.json keeps)."""
     import lab4.util.device
+
     monkeypatch.setattr(lab4.util.device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
-    cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path), device="cpu", amp=True,
-                      fused_adam=True, channels_last=True)
+    cfg = make_config(
+        "tiny",
+        data_root=str(tiny_root),
+        run_dir=str(tmp_path),
+        device="cpu",
+        amp=True,
+        fused_adam=True,
+        channels_last=True,
+    )
     tr = Trainer(cfg)
     assert tr.amp is native_bf16 and not tr.optimizer.defaults.get("fused")
-    assert tr.speed == dict(amp=native_bf16, channels_last=True, compile=False, cuda_graphs=False, fused_adam=False)
+    assert tr.speed == dict(
+        amp=native_bf16, channels_last=True, compile=False, cuda_graphs=False, fused_adam=False
+    )
 
 
 def test_gather_equals_per_clip_indexing(tiny_root):
@@ -139,9 +159,12 @@ def test_gather_equals_per_clip_indexing(tiny_root):
     sampler = D.ClipSampler(len(split), 16, 3, seed=1)
     for starts in sampler.batches():
         got = sampler.gather(split.frames, starts)
-        want = torch.stack([split.frames[s:s + 16] for s in starts.tolist()])
+        want = torch.stack([split.frames[s : s + 16] for s in starts.tolist()])
         assert got.dtype == torch.uint8 and torch.equal(got, want)
-        assert torch.equal(sampler.gather(split.poses, starts), torch.stack([split.poses[s:s + 16] for s in starts.tolist()]))
+        assert torch.equal(
+            sampler.gather(split.poses, starts),
+            torch.stack([split.poses[s : s + 16] for s in starts.tolist()]),
+        )
 
 
 def test_compiled_rollout_equals_eager(trainer):
@@ -195,12 +218,15 @@ def test_trainer_epoch_compiled_channels_last(trainer, tiny_root, tmp_path):
 
 
 @pytest.mark.parametrize("native_bf16", [False, True])
-def test_rollouts_stay_fp32_after_bf16_training_and_re_evaluation_agrees(tiny_root, tmp_path, monkeypatch,
-                                                                          native_bf16):
-    """Training may run in bf16 (amp on a CPU with native bf16) but every rollout is fp32: the 630-frame rollout
-    amplifies bf16 rounding into dB (docs/speedrun.md). `lab4 evaluate` of the folder gives the Trainer's number."""
+def test_rollouts_stay_fp32_after_bf16_training_and_re_evaluation_agrees(
+    tiny_root, tmp_path, monkeypatch, native_bf16
+):
+    """Training may run in bf16 (amp on a CPU with native bf16) but every rollout is fp32: the 630-frame
+    rollout amplifies bf16 rounding into dB (docs/speedrun.md). `lab4 evaluate` of the folder gives the
+    Trainer's number."""
     import lab4.util.device
     from lab4.run.after_training import evaluate_run
+
     monkeypatch.setattr(lab4.util.device, "cpu_has_native_bf16", lambda cpuinfo=None: native_bf16)
     seen = []
     real_rollout = CVAE.rollout
@@ -210,8 +236,15 @@ def test_rollouts_stay_fp32_after_bf16_training_and_re_evaluation_agrees(tiny_ro
         return real_rollout(self, *a, **kw)
 
     monkeypatch.setattr(CVAE, "rollout", spy)
-    cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path / "r"), device="cpu", amp=True,
-                      num_epoch=1, milestones=(1,))
+    cfg = make_config(
+        "tiny",
+        data_root=str(tiny_root),
+        run_dir=str(tmp_path / "r"),
+        device="cpu",
+        amp=True,
+        num_epoch=1,
+        milestones=(1,),
+    )
     tr = Trainer(cfg).fit()
     assert tr.amp is native_bf16 and seen == [False]
     again = evaluate_run(tmp_path / "r", device="cpu")

@@ -1,5 +1,6 @@
 """The GPU session command, rehearsed on the CPU: every step's record and file, the budget that skips
 late steps, and the epoch plan that sizes the grid. The full dry run with its papermill grid is slow."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,16 @@ from lab4.perf.gpucheck import Budget, GpuCheck
 from lab4.perf.gpuplan import gpu_schedule, plan_epochs, run_boxed
 from lab4.schedules import KL_STRATEGIES
 
-BENCH_KEYS = {"device", "ratio_vs_lab", "train_frames_per_s", "lab_train_frames_per_s", "rollout_5x630_s",
-              "val_rollout_630_s", "peak_gpu_mem_gib", "targets"}
+BENCH_KEYS = {
+    "device",
+    "ratio_vs_lab",
+    "train_frames_per_s",
+    "lab_train_frames_per_s",
+    "rollout_5x630_s",
+    "val_rollout_630_s",
+    "peak_gpu_mem_gib",
+    "targets",
+}
 
 
 def test_budget_counts_down_and_stops_at_zero():
@@ -37,12 +46,13 @@ def test_gpu_profile_is_the_schedule_for_four_epochs():
         s = gpu_schedule(epochs)
         assert s["num_epoch"] == epochs and 1 <= s["milestones"][0] <= max(1, epochs)
         from lab4.config import make_config
+
         make_config("gpu", **s)
 
 
 def test_epoch_plan_grows_with_time_and_speed_and_stays_in_range():
     plan = lambda box, fps: plan_epochs(box, fps, fps / 3, 23410, 9)  # noqa: E731
-    assert plan(60, 5000) == 1                       # not even the overhead fits: still one epoch
+    assert plan(60, 5000) == 1  # not even the overhead fits: still one epoch
     assert plan(300, 5000) <= plan(300, 20000) <= 12
     assert plan(200, 10000) <= plan(400, 10000)
     assert plan(10_000, 1e6) == 12
@@ -71,17 +81,18 @@ def test_dry_run_records_every_step_and_skips_what_the_budget_cannot_hold(tiny_r
     assert steps["data"]["status"] == "ok" and steps["data"]["train_frames"] > 0
 
     corr = steps["correctness"]
-    assert corr["status"] == "skipped: no CUDA"   # not pretended: the CPU rehearsal is recorded apart
+    assert corr["status"] == "skipped: no CUDA"  # not pretended: the CPU rehearsal is recorded apart
     reh = corr["cpu_rehearsal"]
     assert reh["ok"] and reh["loss"]["ok"] and reh["rollout"]["ok"] and reh["fused_adam"]["ok"], reh
-    assert reh["fused_adam"]["max_step"] > 0      # the optimizer step really moved the weights
+    assert reh["fused_adam"]["max_step"] > 0  # the optimizer step really moved the weights
 
     bench = steps["bench"]
     assert bench["status"] == "ok", bench
     saved = json.loads((out / "results" / "bench" / "cpu-dry-run.json").read_text())
     assert BENCH_KEYS <= set(saved) and saved["dry_run"] is True
-    assert saved["ratio_vs_lab"] == pytest.approx(saved["train_frames_per_s"] / saved["lab_train_frames_per_s"],
-                                                  rel=0.02)
+    assert saved["ratio_vs_lab"] == pytest.approx(
+        saved["train_frames_per_s"] / saved["lab_train_frames_per_s"], rel=0.02
+    )
     assert saved["peak_gpu_mem_gib"] == "skipped: no CUDA"
     assert set(saved["targets"]) == {"ratio_vs_lab", "train_frames_per_s", "rollout_5x630_s"}
     if not all(t["met"] for t in saved["targets"].values()):  # on a CPU they are missed: the profile says why
@@ -101,8 +112,10 @@ def test_dry_run_records_every_step_and_skips_what_the_budget_cannot_hold(tiny_r
 
 def test_bad_steps_and_budget_are_one_line_errors(tmp_path, capsys):
     assert main(["gpucheck", "--out", str(tmp_path), "--steps", "env,warp"]) == 2
-    assert capsys.readouterr().err.strip() == ("lab4 gpucheck: error: --steps: unknown step(s) warp; "
-                                               "choose from env, data, correctness, bench, grid, figures")
+    assert capsys.readouterr().err.strip() == (
+        "lab4 gpucheck: error: --steps: unknown step(s) warp; "
+        "choose from env, data, correctness, bench, grid, figures"
+    )
     assert main(["gpucheck", "--out", str(tmp_path), "--budget_s", "0"]) == 2  # snake_case accepted too
     assert "--budget-s must be > 0" in capsys.readouterr().err
 
@@ -133,11 +146,14 @@ def test_dry_run_end_to_end_with_grid_and_figures(tiny_root, tmp_path):
     results = out / "results" / "gpu"
     for name in KL_STRATEGIES:
         run = results / name
-        assert (run / "metrics.csv").is_file() and json.loads((run / "summary.json").read_text())["epochs"] == 1
+        assert (run / "metrics.csv").is_file() and json.loads((run / "summary.json").read_text())[
+            "epochs"
+        ] == 1
         assert not list(run.glob("*.pt")) and not list(run.glob("*.ipynb"))
         assert grid["per_run"][name]["epoch_seconds"]
     assert figs["status"] == "ok", figs
     assert (results / "figures" / "psnr_per_frame.png").is_file()
-    assert not (results / "figures" / "study").exists()  # the CPU study belongs to the report, not the session
+    # the CPU study belongs to the report, not the session
+    assert not (results / "figures" / "study").exists()
     assert (results / "generated" / "macros.tex").is_file()
     assert "seeds" in (results / "grid.yaml").read_text()

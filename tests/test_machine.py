@@ -1,4 +1,5 @@
 """lab4.util.machine: the one description of the machine and software that records carry."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,14 +9,32 @@ import torch
 
 import lab4.util.machine as M
 
-EPYC = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7B13\n"
-        "stepping\t: 1\nflags\t\t: fpu sse2 avx2\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 99\n")
+EPYC = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7B13\n"
+    "stepping\t: 1\nflags\t\t: fpu sse2 avx2\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 99\n"
+)
 ARM = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n\n"
-TYPES = dict(python=str, torch=str, numpy=str, lab4=(str, type(None)), system=str, commit=(str, type(None)),
-             dirty=(bool, type(None)), cpu=str, cpu_model_name=str, cpu_family=(int, type(None)),
-             cpu_model=(int, type(None)), cpu_stepping=(int, type(None)), cpus=int, native_bf16=bool,
-             cpu_bf16_env=(str, type(None)), device=(str, type(None)), gpu=(str, type(None)),
-             gpu_capability=(str, type(None)), torch_cuda=(str, type(None)))
+TYPES = dict(
+    python=str,
+    torch=str,
+    numpy=str,
+    lab4=(str, type(None)),
+    system=str,
+    commit=(str, type(None)),
+    dirty=(bool, type(None)),
+    cpu=str,
+    cpu_model_name=str,
+    cpu_family=(int, type(None)),
+    cpu_model=(int, type(None)),
+    cpu_stepping=(int, type(None)),
+    cpus=int,
+    native_bf16=bool,
+    cpu_bf16_env=(str, type(None)),
+    device=(str, type(None)),
+    gpu=(str, type(None)),
+    gpu_capability=(str, type(None)),
+    torch_cuda=(str, type(None)),
+)
 
 
 @pytest.mark.timeout(30)
@@ -32,8 +51,14 @@ def test_record_keys_and_types():
 @pytest.mark.timeout(30)
 def test_cpu_fields_from_a_cpuinfo_text():
     got = M.cpu_fields(EPYC)
-    assert got == dict(cpu="AMD EPYC 7B13 (family 25 model 1 stepping 1)", cpu_model_name="AMD EPYC 7B13",
-                       cpu_family=25, cpu_model=1, cpu_stepping=1)  # the first processor's, not the second's
+    # the first processor's, not the second's
+    assert got == dict(
+        cpu="AMD EPYC 7B13 (family 25 model 1 stepping 1)",
+        cpu_model_name="AMD EPYC 7B13",
+        cpu_family=25,
+        cpu_model=1,
+        cpu_stepping=1,
+    )
     arm = M.cpu_fields(ARM)
     assert arm["cpu"].endswith("(implementer 0x41 part 0xd0c)") and arm["cpu_family"] is None
     bare = M.cpu_fields("")
@@ -89,6 +114,7 @@ def test_gpu_fields_for_a_cuda_device(monkeypatch):
 def test_study_and_speedrun_records_keep_their_keys():
     from lab4.grid import study
     from lab4.perf import speedrun
+
     rec = study.machine()
     assert {"processor", "cpu_id", "cores", "native_bf16", "torch", "python"} <= set(rec)
     assert rec["processor"] == rec["cpu_model_name"] and rec["cores"] == rec["cpus"]

@@ -1,4 +1,5 @@
 """The lab's modules: shapes, parameter count, quirks, reparameterization, KL, clip loss, rollout."""
+
 import math
 
 import pytest
@@ -6,8 +7,21 @@ import torch
 import torch.nn as nn
 
 from lab4 import model as M
-from lab4.model import (CVAE, ConvFFN, DecoderFusion, DepthConv, DepthConvBlock, GaussianPredictor, Generator,
-                        LabelEncoder, RGBEncoder, ResidualBlock, count_parameters, kl_divergence, reparameterize)
+from lab4.model import (
+    CVAE,
+    ConvFFN,
+    DecoderFusion,
+    DepthConv,
+    DepthConvBlock,
+    GaussianPredictor,
+    Generator,
+    LabelEncoder,
+    ResidualBlock,
+    RGBEncoder,
+    count_parameters,
+    kl_divergence,
+    reparameterize,
+)
 
 torch.set_num_threads(1)  # 2 shared cores: one thread per process is far faster under contention
 
@@ -20,11 +34,22 @@ def small_model(seed=0):
     return CVAE(F, L, N, D)
 
 
-@pytest.mark.parametrize("mod,cin,cout", [
-    (ResidualBlock(3, 6), 3, 6), (ResidualBlock(6, 6), 6, 6), (DepthConv(4, 8), 4, 8), (DepthConv(5, 5), 5, 5),
-    (ConvFFN(6), 6, 6), (DepthConvBlock(4), 4, 4), (DepthConvBlock(4, 12), 4, 12), (RGBEncoder(F), 3, F),
-    (LabelEncoder(L), 3, L), (DecoderFusion(F + L + N, D), F + L + N, D), (Generator(D), D, 3),
-])
+@pytest.mark.parametrize(
+    "mod,cin,cout",
+    [
+        (ResidualBlock(3, 6), 3, 6),
+        (ResidualBlock(6, 6), 6, 6),
+        (DepthConv(4, 8), 4, 8),
+        (DepthConv(5, 5), 5, 5),
+        (ConvFFN(6), 6, 6),
+        (DepthConvBlock(4), 4, 4),
+        (DepthConvBlock(4, 12), 4, 12),
+        (RGBEncoder(F), 3, F),
+        (LabelEncoder(L), 3, L),
+        (DecoderFusion(F + L + N, D), F + L + N, D),
+        (Generator(D), D, 3),
+    ],
+)
 def test_module_shapes(mod, cin, cout):
     y = mod(torch.randn(B, cin, H, W))
     assert y.shape == (B, cout, H, W)
@@ -69,11 +94,15 @@ def test_slope_one_leaky_relu_quirk():
 
 
 def test_leaky_true_slope_option_replaces_only_the_two_identity_layers():
-    """The template's quirk is the default; leaky_true_slope=0.01 turns just those two layers into a LeakyReLU,
-    with the same parameters (a checkpoint loads into either)."""
+    """The template's quirk is the default; leaky_true_slope=0.01 turns just those two layers into a
+    LeakyReLU, with the same parameters (a checkpoint loads into either)."""
     from lab4.config import make_config
     from lab4.train import build_model
-    template, fixed = build_model(make_config("tiny")), build_model(make_config("tiny", leaky_true_slope=0.01))
+
+    template, fixed = (
+        build_model(make_config("tiny")),
+        build_model(make_config("tiny", leaky_true_slope=0.01)),
+    )
     slopes = {n: m.negative_slope for n, m in template.named_modules() if isinstance(m, nn.LeakyReLU)}
     other = {n: m.negative_slope for n, m in fixed.named_modules() if isinstance(m, nn.LeakyReLU)}
     changed = {n for n in slopes if slopes[n] != other[n]}
@@ -102,11 +131,15 @@ def test_reparameterize_statistics_and_gradients():
 
 def test_kl_closed_form():
     assert kl_divergence(torch.zeros(3, 2, 4, 4), torch.zeros(3, 2, 4, 4)).item() == 0.0
-    mu = torch.tensor([[1.0, -2.0], [0.5, 0.0]])   # batch 2
+    mu = torch.tensor([[1.0, -2.0], [0.5, 0.0]])  # batch 2
     logvar = torch.tensor([[0.0, math.log(2.0)], [-1.0, 1.0]])
     # per element: 0.5 * (mu^2 + e^lv - 1 - lv)
-    per = [0.5 * (1 + 1 - 1 - 0), 0.5 * (4 + 2 - 1 - math.log(2)), 0.5 * (0.25 + math.exp(-1) - 1 + 1),
-           0.5 * (0 + math.e - 1 - 1)]
+    per = [
+        0.5 * (1 + 1 - 1 - 0),
+        0.5 * (4 + 2 - 1 - math.log(2)),
+        0.5 * (0.25 + math.exp(-1) - 1 + 1),
+        0.5 * (0 + math.e - 1 - 1),
+    ]
     want = sum(per) / 2  # summed over elements, divided by batch size
     assert kl_divergence(mu, logvar).item() == pytest.approx(want, rel=1e-6)
     # doubling the batch with the same rows leaves it unchanged (it is per sample)
@@ -173,7 +206,8 @@ def test_clip_loss_matches_reference_recurrence(monkeypatch, tf, clamp):
     with torch.no_grad():
         out = m.clip_loss(frames, poses, 1.0, teacher_forcing=tf)
         mse, kl, preds = _manual(m, frames, poses, tf)
-    assert preds.min() < -0.5 and preds.max() > 1.5  # outside the image range: the clamp changes what is fed back
+    # outside the image range: the clamp changes what is fed back
+    assert preds.min() < -0.5 and preds.max() > 1.5
     assert torch.allclose(out["mse_per_frame"], mse, rtol=1e-4, atol=1e-6)
     assert torch.allclose(out["kl_per_frame"], kl, rtol=1e-4, atol=1e-5)
 
@@ -182,8 +216,14 @@ def test_clamp_feedback_changes_only_free_running_steps(monkeypatch):
     _deterministic(monkeypatch)
     frames, poses = _clips(T=4)
     with torch.no_grad():
-        on = {tf: wide_model(True).eval().clip_loss(frames, poses, 1.0, tf)["mse_per_frame"] for tf in (True, False)}
-        off = {tf: wide_model(False).eval().clip_loss(frames, poses, 1.0, tf)["mse_per_frame"] for tf in (True, False)}
+        on = {
+            tf: wide_model(True).eval().clip_loss(frames, poses, 1.0, tf)["mse_per_frame"]
+            for tf in (True, False)
+        }
+        off = {
+            tf: wide_model(False).eval().clip_loss(frames, poses, 1.0, tf)["mse_per_frame"]
+            for tf in (True, False)
+        }
     assert torch.equal(on[True], off[True])  # teacher forcing feeds back true frames, already in [0, 1]
     assert torch.equal(on[False][0], off[False][0]) and not torch.allclose(on[False][1:], off[False][1:])
 

@@ -1,6 +1,8 @@
 """Interactive work does not dirty the repository: the git filter that `make setup` installs keeps notebooks
 committed without outputs (a notebook saved with outputs, as JupyterLab autosaves it, shows no diff; the
-committed notebooks pass through unchanged; a real edit still shows); and `make lab` starts as the browser test does."""
+committed notebooks pass through unchanged; a real edit still shows); and `make lab` starts as the browser
+test does."""
+
 from __future__ import annotations
 
 import os
@@ -18,12 +20,18 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-                          cwd=repo, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def filtered_repo(path: Path, notebooks=NOTEBOOKS) -> Path:
-    """A new git repository with this project's .gitattributes and ``notebooks`` committed, set up like `make setup`."""
+    """A new git repository with this project's .gitattributes and ``notebooks`` committed, set up like `make
+    setup`."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     path.mkdir()
@@ -32,8 +40,13 @@ def filtered_repo(path: Path, notebooks=NOTEBOOKS) -> Path:
     (path / "notebooks").mkdir()
     for nb in notebooks:
         shutil.copy(nb, path / "notebooks" / nb.name)
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "install_git_filters.sh"), sys.executable], cwd=path,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install_git_filters.sh"), sys.executable],
+        cwd=path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert git(path, "add", "-A").returncode == 0
     r = git(path, "commit", "-q", "-m", "notebooks")
@@ -47,13 +60,20 @@ def save_as_jupyterlab_does(path: Path) -> None:
     for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = i + 1
         figure = {"text/plain": "<Figure>", "image/png": "iVBORw0KGgo="}
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {i}\n"),
-                        nbformat.v4.new_output("display_data", data=figure)]
+        cell.outputs = [
+            nbformat.v4.new_output("stream", name="stdout", text=f"run {i}\n"),
+            nbformat.v4.new_output("display_data", data=figure),
+        ]
         cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
         cell.metadata["scrolled"] = True
-    nb.metadata.language_info.update(version="3.11.7", mimetype="text/x-python", file_extension=".py",
-                                     codemirror_mode={"name": "ipython", "version": 3}, pygments_lexer="ipython3",
-                                     nbconvert_exporter="python")
+    nb.metadata.language_info.update(
+        version="3.11.7",
+        mimetype="text/x-python",
+        file_extension=".py",
+        codemirror_mode={"name": "ipython", "version": 3},
+        pygments_lexer="ipython3",
+        nbconvert_exporter="python",
+    )
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     nbformat.write(nb, str(path))
 
@@ -88,7 +108,7 @@ def test_make_lab_opens_a_landing_notebook_with_the_lab4_kernel_even_as_root():
         pytest.skip("make is not installed")
     r = subprocess.run(["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    line = r.stdout[r.stdout.index("jupyter lab"):]
+    line = r.stdout[r.stdout.index("jupyter lab") :]
     assert "--MappingKernelManager.default_kernel_name=lab4" in line
     assert re.search(r"--LabApp\.default_url=/lab/tree/notebooks/0[24]_(explore|train)\.ipynb", line)
     assert ("--allow-root" in line) == (os.getuid() == 0)

@@ -1,5 +1,6 @@
 """The notebooks run under papermill with the lab4 kernel, produce their files, export to HTML, and are
 committed clean (no outputs, a tagged parameters cell)."""
+
 from __future__ import annotations
 
 import json
@@ -8,22 +9,50 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lab4.grid import driver as experiments
+from lab4.grid import execution
 from lab4.report.html import run_html
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # Smaller than the tiny profile's default so each notebook trains in seconds (1 epoch of short clips).
 FAST = dict(num_epoch=1, extra=dict(train_vi_len=4, partial=0.5))
-RUN_FILES = ["metrics.csv", "psnr_per_frame.csv", "psnr_per_frame.png", "config.json", "last.pt", "samples.png",
-             "pred_seq0.gif", "submission.csv", "summary.json", "02_train.ipynb", "curves.png", "val_summary.json"]
-SUMMARY_KEYS = {"name", "profile", "kl_anneal_type", "tfr", "tfr_sde", "tfr_d_step", "seed", "mean_psnr", "mean_ssim",
-                "baseline_mean_psnr", "public", "private", "wall_seconds", "device", "epochs", "speed",
-                "speed_fallback"}
+RUN_FILES = [
+    "metrics.csv",
+    "psnr_per_frame.csv",
+    "psnr_per_frame.png",
+    "config.json",
+    "last.pt",
+    "samples.png",
+    "pred_seq0.gif",
+    "submission.csv",
+    "summary.json",
+    "02_train.ipynb",
+    "curves.png",
+    "val_summary.json",
+]
+SUMMARY_KEYS = {
+    "name",
+    "profile",
+    "kl_anneal_type",
+    "tfr",
+    "tfr_sde",
+    "tfr_d_step",
+    "seed",
+    "mean_psnr",
+    "mean_ssim",
+    "baseline_mean_psnr",
+    "public",
+    "private",
+    "wall_seconds",
+    "device",
+    "epochs",
+    "speed",
+    "speed_fallback",
+}
 
 
 def execute(notebook: str, out: Path, **params) -> nbformat.NotebookNode:
-    experiments.execute_notebook(NOTEBOOKS / notebook, out, params)
+    execution.execute_notebook(NOTEBOOKS / notebook, out, params)
     return nbformat.read(str(out), as_version=4)
 
 
@@ -32,8 +61,15 @@ def train_run(tiny_root, tmp_path_factory) -> Path:
     """One executed 02_train (tiny profile), shared by the tests below; its run folder sits in runs/."""
     run_dir = tmp_path_factory.mktemp("nb_runs") / "tiny-nb"
     run_dir.mkdir()
-    execute("02_train.ipynb", run_dir / "02_train.ipynb", profile="tiny", name="tiny-nb", data_root=str(tiny_root),
-            run_dir=str(run_dir), **FAST)
+    execute(
+        "02_train.ipynb",
+        run_dir / "02_train.ipynb",
+        profile="tiny",
+        name="tiny-nb",
+        data_root=str(tiny_root),
+        run_dir=str(run_dir),
+        **FAST,
+    )
     return run_dir
 
 
@@ -44,11 +80,15 @@ def test_train_notebook_writes_the_run(train_run):
     assert SUMMARY_KEYS <= set(summary)
     assert summary["name"] == "tiny-nb" and summary["profile"] == "tiny" and summary["epochs"] == 1
     assert summary["device"].startswith("cpu")
-    assert summary["speed"] == dict(amp=False, channels_last=False, compile=False, cuda_graphs=False, fused_adam=False)
+    assert summary["speed"] == dict(
+        amp=False, channels_last=False, compile=False, cuda_graphs=False, fused_adam=False
+    )
     assert summary["speed_fallback"] is None
-    assert isinstance(summary["mean_psnr"], float) and isinstance(summary["public"], float)  # SynthDance has test_gt
+    # SynthDance has test_gt
+    assert isinstance(summary["mean_psnr"], float) and isinstance(summary["public"], float)
     cfg = json.loads((train_run / "config.json").read_text())
-    assert cfg["train_vi_len"] == 4 and cfg["num_epoch"] == 1  # `extra` and flat parameters both reach the config
+    # `extra` and flat parameters both reach the config
+    assert cfg["train_vi_len"] == 4 and cfg["num_epoch"] == 1
     assert "epoch" in (train_run / "metrics.csv").read_text()
 
 
@@ -82,13 +122,14 @@ def test_committed_notebooks_are_clean(path):
 
 
 def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
-    """02_train's parameters cell: flat literals named like Config fields (plus resume, overwrite, extra); the driver reads
-    its flat list from there, passes those flat and any other field in `extra`, and the notebook builds its
-    config from them."""
+    """02_train's parameters cell: flat literals named like Config fields (plus resume, overwrite, extra); the
+    driver reads its flat list from there, passes those flat and any other field in `extra`, and the notebook
+    builds its config from them."""
     import ast
 
     from lab4.config import FIELDS
     from lab4.run.pipeline import notebook_config
+
     nb = nbformat.read(str(NOTEBOOKS / "02_train.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     names = []
@@ -97,12 +138,25 @@ def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
         names.append(node.targets[0].id)
         ast.literal_eval(node.value)  # a literal: derived values belong in the next cell
     flat = set(names) - {"resume", "overwrite", "extra"}
-    assert {"resume", "overwrite", "extra"} < set(names) and flat <= FIELDS and "lr" in flat and "milestones" not in flat
-    assert experiments.notebook_flat_params() == flat
-    params = experiments.notebook_parameters(experiments.Entry("r", {"lr": 0.01, "milestones": (3, 4)}, tmp_path, "tiny"))
+    assert (
+        {"resume", "overwrite", "extra"} < set(names)
+        and flat <= FIELDS
+        and "lr" in flat
+        and "milestones" not in flat
+    )
+    assert execution.notebook_flat_params() == flat
+    params = execution.notebook_parameters(
+        execution.Entry("r", {"lr": 0.01, "milestones": (3, 4)}, tmp_path, "tiny")
+    )
     assert params["lr"] == 0.01 and params["extra"] == {"milestones": [3, 4]} and "milestones" not in params
     cfg = notebook_config({**params, "batch_size": None, "In": [], "_": None})  # a kernel's globals()
-    assert (cfg.lr, cfg.milestones, cfg.name, cfg.profile, cfg.run_dir) == (0.01, (3, 4), "r", "tiny", str(tmp_path))
+    assert (cfg.lr, cfg.milestones, cfg.name, cfg.profile, cfg.run_dir) == (
+        0.01,
+        (3, 4),
+        "r",
+        "tiny",
+        str(tmp_path),
+    )
     assert cfg.batch_size == 2  # None keeps the profile's value
     assert notebook_config(dict(profile="tiny", name="n", run_dir="", extra={"lr": 0.5}, lr=None)).lr == 0.5
     assert notebook_config(dict(profile="tiny", name="n", run_dir="")).run_dir.endswith("runs/tiny/n")
@@ -112,13 +166,21 @@ def test_driver_kernels_start_quietly(tmp_path):
     """A notebook run by the driver leaves the terminal to the driver: no kernel log lines on stderr."""
     import subprocess
     import sys
+
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7")]
     nbformat.write(nb, str(tmp_path / "in.ipynb"))
-    code = ("import sys; from lab4.grid import driver as experiments; "
-            "experiments.execute_notebook(sys.argv[1], sys.argv[2], {})")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")],
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    code = (
+        "import sys; from lab4.grid import execution; "
+        "execution.execute_notebook(sys.argv[1], sys.argv[2], {})"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "IPKernelApp" not in r.stderr, r.stderr
     assert nbformat.read(str(tmp_path / "out.ipynb"), as_version=4).cells[0].execution_count == 1

@@ -1,17 +1,25 @@
 """environment.yml agrees with pyproject.toml, and every third-party import under lab4/ is declared."""
+
 import ast
 import re
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENV = yaml.safe_load((ROOT / "environment.yml").read_text())
-IMPORT_TO_DIST = {"PIL": "pillow", "yaml": "pyyaml", "sklearn": "scikit-learn", "cv2": "opencv-python",
-                  "skimage": "scikit-image", "ipywidgets": "ipywidgets", "IPython": "ipython"}
+IMPORT_TO_DIST = {
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "skimage": "scikit-image",
+    "ipywidgets": "ipywidgets",
+    "IPython": "ipython",
+}
 
 
 def _name(req: str) -> str:
@@ -19,7 +27,7 @@ def _name(req: str) -> str:
 
 
 def _spec(req: str) -> str:
-    return re.sub(r"\s+", "", req[len(re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0]):])
+    return re.sub(r"\s+", "", req[len(re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0]) :])
 
 
 def _deps():
@@ -50,8 +58,14 @@ def test_env_python_satisfies_requires_python():
     req = PYPROJECT["project"]["requires-python"]
     for op, ver in re.findall(r"(>=|<=|==|<|>|~=)\s*([\d.]+)", req):
         v = tuple(int(x) for x in ver.split(".")[:2])
-        assert {">=": version >= v, ">": version > v, "<": version < v, "<=": version <= v,
-                "==": version == v, "~=": version >= v}[op], (py[0], req)
+        assert {
+            ">=": version >= v,
+            ">": version > v,
+            "<": version < v,
+            "<=": version <= v,
+            "==": version == v,
+            "~=": version >= v,
+        }[op], (py[0], req)
     assert re.findall(r"(>=|<=|==|<|>|~=)", req)
 
 
@@ -65,8 +79,9 @@ def test_env_pins_nothing_differently_from_pyproject():
         assert name in deps, f"environment.yml lists {entry!r}, not declared in pyproject.toml"
         spec = _spec(entry)
         if spec:
-            assert spec.lstrip("=") and spec.replace("==", "=").lstrip("=") in _spec(deps[name]).replace("==", "="), \
-                (entry, deps[name])
+            assert spec.lstrip("=") and spec.replace("==", "=").lstrip("=") in _spec(deps[name]).replace(
+                "==", "="
+            ), (entry, deps[name])
 
 
 def test_torch_is_a_range_not_an_exact_pin():

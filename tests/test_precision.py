@@ -1,9 +1,10 @@
-"""The training precision chosen per device (bf16, fp16 with a GradScaler, fp32), its fp16 step on the CPU, the
-scaler's state across a resume, and what summary.json records about the precision and the machine.
+"""The training precision chosen per device (bf16, fp16 with a GradScaler, fp32), its fp16 step on the CPU,
+the scaler's state across a resume, and what summary.json records about the precision and the machine.
 
 GPUs are faked (compute capability and name monkeypatched): nothing here allocates on CUDA. The fp16 runs use
 the CPU's float16 autocast with the Trainer's precision forced, a small model on 8x16 frames and one thread.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,23 @@ import lab4.train
 from lab4.checkpoint import load_checkpoint, save_checkpoint
 from lab4.config import make_config
 from lab4.datasets.official import load_split
-from lab4.run.folder import RunDir
 from lab4.run.after_training import write_summary
+from lab4.run.folder import RunDir
 from lab4.train import Trainer
 from lab4.util.device import Precision, choose_precision
 
-FAST = dict(frame_H=8, frame_W=16, train_vi_len=4, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_every=0,
-            device="cpu", kl_anneal_type="none")
+FAST = dict(
+    frame_H=8,
+    frame_W=16,
+    train_vi_len=4,
+    F_dim=8,
+    L_dim=4,
+    N_dim=4,
+    D_out_dim=8,
+    val_every=0,
+    device="cpu",
+    kl_anneal_type="none",
+)
 X86_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
 X86_PLAIN = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n"
 FP16 = Precision("fp16", True, True, "fp16 with a GradScaler: forced for the test")
@@ -39,14 +50,18 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def splits(tiny_root):
-    return (load_split(tiny_root, "train", 8, 16, progress=False), load_split(tiny_root, "val", 8, 16, progress=False))
+    return (
+        load_split(tiny_root, "train", 8, 16, progress=False),
+        load_split(tiny_root, "val", 8, 16, progress=False),
+    )
 
 
 @pytest.fixture
 def fp16(monkeypatch):
     """The Trainer's precision forced to fp16 with a GradScaler where amp is on, as on a 7.x GPU."""
-    monkeypatch.setattr(lab4.train, "choose_precision",
-                        lambda amp, device: FP16 if amp else choose_precision(amp, device))
+    monkeypatch.setattr(
+        lab4.train, "choose_precision", lambda amp, device: FP16 if amp else choose_precision(amp, device)
+    )
 
 
 def _cfg(tiny_root, run_dir, **kw):
@@ -59,10 +74,16 @@ def _fake_gpu(monkeypatch, capability, name="Fake GPU"):
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("capability, dtype, scaler, compile_ok", [
-    ((9, 0), "bf16", False, True), ((8, 0), "bf16", False, True),
-    ((7, 5), "fp16", True, True), ((7, 0), "fp16", True, True),
-    ((6, 0), "fp32", False, False)])
+@pytest.mark.parametrize(
+    "capability, dtype, scaler, compile_ok",
+    [
+        ((9, 0), "bf16", False, True),
+        ((8, 0), "bf16", False, True),
+        ((7, 5), "fp16", True, True),
+        ((7, 0), "fp16", True, True),
+        ((6, 0), "fp32", False, False),
+    ],
+)
 def test_cuda_precision_follows_the_compute_capability(monkeypatch, capability, dtype, scaler, compile_ok):
     _fake_gpu(monkeypatch, capability, "Tesla Test")
     p = choose_precision(True, torch.device("cuda"))
@@ -77,7 +98,8 @@ def test_compile_and_cuda_graphs_go_off_where_triton_cannot_run(monkeypatch, tin
     cfg = make_config("tiny", data_root=str(tiny_root), compile=True, cuda_graphs=True)
     _fake_gpu(monkeypatch, (6, 0), "Tesla P100-PCIE-16GB")
     fast, why = choose_precision(True, torch.device("cuda")).fast_path(cfg)
-    assert not fast.compile and not fast.cuda_graphs and cfg.compile  # the run's own config keeps what it asked
+    # the run's own config keeps what it asked
+    assert not fast.compile and not fast.cuda_graphs and cfg.compile
     assert why.startswith("torch.compile: ") and "Triton" in why and "6.0" in why
     _fake_gpu(monkeypatch, (7, 5))
     assert choose_precision(True, torch.device("cuda")).fast_path(cfg) == (cfg, None)
@@ -92,7 +114,11 @@ def test_cpu_precision_is_bf16_only_with_native_bf16(monkeypatch):
     native = choose_precision(True, cpu, cpuinfo=X86_BF16)
     assert (native.dtype, native.scaler, native.compile_ok) == ("bf16", False, True)
     plain = choose_precision(True, cpu, cpuinfo=X86_PLAIN)
-    assert (plain.dtype, plain.scaler, plain.compile_ok) == ("fp32", False, True) and "no native bf16" in plain.reason
+    assert (plain.dtype, plain.scaler, plain.compile_ok) == (
+        "fp32",
+        False,
+        True,
+    ) and "no native bf16" in plain.reason
     monkeypatch.setenv("LAB4_CPU_BF16", "0")  # how `make report` measures as on a CPU without it
     env = choose_precision(True, cpu)
     assert env.dtype == "fp32" and "LAB4_CPU_BF16=0" in env.reason
@@ -107,8 +133,11 @@ def test_autocast_and_scaler_of_each_precision():
     cpu = torch.device("cpu")
     conv = torch.nn.Conv2d(3, 4, 3)
     x = torch.rand(1, 3, 6, 6)
-    for p, want in ((FP16, torch.float16), (Precision("bf16", False, True, ""), torch.bfloat16),
-                    (Precision("fp32", False, True, ""), torch.float32)):
+    for p, want in (
+        (FP16, torch.float16),
+        (Precision("bf16", False, True, ""), torch.bfloat16),
+        (Precision("fp32", False, True, ""), torch.float32),
+    ):
         with p.autocast(cpu):
             assert conv(x).dtype == want
         assert p.grad_scaler(cpu).is_enabled() is p.scaler
@@ -116,18 +145,21 @@ def test_autocast_and_scaler_of_each_precision():
 
 @pytest.mark.timeout(120)
 def test_fp16_with_grad_scaler_trains_on_the_cpu(fp16, tiny_root, splits, tmp_path):
-    """Two epochs in fp16 autocast with the GradScaler: finite losses, steps taken once the scale has come down
-    from 65536 (the first ones overflow fp16 and are skipped), the logged gradient norm the true (unscaled)
-    one, and summary.json saying which precision and why."""
+    """Two epochs in fp16 autocast with the GradScaler: finite losses, steps taken once the scale has come
+    down from 65536 (the first ones overflow fp16 and are skipped), the logged gradient norm the true
+    (unscaled) one, and summary.json saying which precision and why."""
     tr = Trainer(_cfg(tiny_root, tmp_path / "fp16"), *splits).fit()
     assert tr.precision == FP16 and tr.scaler.is_enabled() and tr.amp and tr.speed["amp"] is True
     iters = [r for r in tr.rows if r["kind"] == "iter"]
     assert len(iters) > 2 and all(math.isfinite(r["loss"]) for r in iters)
-    assert any(math.isfinite(r["grad_norm"]) for r in iters) and 1 < tr.scaler.get_scale() < 2.0 ** 16
+    assert any(math.isfinite(r["grad_norm"]) for r in iters) and 1 < tr.scaler.get_scale() < 2.0**16
     # one step from the same weights, clips and noise in fp16 and in fp32: the logged norms agree
-    a, b = (Trainer(_cfg(tiny_root, tmp_path / name, amp=amp), *splits) for name, amp in (("a", True), ("b", False)))
+    a, b = (
+        Trainer(_cfg(tiny_root, tmp_path / name, amp=amp), *splits)
+        for name, amp in (("a", True), ("b", False))
+    )
     assert b.precision.dtype == "fp32" and not b.scaler.is_enabled()
-    a.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 4)  # small enough not to overflow
+    a.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)  # small enough not to overflow
     starts, norms = a.sampler.batches(1.0)[0], []
     for t in (a, b):
         torch.manual_seed(0)
@@ -148,16 +180,20 @@ def test_a_skipped_fp16_step_is_not_a_non_finite_loss(fp16, tiny_root, splits, t
     """A scale so large that every gradient overflows in fp16: the scaler skips those steps and lowers its
     scale, the losses stay finite, and the run is not stopped as diverged."""
     tr = Trainer(_cfg(tiny_root, tmp_path / "overflow", num_epoch=1), *splits)
-    tr.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 60)
+    tr.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**60)
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     log = tr.step(tr.sampler.batches(1.0)[0], 0.0)
     assert math.isfinite(log.loss.item()) and not math.isfinite(log.values[3].item())  # norm inf: skipped
-    assert tr.scaler.get_scale() == 2.0 ** 59
-    assert all(torch.equal(v, before[k]) for k, v in tr.model.state_dict().items() if v.is_floating_point()
-               and "running" not in k)  # no weight moved (BatchNorm statistics do, in the forward)
+    assert tr.scaler.get_scale() == 2.0**59
+    # no weight moved (BatchNorm statistics do, in the forward)
+    assert all(
+        torch.equal(v, before[k])
+        for k, v in tr.model.state_dict().items()
+        if v.is_floating_point() and "running" not in k
+    )
     tr.fit()  # an epoch of such steps
     assert not (tr.run_dir / RunDir.DIVERGED).exists() and tr.epoch == 1
-    assert tr.scaler.get_scale() < 2.0 ** 59
+    assert tr.scaler.get_scale() < 2.0**59
     assert all(math.isfinite(r["loss"]) for r in tr.rows if r["kind"] == "iter")
 
 

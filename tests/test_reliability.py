@@ -4,14 +4,15 @@ Training runs use a deliberately small model and 8x16 frames (FAST) and one torc
 so the whole module stays well under a minute and a half on 2 CPU cores. Subprocesses run the real CLI
 (`python -m lab4 ...`); in-process tests monkeypatch the one thing they break.
 """
+
 from __future__ import annotations
 
 import errno
 import hashlib
 import io
 import os
-import re
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -24,20 +25,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from lab4 import checkpoint as ckpt
-from lab4 import cli
+from lab4 import checkpoint as ckpt, cli
 from lab4.checkpoint import load_checkpoint, save_checkpoint
 from lab4.config import make_config
 from lab4.datasets.official import load_split, load_test
 from lab4.model import CVAE
-from lab4.run.folder import RunDir
 from lab4.run.after_training import write_summary
-from lab4.train import NonFiniteLoss, OutOfMemory, Trainer, load_trained
-from lab4.util.errors import Lab4Error
+from lab4.run.folder import RunDir
+from lab4.train import Trainer, load_trained
+from lab4.util.errors import Lab4Error, NonFiniteLoss, OutOfMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(frame_H=8, frame_W=16, train_vi_len=4, F_dim=8, L_dim=4, N_dim=4, D_out_dim=8, val_every=0)
@@ -67,8 +66,12 @@ class Background:
     """CLI commands started at once, side by side (each pays the torch import); results on first use."""
 
     def __init__(self, cmds: dict[str, list[str]]):
-        self.procs = {name: subprocess.Popen(cmd, cwd=ROOT, env=SUB_ENV, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, text=True) for name, cmd in cmds.items()}
+        self.procs = {
+            name: subprocess.Popen(
+                cmd, cwd=ROOT, env=SUB_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for name, cmd in cmds.items()
+        }
         self.done: dict[str, subprocess.CompletedProcess] = {}
 
     def __getitem__(self, name: str) -> subprocess.CompletedProcess:
@@ -109,7 +112,11 @@ def epoch_rows(run) -> list[dict]:
 
 def strays(run) -> list[str]:
     """Anything in a run folder besides the files a run is made of (temp files, probes)."""
-    return sorted(p.name for p in Path(run).iterdir() if p.name not in {"config.json", "metrics.csv", "last.pt", ".lock"})
+    return sorted(
+        p.name
+        for p in Path(run).iterdir()
+        if p.name not in {"config.json", "metrics.csv", "last.pt", ".lock"}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -130,13 +137,37 @@ def copy_run(src, dst) -> Path:
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tiny_root, tmp_path, capsys, real_cli):
     """SIGKILL of `python -m lab4 train` mid-run: last.pt stays loadable and --resume ends bit-identical
     to an uninterrupted run (a second CLI subprocess, started alongside, same seed, one thread each)."""
-    common = ["train", "--profile", "tiny", "--data_root", tiny_root, "--num_epoch", 6, "--per_save", 1,
-              "--partial", 0.5, *FAST_ARGS]
+    common = [
+        "train",
+        "--profile",
+        "tiny",
+        "--data_root",
+        tiny_root,
+        "--num_epoch",
+        6,
+        "--per_save",
+        1,
+        "--partial",
+        0.5,
+        *FAST_ARGS,
+    ]
     killed, ref = tmp_path / "killed", tmp_path / "ref"
-    ref_proc = subprocess.Popen(lab4_cmd(*common, "--run-dir", ref), cwd=ROOT, env=SUB_ENV,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    proc = subprocess.Popen(lab4_cmd(*common, "--run-dir", killed), cwd=ROOT, env=SUB_ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ref_proc = subprocess.Popen(
+        lab4_cmd(*common, "--run-dir", ref),
+        cwd=ROOT,
+        env=SUB_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc = subprocess.Popen(
+        lab4_cmd(*common, "--run-dir", killed),
+        cwd=ROOT,
+        env=SUB_ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if any(r["epoch"] == 2 for r in epoch_rows(killed)):  # three epochs done: kill inside the fourth
@@ -230,8 +261,12 @@ def _bad_checkpoint(kind: str, good: Path, dest: Path, marker: Path) -> None:
         raise ValueError(kind)
 
 
-CKPT_FAULTS = {"truncated": "not a readable lab4 checkpoint", "corrupt": "not a readable lab4 checkpoint",
-               "wrong_arch": "does not match this model's architecture", "pickled_object": "not a readable lab4 checkpoint"}
+CKPT_FAULTS = {
+    "truncated": "not a readable lab4 checkpoint",
+    "corrupt": "not a readable lab4 checkpoint",
+    "wrong_arch": "does not match this model's architecture",
+    "pickled_object": "not a readable lab4 checkpoint",
+}
 
 
 @pytest.mark.parametrize("kind", list(CKPT_FAULTS))
@@ -262,7 +297,9 @@ def test_cli_evaluate_bad_checkpoint_exit_2(kind, fast_run, tiny_root, tmp_path,
 
 def test_cli_subprocess_evaluate_truncated_checkpoint(real_cli):
     run = real_cli["base"] / "truncated"
-    assert_one_line_cli_error(real_cli["results"]["evaluate_truncated"], str(run / "last.pt"), CKPT_FAULTS["truncated"])
+    assert_one_line_cli_error(
+        real_cli["results"]["evaluate_truncated"], str(run / "last.pt"), CKPT_FAULTS["truncated"]
+    )
 
 
 # == numerical faults ==============================================================================
@@ -285,8 +322,12 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_root, tmp_p
     tr = Trainer(fast_cfg(tiny_root, run, num_epoch=4))
     n_iter = tr.iters_per_epoch(0)
     good = {}
-    tr.add_callback("on_epoch_end", lambda t, row: good.update(
-        epoch=t.epoch, model={k: v.clone() for k, v in t.model.state_dict().items()}))
+    tr.add_callback(
+        "on_epoch_end",
+        lambda t, row: good.update(
+            epoch=t.epoch, model={k: v.clone() for k, v in t.model.state_dict().items()}
+        ),
+    )
     _nan_from(monkeypatch, call=n_iter + 3)  # epoch 2, iteration 3 (1-based, as printed)
     with pytest.raises(NonFiniteLoss) as ei:
         tr.fit()
@@ -302,9 +343,11 @@ def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tiny_root, tmp_p
     rows = RunDir(run).metric_rows()  # whole, parseable, only the good epoch, all finite
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [0]
     assert all(np.isfinite(float(r["loss"])) for r in rows)
-    assert strays(run) == ["diverged.json"]  # where it happened: the grid settles the run instead of retrying it
-    assert {k: RunDir(run).diverged()[k] for k in ("epoch", "iteration", "num_epoch")} == \
-        dict(epoch=2, iteration=3, num_epoch=4)
+    # where it happened: the grid settles the run instead of retrying it
+    assert strays(run) == ["diverged.json"]
+    assert {k: RunDir(run).diverged()[k] for k in ("epoch", "iteration", "num_epoch")} == dict(
+        epoch=2, iteration=3, num_epoch=4
+    )
     # a later --resume continues from the good checkpoint
     tr2 = Trainer(fast_cfg(tiny_root, run, num_epoch=4))
     tr2.load(run / "last.pt")
@@ -322,7 +365,9 @@ def test_cli_nonfinite_loss_is_one_line_exit_2(tiny_root, tmp_path, monkeypatch,
 
     monkeypatch.setattr(CVAE, "clip_loss", clip_loss)
     run = tmp_path / "run"
-    rc = cli.main(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run), *FAST_ARGS])
+    rc = cli.main(
+        ["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run), *FAST_ARGS]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1 and "non-finite at epoch 1 iteration 1" in err, err
@@ -347,7 +392,9 @@ def _compile_fails(monkeypatch, only: str = "") -> None:
 
 def _one_warning(capfd) -> str:
     lines = capfd.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("lab4: warning: ") and "going on eagerly" in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith("lab4: warning: ") and "going on eagerly" in lines[0], (
+        lines
+    )
     assert "no working C compiler (injected)" in lines[0]  # the cause, unwrapped from Dynamo's error
     return lines[0]
 
@@ -370,6 +417,7 @@ def test_compile_failure_trains_eagerly_after_one_warning(tiny_root, tmp_path, m
 
 def test_rollout_compile_failure_validates_eagerly(tiny_root, tmp_path, monkeypatch, capfd):
     from lab4.evaluate import validate
+
     _compile_fails(monkeypatch, only="rollout_step")
     tr = Trainer(fast_cfg(tiny_root, tmp_path / "run", compile=True, num_epoch=1, partial=0.25))
     assert tr.compiled_rollout is not None
@@ -389,8 +437,24 @@ def test_cuda_out_of_memory_is_one_line_naming_batch_size(tiny_root, tmp_path, m
 
     monkeypatch.setattr(Trainer, "loss_backward", forward_backward)
     run = tmp_path / "run"
-    rc = cli.main(["train", "--profile", "tiny", "--data-root", str(tiny_root), "--run-dir", str(run),
-                   "--num-epoch", "3", "--batch-size", "4", "--partial", "0.25", *FAST_ARGS])
+    rc = cli.main(
+        [
+            "train",
+            "--profile",
+            "tiny",
+            "--data-root",
+            str(tiny_root),
+            "--run-dir",
+            str(run),
+            "--num-epoch",
+            "3",
+            "--batch-size",
+            "4",
+            "--partial",
+            "0.25",
+            *FAST_ARGS,
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "out of memory at batch size 4 in epoch 2" in err and "--batch-size 2" in err, err
@@ -413,7 +477,8 @@ def test_out_of_memory_is_not_taken_for_a_compile_failure(tiny_root, tmp_path, c
 
 # == disk ==========================================================================================
 def test_run_dir_under_a_file_fails_before_training(tiny_root, tmp_path, monkeypatch, capsys):
-    """As root, chmod cannot make a folder unwritable; a run folder under a regular file cannot exist either."""
+    """As root, chmod cannot make a folder unwritable; a run folder under a regular file cannot exist
+    either."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     run = blocker / "run"
@@ -421,7 +486,9 @@ def test_run_dir_under_a_file_fails_before_training(tiny_root, tmp_path, monkeyp
     with pytest.raises(Lab4Error, match="run folder is not writable") as ei:
         Trainer(fast_cfg(tiny_root, run)).fit()
     assert str(run) in str(ei.value) and "\n" not in str(ei.value)
-    rc = cli.main(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run), *FAST_ARGS])
+    rc = cli.main(
+        ["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run), *FAST_ARGS]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "not writable" in err and str(run) in err
 
@@ -503,7 +570,8 @@ def test_full_disk_keeps_previous_file_and_no_temp(fast_run, tiny_root, tmp_path
     monkeypatch.undo()
     msg = str(ei.value)
     assert "\n" not in msg and msg.startswith(str(run / target)) and "No space left on device" in msg
-    assert len(tmp_names) == 1 and Path(tmp_names[0]).name.endswith(".tmp")  # a reader never takes it for last.pt
+    # a reader never takes it for last.pt
+    assert len(tmp_names) == 1 and Path(tmp_names[0]).name.endswith(".tmp")
     assert not Path(tmp_names[0]).exists()
     assert strays(run) == []
     assert sha(run / "last.pt") == before["last.pt"]  # the previous checkpoint, byte for byte
@@ -555,11 +623,38 @@ def test_mixed_image_sizes_are_resized(tmp_path):
     assert torch.equal(s.frames[0], torch.from_numpy(exact).permute(2, 0, 1))  # right size: untouched
 
 
-LEAVES = ["train/train_img", "train/train_label", "val/val_img", "val/val_label",
-          "test/test_img/0", "test/test_label/0", "test/test_img/1", "test/test_label/1"]
-FAULTS = ["missing_folder", "extra_file", "extra_file_outside", "bad_name", "truncated", "garbage", "empty",
-          "missing_label", "missing_frame", "grayscale", "rgba", "palette", "16bit", "1bit", "jpeg_named_png",
-          "other_size", "too_few_frames", "no_frames", "dir_named_like_frame", "hidden_file"]
+LEAVES = [
+    "train/train_img",
+    "train/train_label",
+    "val/val_img",
+    "val/val_label",
+    "test/test_img/0",
+    "test/test_label/0",
+    "test/test_img/1",
+    "test/test_label/1",
+]
+FAULTS = [
+    "missing_folder",
+    "extra_file",
+    "extra_file_outside",
+    "bad_name",
+    "truncated",
+    "garbage",
+    "empty",
+    "missing_label",
+    "missing_frame",
+    "grayscale",
+    "rgba",
+    "palette",
+    "16bit",
+    "1bit",
+    "jpeg_named_png",
+    "other_size",
+    "too_few_frames",
+    "no_frames",
+    "dir_named_like_frame",
+    "hidden_file",
+]
 
 
 def _make_tree(root: Path, n: int) -> None:
@@ -581,7 +676,9 @@ def _break(root: Path, fault: str, pick: int) -> None:
         (root / "train").mkdir(exist_ok=True)
         (root / "train" / "README.txt").write_text("x")
     elif fault == "bad_name" and f:
-        f.rename(f.with_name(["Frame1.png", "frame_1.png", "frame1.jpg", "frame.png", "frame-1.png"][pick % 5]))
+        f.rename(
+            f.with_name(["Frame1.png", "frame_1.png", "frame1.jpg", "frame.png", "frame-1.png"][pick % 5])
+        )
     elif fault == "truncated" and f:
         data = f.read_bytes()
         f.write_bytes(data[: max(1, (pick * 7919) % len(data))])
@@ -591,16 +688,24 @@ def _break(root: Path, fault: str, pick: int) -> None:
         f.write_bytes(b"")
     elif fault in ("missing_label", "missing_frame") and f:
         other = "label" if fault == "missing_label" else "img"
-        target = Path(str(f).replace("_img", "_label")) if other == "label" else Path(str(f).replace("_label", "_img"))
+        target = (
+            Path(str(f).replace("_img", "_label"))
+            if other == "label"
+            else Path(str(f).replace("_label", "_img"))
+        )
         target.unlink(missing_ok=True)
     elif fault in ("grayscale", "rgba", "palette", "16bit", "1bit") and f:
-        _png(f, mode={"grayscale": "L", "rgba": "RGBA", "palette": "P", "16bit": "I;16", "1bit": "1"}[fault], seed=pick)
+        _png(
+            f,
+            mode={"grayscale": "L", "rgba": "RGBA", "palette": "P", "16bit": "I;16", "1bit": "1"}[fault],
+            seed=pick,
+        )
     elif fault == "jpeg_named_png" and f:
         _png(f, fmt="JPEG", seed=pick)
     elif fault == "other_size" and f:
         _png(f, size=(1 + pick % 50, 1 + (pick * 3) % 40), seed=pick)
     elif fault in ("too_few_frames", "no_frames") and files:
-        for g in files[(1 if fault == "too_few_frames" else 0):]:
+        for g in files[(1 if fault == "too_few_frames" else 0) :]:
             g.unlink()
     elif fault == "dir_named_like_frame" and leaf.is_dir():
         (leaf / "frame99.png").mkdir(exist_ok=True)
@@ -609,16 +714,21 @@ def _break(root: Path, fault: str, pick: int) -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(1, 4), faults=st.lists(st.tuples(st.sampled_from(FAULTS), st.integers(0, 10_000)), max_size=4))
+@given(
+    n=st.integers(1, 4),
+    faults=st.lists(st.tuples(st.sampled_from(FAULTS), st.integers(0, 10_000)), max_size=4),
+)
 def test_broken_dataset_trees_fail_cleanly(n, faults):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "dataset"
         _make_tree(root, n)
         for fault, pick in faults:
             _break(root, fault, pick)
-        loaders = [lambda: load_split(root, "train", 8, 16, progress=False),
-                   lambda: load_split(root, "val", 8, 16, progress=False),
-                   lambda: load_test(root, 8, 16, progress=False)]
+        loaders = [
+            lambda: load_split(root, "train", 8, 16, progress=False),
+            lambda: load_split(root, "val", 8, 16, progress=False),
+            lambda: load_test(root, 8, 16, progress=False),
+        ]
         for load in loaders:
             try:
                 out = load()
@@ -665,10 +775,20 @@ def _submission_variants(gt_values: np.ndarray) -> dict[str, str]:
     }
 
 
-SCORE_FAULTS = {"extra_column": "columns", "missing_column": "columns", "row_missing_value": "line 4 has",
-                "too_few_rows": "rows, expected", "too_many_rows": "more than the expected", "missing_header": "header",
-                "nan": "NaN", "negative": "outside 0-255", "over_255": "outside 0-255", "non_integer": "non-integer",
-                "non_numeric": "non-numeric", "empty": "empty"}
+SCORE_FAULTS = {
+    "extra_column": "columns",
+    "missing_column": "columns",
+    "row_missing_value": "line 4 has",
+    "too_few_rows": "rows, expected",
+    "too_many_rows": "more than the expected",
+    "missing_header": "header",
+    "nan": "NaN",
+    "negative": "outside 0-255",
+    "over_255": "outside 0-255",
+    "non_integer": "non-integer",
+    "non_numeric": "non-numeric",
+    "empty": "empty",
+}
 
 
 def _write_score_inputs(base: Path) -> dict[str, Path]:
@@ -676,7 +796,9 @@ def _write_score_inputs(base: Path) -> dict[str, Path]:
     for k in range(GT_SEQS):
         for j in range(GT_LEN):
             _png(base / "gt" / str(k) / f"frame{j}.png", size=(64, 32), seed=100 * k + j)
-            gt.append(np.asarray(Image.open(base / "gt" / str(k) / f"frame{j}.png")).transpose(2, 0, 1).reshape(-1))
+            gt.append(
+                np.asarray(Image.open(base / "gt" / str(k) / f"frame{j}.png")).transpose(2, 0, 1).reshape(-1)
+            )
     paths = {}
     for name, body in _submission_variants(np.stack(gt)).items():
         paths[name] = base / f"{name}.csv"
@@ -686,14 +808,19 @@ def _write_score_inputs(base: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def real_cli(fast_run, tiny_root, tmp_path_factory):
-    """The few faults also checked through real `python -m lab4` subprocesses (started early, side by side)."""
+    """The few faults also checked through real `python -m lab4` subprocesses (started early, side by
+    side)."""
     base = tmp_path_factory.mktemp("real_cli")
     subs = _write_score_inputs(base)
     run = copy_run(fast_run, base / "truncated")
     _bad_checkpoint("truncated", fast_run / "last.pt", run / "last.pt", base / "pwned")
-    cmds = {"score_valid": lab4_cmd("score", subs["valid"], "--gt", base / "gt"),
-            "score_nan": lab4_cmd("score", subs["nan"], "--gt", base / "gt"),
-            "evaluate_truncated": lab4_cmd("evaluate", "--run-dir", run, "--data-root", tiny_root, "--device", "cpu")}
+    cmds = {
+        "score_valid": lab4_cmd("score", subs["valid"], "--gt", base / "gt"),
+        "score_nan": lab4_cmd("score", subs["nan"], "--gt", base / "gt"),
+        "evaluate_truncated": lab4_cmd(
+            "evaluate", "--run-dir", run, "--data-root", tiny_root, "--device", "cpu"
+        ),
+    }
     bg = Background(cmds)
     yield dict(base=base, subs=subs, results=bg)
     bg.close()
@@ -729,16 +856,37 @@ def test_second_trainer_on_same_run_is_refused(fast_run, tiny_root, tmp_path, ca
     run = copy_run(fast_run, tmp_path / "run")
     before = {n: sha(run / n) for n in ("last.pt", "metrics.csv", "config.json")}
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from filelock import FileLock; l = FileLock(sys.argv[1]); l.acquire(); "
-         "print('held', flush=True); sys.stdin.read()", str(run / ".lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from filelock import FileLock; l = FileLock(sys.argv[1]); l.acquire(); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(run / ".lock"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(Lab4Error, match="another process is training this run") as ei:
             Trainer(fast_cfg(tiny_root, run, num_epoch=3)).fit(resume=True)
         assert str(run) in str(ei.value) and "\n" not in str(ei.value)
-        rc = cli.main(["train", "--profile", "tiny", "--data_root", str(tiny_root), "--run-dir", str(run),
-                       "--resume", "--num_epoch", "3", *FAST_ARGS])
+        rc = cli.main(
+            [
+                "train",
+                "--profile",
+                "tiny",
+                "--data_root",
+                str(tiny_root),
+                "--run-dir",
+                str(run),
+                "--resume",
+                "--num_epoch",
+                "3",
+                *FAST_ARGS,
+            ]
+        )
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and "another process is training this run" in err
         assert {n: sha(run / n) for n in before} == before
@@ -761,30 +909,56 @@ def _papermill_missing() -> bool:
 @pytest.mark.timeout(600)  # several notebooks or processes: minutes on a slow 2-core CPU
 def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
     """SIGKILL of `python -m lab4 grid` (driver, papermill and its kernel) mid-run: last.pt stays loadable,
-    no summary.json; re-running the driver resumes from last.pt and ends bit-identical to an uninterrupted run."""
+    no summary.json; re-running the driver resumes from last.pt and ends bit-identical to an uninterrupted
+    run."""
     import json
 
     import psutil
     import yaml
+
     name = "killed"
     overrides = {**FAST, "num_epoch": 6, "per_save": 1, "partial": 0.5}
     grid, runs = tmp_path / "grid.yaml", tmp_path / "runs"
-    grid.write_text(yaml.safe_dump({"experiments": [
-        {"name": name, "overrides": {**overrides, "data_root": str(tiny_root)}}]}))
+    grid.write_text(
+        yaml.safe_dump(
+            {"experiments": [{"name": name, "overrides": {**overrides, "data_root": str(tiny_root)}}]}
+        )
+    )
     run = runs / name
-    cmd = [sys.executable, "-m", "lab4", "grid", "--grid", str(grid), "--profile", "tiny", "--runs", str(runs)]
-    env = {k: v for k, v in os.environ.items() if k != "LAB4_DATA"}  # os.environ now has conftest's LAB4_CACHE
+    cmd = [
+        sys.executable,
+        "-m",
+        "lab4",
+        "grid",
+        "--grid",
+        str(grid),
+        "--profile",
+        "tiny",
+        "--runs",
+        str(runs),
+    ]
+    # os.environ now has conftest's LAB4_CACHE
+    env = {k: v for k, v in os.environ.items() if k != "LAB4_DATA"}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
-    driver = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    driver = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and driver.poll() is None:
             if (run / "last.pt").exists() and (run / "metrics.csv").exists() and len(epoch_rows(run)) >= 2:
                 break
             time.sleep(0.005)
-        assert driver.poll() is None, f"driver ended before it could be killed: {driver.stdout.read()[-2000:]}"
+        assert driver.poll() is None, (
+            f"driver ended before it could be killed: {driver.stdout.read()[-2000:]}"
+        )
         # jupyter_client starts the kernel in a session of its own: kill its group along with the driver's
         kernels = psutil.Process(driver.pid).children(recursive=True)
         groups = {os.getpgid(driver.pid)} | {os.getpgid(p.pid) for p in kernels}
@@ -805,10 +979,13 @@ def test_sigkill_papermill_driver_then_rerun_resumes(tiny_root, tmp_path):
     assert not (run / "summary.json").exists()
 
     # re-run the driver (it resumes from last.pt) while the uninterrupted reference trains in this process
-    rerun = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rerun = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         ref = tmp_path / "ref"
-        # 02_train.ipynb: make_config(profile, **{**extra, **flat}), flat = name, data_root, run_dir (+ unset Nones)
+        # 02_train.ipynb: make_config(profile, **{**extra, **flat}),
+        # flat = name, data_root, run_dir (+ unset Nones)
         Trainer(make_config("tiny", name=name, data_root=str(tiny_root), run_dir=str(ref), **overrides)).fit()
         out, _ = rerun.communicate(timeout=240)
     finally:

@@ -1,5 +1,7 @@
-"""lab4.run.folder, lab4.report.{sections,figures,numbers,...}, notebooks/03_compare.ipynb and report/main.tex, on copies
-of the tiny run and on synthetic runs whose numbers flip each verdict of the report."""
+"""lab4.run.folder, lab4.report.{sections,figures,numbers,...}, notebooks/03_compare.ipynb and
+report/main.tex, on copies of the tiny run and on synthetic runs whose numbers flip each verdict of the
+report."""
+
 from __future__ import annotations
 
 import json
@@ -24,12 +26,14 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
     A second training run would cost more than the whole budget on 2 cores, so the seed copy
     ``cyclical-s1`` is the same run with its scores shifted; it exercises the seed aggregation.
     """
+    from PIL import Image
+
     from lab4.datasets.official import load_split
     from lab4.evaluate import active_units, validate
     from lab4.plots import strip_image
     from lab4.run.folder import RunDir
     from lab4.train import load_trained
-    from PIL import Image
+
     model, cfg = load_trained(tiny_run, device="cpu")
     val = load_split(cfg.data_root, "val", cfg.frame_H, cfg.frame_W, progress=False)
     res = validate(model, val, seed=cfg.seed)
@@ -46,25 +50,50 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
         RunDir(d).write_psnr(res)
         samples.save(d / "samples.png")
         shift = 0.3 * i
-        (d / "summary.json").write_text(json.dumps(dict(
-            name=name, profile=cfg.profile, kl_anneal_type=c["kl_anneal_type"], tfr=cfg.tfr, tfr_sde=cfg.tfr_sde,
-            tfr_d_step=cfg.tfr_d_step, seed=i, mean_psnr=res["mean_psnr"] + shift, mean_ssim=res["mean_ssim"],
-            baseline_mean_psnr=res["baseline_mean_psnr"], public=20.0 + shift, private=None, wall_seconds=12.5,
-            cpu_seconds=20.0 + i, started_at=100.0 + 10 * i, finished_at=112.5 + 10 * i, threads=1, cpus=2,
-            processor="Test CPU", device="cpu", epochs=cfg.num_epoch, **au)))
+        (d / "summary.json").write_text(
+            json.dumps(
+                dict(
+                    name=name,
+                    profile=cfg.profile,
+                    kl_anneal_type=c["kl_anneal_type"],
+                    tfr=cfg.tfr,
+                    tfr_sde=cfg.tfr_sde,
+                    tfr_d_step=cfg.tfr_d_step,
+                    seed=i,
+                    mean_psnr=res["mean_psnr"] + shift,
+                    mean_ssim=res["mean_ssim"],
+                    baseline_mean_psnr=res["baseline_mean_psnr"],
+                    public=20.0 + shift,
+                    private=None,
+                    wall_seconds=12.5,
+                    cpu_seconds=20.0 + i,
+                    started_at=100.0 + 10 * i,
+                    finished_at=112.5 + 10 * i,
+                    threads=1,
+                    cpus=2,
+                    processor="Test CPU",
+                    device="cpu",
+                    epochs=cfg.num_epoch,
+                    **au,
+                )
+            )
+        )
     return runs_dir
 
 
 @pytest.fixture(scope="module")
 def built(tiny_run, tmp_path_factory):
     """A tmp project: runs/, figures/ and report/generated/ made by lab4.report.*."""
-    from lab4.report import figures as report_figures
-    from lab4.report import sections
+    from lab4.report import figures as report_figures, sections
+
     base = tmp_path_factory.mktemp("compare")
-    inputs = sections.Inputs.load(make_runs(tiny_run, base / "runs"), gpu_dir=base / "results" / "gpu")  # no GPU
+    # no GPU
+    inputs = sections.Inputs.load(make_runs(tiny_run, base / "runs"), gpu_dir=base / "results" / "gpu")
     figs = report_figures.make_figures(inputs.runs, base / "figures")
     written = sections.write_generated(inputs, base / "report" / "generated", names=("main", "gpu"))
-    return dict(base=base, runs=inputs.runs, figs=figs, out=dict(macros=written["macros.tex"], gpu=written["gpu.tex"]))
+    return dict(
+        base=base, runs=inputs.runs, figs=figs, out=dict(macros=written["macros.tex"], gpu=written["gpu.tex"])
+    )
 
 
 def macro_defs(text: str) -> set[str]:
@@ -77,13 +106,13 @@ def macro_values(macros_tex: Path) -> dict[str, str]:
 
 def group_at(text: str, i: int) -> tuple[str, int]:
     """The brace group that starts at text[i] == "{" (without its braces), and the index after it."""
-    assert text[i] == "{", text[i:i + 40]
+    assert text[i] == "{", text[i : i + 40]
     depth = 0
     for j in range(i, len(text)):
         depth += {"{": 1, "}": -1}.get(text[j], 0) if text[j - 1] != "\\" else 0
         if depth == 0:
-            return text[i + 1:j], j + 1
-    raise AssertionError(f"unbalanced braces from {text[i:i + 40]!r}")
+            return text[i + 1 : j], j + 1
+    raise AssertionError(f"unbalanced braces from {text[i : i + 40]!r}")
 
 
 def cases_in_tex(tex: str) -> dict[str, list[set[str]]]:
@@ -121,7 +150,7 @@ def says(words: str, phrase: str, gap: int = 1500) -> bool:
         at = words.find(head)
         while at >= 0:
             end = at + len(head)
-            if tail in words[end:end + gap + len(tail)]:
+            if tail in words[end : end + gap + len(tail)]:
                 return True
             at = words.find(head, at + 1)
     return False
@@ -137,8 +166,12 @@ def have_tex() -> bool:
 
 def build_pdf(report_dir: Path) -> Path:
     shutil.copy(MAIN_TEX, report_dir / "main.tex")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "build_pdf.sh"), str(report_dir)],
-                       capture_output=True, text=True, timeout=180)
+    r = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "build_pdf.sh"), str(report_dir)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return report_dir / "build" / "main.pdf"
 
@@ -146,6 +179,7 @@ def build_pdf(report_dir: Path) -> Path:
 def test_figures_and_macros(built):
     from lab4.report import figures as report_figures
     from lab4.run.folder import group
+
     assert len(built["runs"]) == len(NAMES)
     assert list(group(built["runs"])) == ["monotonic", "cyclical", "none"]
     for stem in report_figures.FIGURES:
@@ -157,23 +191,34 @@ def test_figures_and_macros(built):
     # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
     latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand", "IfFileExists", "OR", "AND"}
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
-    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss", "Study"))}  # test_gpu_section_macros,
+    # test_gpu_section_macros,
+    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss", "Study"))}
     # test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed and tests/test_study.py check the GPU,
     # loss-balance and longer-budget ones
-    assert used - gpu - defined == set(), f"main.tex uses macros that macros.tex lacks: {sorted(used - gpu - defined)}"
+    assert used - gpu - defined == set(), (
+        f"main.tex uses macros that macros.tex lacks: {sorted(used - gpu - defined)}"
+    )
     assert macro_values(built["out"]["gpu"]) == {"GpuCase": "absent"}
     m = macro_values(built["out"]["macros"])
     assert m["LabParamCount"] == "1{,}585{,}620"
     assert m["NumRuns"] == "4" and m["SeedsPerStrategy"] == "1--2"
-    # the best strategy (none) has one seed, so no ranking can be tested; cyclical's two seeds are 0.9 dB apart
+    # the best strategy (none) has one seed, so no ranking
+    # can be tested; cyclical's two seeds are 0.9 dB apart
     assert (m["RankCase"], m["KLRankCase"], m["RankBest"]) == ("single", "single", "None")
     assert m["StrategyGap"] == "0.30" and m["MaxSeedStd"] == "0.64" and m["SeedCountCase"] == "mixed"
-    assert m["BaselineTestCase"] in ("above", "below", "mixed") and m["BaselineUntestedList"] == "Monotonic, None"
+    assert (
+        m["BaselineTestCase"] in ("above", "below", "mixed")
+        and m["BaselineUntestedList"] == "Monotonic, None"
+    )
     assert m["TFBestCase"] == "decay" and m["DataKind"] == "synth" and m["SynthPreset"] == "tiny"
     assert m["DriftWindow"].isdigit() and "n/a" not in (m["MinDrift"], m["MaxDrift"], m["BaselineDrift"])
     # four runs 10 s apart, 12.5 s each: two overlap at a time; CPU-seconds 20..23
-    assert (m["ConcurrencyCase"], m["MaxConcurrentRuns"], m["CPUSecondsMin"], m["CPUSecondsMax"]) == \
-        ("several", "2", "20", "23")
+    assert (m["ConcurrencyCase"], m["MaxConcurrentRuns"], m["CPUSecondsMin"], m["CPUSecondsMax"]) == (
+        "several",
+        "2",
+        "20",
+        "23",
+    )
     assert m["LatentUnits"] == "8{,}192" and m["CollapseCase"] in ("all", "annealed", "constant")
     hyper = (built["base"] / "report" / "generated" / "hyperparameters.tex").read_text()
     assert r"frame features $F$ {\footnotesize\texttt{F\_dim}} & 128 & 16 & $\ast$ \\" in hyper
@@ -183,23 +228,35 @@ def test_figures_and_macros(built):
 
 
 def test_every_case_has_its_sentences():
-    """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never picks."""
+    """Each value a case macro can take has a branch in main.tex, and main.tex has no branch Python never
+    picks."""
     from lab4.report.sections import SECTIONS
+
     CASES = {k: v for s in SECTIONS if s.sentences == "main.tex" for k, v in s.cases.items()}
     found = cases_in_tex(MAIN_TEX.read_text())
-    assert set(found) == set(CASES), f"cases in main.tex {sorted(found)} != the sections' cases {sorted(CASES)}"
+    assert set(found) == set(CASES), (
+        f"cases in main.tex {sorted(found)} != the sections' cases {sorted(CASES)}"
+    )
     for name, values in CASES.items():
         for names in found[name]:
-            assert names <= set(values), f"main.tex handles {sorted(names - set(values))} of {name}: never written"
-        assert set().union(*found[name]) == set(values), f"main.tex has no sentence for some {name} of {values}"
+            assert names <= set(values), (
+                f"main.tex handles {sorted(names - set(values))} of {name}: never written"
+            )
+        assert set().union(*found[name]) == set(values), (
+            f"main.tex has no sentence for some {name} of {values}"
+        )
 
 
 # what each listing the lab asks for must show: (source, lines it must contain)
 LISTINGS = {
-    "train-step": ("train.py", ("def step(", "beta_at(", "self.tf.draw(", "loss_backward(", "clip_grad_norm_(",
-                                "optimizer.step()")),
-    "clip-loss": ("model.py", ("if teacher_forcing", "else:", "self.feedback(p)", "kl_divergence(", "mse_t.sum()",
-                               "loss = mse +")),
+    "train-step": (
+        "train.py",
+        ("def step(", "beta_at(", "self.tf.draw(", "loss_backward(", "clip_grad_norm_(", "optimizer.step()"),
+    ),
+    "clip-loss": (
+        "model.py",
+        ("if teacher_forcing", "else:", "self.feedback(p)", "kl_divergence(", "mse_t.sum()", "loss = mse +"),
+    ),
     "kl-divergence": ("model.py", ("def kl_divergence(",)),
     "rollout": ("model.py", ("for t in range(1, T):", "step_fn(prev", "out.append(prev)")),
     "psnr": ("evaluate.py", ("def psnr_per_frame(", "log10")),
@@ -215,17 +272,24 @@ def test_listings_show_the_training_step_the_rollout_and_the_submission(built):
     training step with its teacher-forcing branch and loss accumulation, the rollout, PSNR, the submission),
     in the source copied beside the report, so that no listing can drift from the package."""
     tex = MAIN_TEX.read_text()
-    listings = dict((name, src) for name, src in re.findall(
-        r"linerange=\{([a-z-]+)\\ begin\}-\{\1\\ end\}[^]]*\]\{generated/src/([a-z]+\.py)\}", tex))
-    assert len(listings) == tex.count("\\lstinputlisting") and set(listings) == set(LISTINGS), sorted(listings)
+    listings = dict(
+        (name, src)
+        for name, src in re.findall(
+            r"linerange=\{([a-z-]+)\\ begin\}-\{\1\\ end\}[^]]*\]\{generated/src/([a-z]+\.py)\}", tex
+        )
+    )
+    assert len(listings) == tex.count("\\lstinputlisting") and set(listings) == set(LISTINGS), sorted(
+        listings
+    )
     for name, (src, needles) in LISTINGS.items():
         assert listings[name] == src, name
         lines = (built["base"] / "report" / "generated" / "src" / src).read_text().splitlines()
-        begin, end = lines.index(f"# report: {name} begin"), lines.index(f"# report: {name} end")
-        body = "\n".join(lines[begin + 1:end])
+        marks = [line.strip() for line in lines]  # a marker is indented as the code it brackets
+        begin, end = marks.index(f"# report: {name} begin"), marks.index(f"# report: {name} end")
+        body = "\n".join(lines[begin + 1 : end])
         for needle in needles:
             assert needle in body, (name, needle)
-        assert sum(line.lstrip().startswith("def ") for line in lines[begin + 1:end]) <= 1, name
+        assert sum(line.lstrip().startswith("def ") for line in lines[begin + 1 : end]) <= 1, name
 
 
 def test_drift_verdict_follows_the_curves(tmp_path):
@@ -233,6 +297,7 @@ def test_drift_verdict_follows_the_curves(tmp_path):
     a curve that falls exactly as the baseline falls has no drift of its own."""
     import numpy as np
     import pandas as pd
+
     from lab4.report.numbers import drift_macros
     from lab4.run.folder import RunDir
 
@@ -245,15 +310,23 @@ def test_drift_verdict_follows_the_curves(tmp_path):
 
     def num(v):
         return float(v.replace("$-$", "-"))
+
     # both fall by as much as the baseline (about 3.6 dB between the first and the last 10 frames): no drift
     flat = drift_macros([run("a", np.linspace(25, 21, 100)), run("b", np.linspace(24, 20, 100))])
     assert flat["DriftWindow"] == "10" and flat["DriftCase"] == "flat"
-    assert flat["MinDrift"] == "0.00" and num(flat["BaselineDrift"]) < -3 and flat["BaselineDrift"].startswith("$-$")
+    assert (
+        flat["MinDrift"] == "0.00"
+        and num(flat["BaselineDrift"]) < -3
+        and flat["BaselineDrift"].startswith("$-$")
+    )
     # constant PSNR while the baseline falls: the model holds up better than the video's own change
     rising = drift_macros([run("a", np.full(100, 25.0)), run("b", np.linspace(24, 20, 100))])
     assert rising["DriftCase"] == "rises" and rising["DriftRiseCount"] == "1" and num(rising["MaxDrift"]) > 3
     falling = drift_macros([run("a", np.linspace(25, 21, 100)), run("b", np.linspace(30, 20, 100))])
-    assert falling["DriftCase"] == "falls" and (falling["DriftFallCount"], falling["DriftRunCount"]) == ("1", "2")
+    assert falling["DriftCase"] == "falls" and (falling["DriftFallCount"], falling["DriftRunCount"]) == (
+        "1",
+        "2",
+    )
     assert -7 < num(falling["MinDrift"]) < -5  # -9 of its own, -3.6 of the baseline's
     assert drift_macros([])["DriftWindow"] == "n/a" and drift_macros([])["DriftCase"] == "none"
 
@@ -261,16 +334,25 @@ def test_drift_verdict_follows_the_curves(tmp_path):
 def test_compare_notebook_runs(built, tmp_path):
     pytest.importorskip("papermill")
     base = built["base"]
-    from lab4.grid.driver import execute_notebook
-    execute_notebook(ROOT / "notebooks" / "03_compare.ipynb", tmp_path / "out.ipynb",
-                     dict(runs_dir=str(base / "runs"), figures_dir=str(tmp_path / "figures"),
-                          generated_dir=str(tmp_path / "generated"), fresh_rollout=False))
+    from lab4.grid.execution import execute_notebook
+
+    execute_notebook(
+        ROOT / "notebooks" / "03_compare.ipynb",
+        tmp_path / "out.ipynb",
+        dict(
+            runs_dir=str(base / "runs"),
+            figures_dir=str(tmp_path / "figures"),
+            generated_dir=str(tmp_path / "generated"),
+            fresh_rollout=False,
+        ),
+    )
     assert (tmp_path / "generated" / "macros.tex").is_file()
     assert (tmp_path / "figures" / "strip.png").is_file()
 
 
 def test_report_compiles(built):
     from lab4.report.figures import FIGURES
+
     if not have_tex():
         pytest.skip("xelatex, latexmk or pdftotext missing (make tex)")
     pdf = build_pdf(built["base"] / "report")
@@ -297,33 +379,52 @@ def test_setup_table_reads_what_each_run_used(tmp_path):
     from lab4.config import make_config
     from lab4.report.experimental_setup import TEMPLATE, hyperparameter_rows
     from lab4.run.folder import RunDir
+
     runs = []
     for name, used_amp in (("a", False), ("b", False)):  # both asked for bf16; the CPU had none
         run = RunDir(tmp_path / name)
         run.path.mkdir()
         run.write_config(make_config("quick", name=name, amp=True, channels_last=True))
-        (run.path / RunDir.SUMMARY).write_text(json.dumps(dict(
-            name=name, epochs=3, speed=dict(amp=used_amp, channels_last=True, compile=False, cuda_graphs=False,
-                                            fused_adam=False))))
+        (run.path / RunDir.SUMMARY).write_text(
+            json.dumps(
+                dict(
+                    name=name,
+                    epochs=3,
+                    speed=dict(
+                        amp=used_amp, channels_last=True, compile=False, cuda_graphs=False, fused_adam=False
+                    ),
+                )
+            )
+        )
         runs.append(run)
-    rows = {line.split(" {\\footnotesize")[0]: line.split(" & ")[1:] for line in hyperparameter_rows(runs).splitlines()}
-    assert rows["mixed-precision autocast"][:2] == ["no", "no"] and not rows["mixed-precision autocast"][2].startswith("$")
+    rows = {
+        line.split(" {\\footnotesize")[0]: line.split(" & ")[1:]
+        for line in hyperparameter_rows(runs).splitlines()
+    }
+    assert rows["mixed-precision autocast"][:2] == ["no", "no"] and not rows["mixed-precision autocast"][
+        2
+    ].startswith("$")
     assert rows["channels-last memory format"][1:3] == ["yes", "$\\ast$ \\\\"]
     # the template's, not this package's lab profile: it clamps nothing and draws one coin per epoch
     assert TEMPLATE["clamp_feedback"] is False and rows["clamp fed-back frames to $[0,1]$"][0] == "no"
     assert rows["one teacher-forcing coin per epoch"][0] == "yes"
     assert rows["learning-rate milestones (epochs)"][0] == "2, 5" and rows["epochs"][:2] == ["70", "3"]
     for run in runs:  # and every speed row agrees with each run's summary.json
-        for key, label in (("amp", "mixed-precision autocast"), ("channels_last", "channels-last memory format")):
+        for key, label in (
+            ("amp", "mixed-precision autocast"),
+            ("channels_last", "channels-last memory format"),
+        ):
             assert rows[label][1] == ("yes" if run.summary()["speed"][key] else "no")
 
 
-def synthetic_metrics(name: str, mse_winner: str, kl_winner: str, gain: float, rise: str | None,
-                      grad: str | None, v: float):
+def synthetic_metrics(
+    name: str, mse_winner: str, kl_winner: str, gain: float, rise: str | None, grad: str | None, v: float
+):
     """metrics.csv of a 3-epoch run: decaying ratio 1, 0.5, 0 (tf-off 0, tf-half 0.5), falling loss, MSE and
     KL, except where an argument puts the lowest MSE, the highest KL, a loss rise or a gradient-norm peak."""
     import numpy as np
     import pandas as pd
+
     tfr = {"tf-off": [0.0] * 3, "tf-half": [0.5] * 3}.get(name, [1.0, 0.5, 0.0])
     beta = [0.5, 0.5, 0.5]
     loss = [3.0, 2.0, 1.0]
@@ -334,35 +435,87 @@ def synthetic_metrics(name: str, mse_winner: str, kl_winner: str, gain: float, r
         beta = [0.2, 0.8, 0.8] if rise == "beta" else beta
     mse = [0.7, 0.5, 0.2 if name == mse_winner else 0.4]
     kl = [7000.0, 70.0, 350.0 if name == kl_winner else 7.0]
-    gn = {"first": [[2.0, 1.5], [0.5, 0.4], [0.5, 0.4]], "later": [[0.5, 0.4], [0.5, 0.4], [0.9, 0.8]]}.get(grad)
+    gn = {"first": [[2.0, 1.5], [0.5, 0.4], [0.5, 0.4]], "later": [[0.5, 0.4], [0.5, 0.4], [0.9, 0.8]]}.get(
+        grad
+    )
     rows = []
     for e in range(3):
         for i in range(2):
-            rows.append(dict(kind="iter", epoch=e, iter=i, progress=e + i / 2, beta=beta[e], tfr=tfr[e],
-                             loss=loss[e], grad_norm=gn[e][i] if gn else np.nan))
-        rows.append(dict(kind="epoch", epoch=e, iter=2, progress=e + 1, loss=loss[e], mse=mse[e], kl=kl[e],
-                         grad_norm=np.mean(gn[e]) if gn else np.nan, beta=beta[e], tfr=tfr[e], seconds=30.0,
-                         val_psnr=v - gain * (2 - e), baseline_psnr=18.0))
+            rows.append(
+                dict(
+                    kind="iter",
+                    epoch=e,
+                    iter=i,
+                    progress=e + i / 2,
+                    beta=beta[e],
+                    tfr=tfr[e],
+                    loss=loss[e],
+                    grad_norm=gn[e][i] if gn else np.nan,
+                )
+            )
+        rows.append(
+            dict(
+                kind="epoch",
+                epoch=e,
+                iter=2,
+                progress=e + 1,
+                loss=loss[e],
+                mse=mse[e],
+                kl=kl[e],
+                grad_norm=np.mean(gn[e]) if gn else np.nan,
+                beta=beta[e],
+                tfr=tfr[e],
+                seconds=30.0,
+                val_psnr=v - gain * (2 - e),
+                baseline_psnr=18.0,
+            )
+        )
     df = pd.DataFrame(rows)
     return df.drop(columns="grad_norm") if gn is None else df
 
 
-def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip: float, per_epoch: bool,
-                   data_root: str, mse_winner: str = "cyclical", kl_winner: str = "none", gains=0.0,
-                   rise: str | None = None, grad: str | None = "first", active: dict | None = None,
-                   concurrent: bool | None = True, scored: bool = True, baseline: float = 18.0) -> list:
+def synthetic_runs(
+    base: Path,
+    psnr: dict[str, float],
+    falling: str | None,
+    clip: float,
+    per_epoch: bool,
+    data_root: str,
+    mse_winner: str = "cyclical",
+    kl_winner: str = "none",
+    gains=0.0,
+    rise: str | None = None,
+    grad: str | None = "first",
+    active: dict | None = None,
+    concurrent: bool | None = True,
+    scored: bool = True,
+    baseline: float = 18.0,
+) -> list:
     """Run folders, in a new folder under ``base``: a validation PSNR per run name, one run whose PSNR falls
     9 dB along the video (if ``falling``), the settings the report describes, and the logs and summary
     numbers behind each of the report's verdicts (``gains``: last-epoch gain, one number or one per run)."""
     import numpy as np
     import pandas as pd
+
     from lab4.run.folder import RunDir
+
     base = Path(tempfile.mkdtemp(prefix="runs-", dir=base))  # each call its own runs, whatever their names
     frames = np.arange(1, 101)
     from lab4.config import make_config
-    config = {**make_config("tiny").to_dict(), **dict(
-        kl_anneal_type="cyclical", clip_grad=clip, tfr_per_epoch=per_epoch, data_root=data_root,
-        batch_size=2, lr=1e-3, train_vi_len=8, N_dim=4)}
+
+    config = {
+        **make_config("tiny").to_dict(),
+        **dict(
+            kl_anneal_type="cyclical",
+            clip_grad=clip,
+            tfr_per_epoch=per_epoch,
+            data_root=data_root,
+            batch_size=2,
+            lr=1e-3,
+            train_vi_len=8,
+            N_dim=4,
+        ),
+    }
     runs = []
     for k, (name, v) in enumerate(psnr.items()):
         drop = 10.0 if name == falling else 0.0
@@ -371,11 +524,22 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
         gain = gains.get(name, 0.0) if isinstance(gains, dict) else gains
         metrics = synthetic_metrics(name.split("-s")[0], mse_winner, kl_winner, gain, rise, grad, v)
         start = 1000.0 + (0 if concurrent else 200 * k)
-        summary = dict(name=name, mean_psnr=v, baseline_mean_psnr=baseline, profile="tiny", device="cpu", epochs=3,
-                       public=v if scored else None, cpu_seconds=120.0 + k, wall_seconds=150.0, threads=1, cpus=2,
-                       processor="Test CPU",
-                       active_units=None if active is None else active.get(name.split("-s")[0], 0),
-                       **(dict(started_at=start, finished_at=start + 150) if concurrent is not None else {}))
+        summary = dict(
+            name=name,
+            mean_psnr=v,
+            baseline_mean_psnr=baseline,
+            profile="tiny",
+            device="cpu",
+            epochs=3,
+            public=v if scored else None,
+            cpu_seconds=120.0 + k,
+            wall_seconds=150.0,
+            threads=1,
+            cpus=2,
+            processor="Test CPU",
+            active_units=None if active is None else active.get(name.split("-s")[0], 0),
+            **(dict(started_at=start, finished_at=start + 150) if concurrent is not None else {}),
+        )
         run = RunDir(base / name)
         run.path.mkdir()
         seed = int(name.rsplit("-s", 1)[1]) if re.search(r"-s\d+$", name) else 0  # as the grid names seeds
@@ -388,139 +552,211 @@ def synthetic_runs(base: Path, psnr: dict[str, float], falling: str | None, clip
 
 
 def seeds(**strategies) -> dict[str, float]:
-    """cyclical=[25.0, 25.2] -> {"cyclical": 25.0, "cyclical-s1": 25.2}: the run names the grid gives seeds."""
-    return {f"{s.replace('_', '-')}{f'-s{k}' if k else ''}": v
-            for s, vs in strategies.items() for k, v in enumerate(vs)}
+    """cyclical=[25.0, 25.2] -> {"cyclical": 25.0, "cyclical-s1": 25.2}: the run names the grid gives
+    seeds."""
+    return {
+        f"{s.replace('_', '-')}{f'-s{k}' if k else ''}": v
+        for s, vs in strategies.items()
+        for k, v in enumerate(vs)
+    }
 
 
 # Sets of runs whose numbers give different verdicts; each case value with a phrase of its sentence
 # (a phrase must be absent from the PDF of every set where its case has another value).
 FLIPS = {
-    "a": (dict(psnr=seeds(cyclical=[25.0, 25.2, 25.1], monotonic=[22.0, 22.1, 22.2], none=[21.0, 21.2, 21.1],
-                          tf_off=[26.0, 26.2, 26.1], tf_half=[20.0, 20.1, 20.2]),
-               falling="none", clip=1.0, per_epoch=True, data_root="", rise="ratio", active={}),
-          {"RankCase": ("clear", "itsleadovereveryotherstrategysurvivesatestoverseeds"),
-           "KLRankCase": ("clear", "significantlyagainsteachotherone(Holmcorrected:"),
-           "TFOffTestCase": ("better", "Overseeds,noteacherforcingisbetterthanthedecayingratio"),
-           "TFHalfTestCase": ("worse", "Thefixedratioof0.5isworsethanthedecayingratio"),
-           "BaselineTestCase": ("above", "everystrategywithseveralseedsisabovethe"),
-           "GpuCase": ("present", "ThesamecomparisononaGPU"),
-           "GpuRankCase": ("clear", "againsteachoftheotherKLannealingstrategies"),
-           "GpuAgreeCase": ("same", "TheGPUgridorderstheKLannealingstrategiesastheCPUgriddoes"),
-           "GpuEvidenceCase": ("both", "Bothrankingsrestonintervals"),
-           "GpuBenchCase": ("measured", "timesasfastasthelab"),
-           "LowestMSETestCase": ("distinct", "isbelowthatofNone,thebestoftheotherside"),
-           "HighestKLTestCase": ("distinct", "finalKLisabove"),
-           "DriftCase": ("falls", "dBin1ofthe15runs,whoseerrorsaccumulate"),
-           "TFBestCase": ("off", "Trainingwithoutteacherforcinghasthehighestmean"),
-           "GradClipCase": ("on", "thegradientnormisclippedto1"),
-           "TFPerEpoch": ("true", "Atthestartofeveryepochonecoin"),
-           "DataKind": ("synth", "onSynthDance(tinypreset)"),
-           "SeedCountCase": ("several", "With3seedsonlylargedifferencescanbetoldapart"),
-           "BaselineCase": ("all", "All15runsendabovetherepeatfirstframebaseline"),
-           "GradNormPeakCase": ("first", "largestinthefirstepoch"),
-           "GradClipActsCase": ("acts", "aclipatnorm1actson"),
-           "ConvergenceCase": ("flat", "endonaplateau"),
-           "LossRiseCase": ("ratio", "inwhichtheteacherforcingratiofell"),
-           "LowestMSECase": ("annealed", "anannealedstrategy;"),
-           "HighestKLCase": ("constant", "annealingdidnotkeepmoreinformation"),
-           "CollapseCase": ("all", "collapsedundereveryschedule"),
-           "ConcurrencyCase": ("several", "Upto15runstrainedatonce"),
-           "ScoredCase": ("scored", "thesearenotKagglescores"),
-           "StudyCase": ("present", "Toseewhatmoretrainingchanges"),
-           "StudyRankCase": ("clear", "significantlyagainsteachoftheotherschedules"),
-           "StudyLrLateCase": ("better", "raisedthevalidationPSNRfrom"),
-           "StudyLeakyCase": ("same", "identitygave"),
-           "StudyHeldCase": ("worse", "lowereditto"),
-           "StudyActiveCase": ("never", "Nolatentunitbecameactive"),
-           "StudyFlatCase": ("all", "Everyschedule"),
-           "StudyRealCase": ("loses", "themodelstilllosestorepeatingthefirstframe"),
-           "StudyRealFirstCase": ("loses", "framesitscores"),
-           "StudyRealRunCase": ("lab", "loss,overthe630generatedframes")}),
-    "b": (dict(psnr=seeds(cyclical=[24.0, 28.0], monotonic=[25.5], none=[25.2], tf_off=[25.0],
-                          tf_half=[26.0, 27.0]), falling=None, clip=0.0, per_epoch=False, data_root="REAL",
-               mse_winner="none", kl_winner="cyclical", gains={"none": 2.0, "tf-off": -2.0}, rise="beta",
-               grad="later", active={"cyclical": 30, "monotonic": 0, "none": 0}, concurrent=False, scored=False,
-               baseline=25.3),
-          {"RankCase": ("tied", "atthisbudgetnostrategycanbetoldapartfromthebest"),
-           "KLRankCase": ("single", "thisorderisnottested"),
-           "TFOffTestCase": ("untested", "Noteacherforcingisnottested"),
-           "TFHalfTestCase": ("same", "Thefixedratioof0.5andthedecayingratioarenotdistinguishable"),
-           "BaselineTestCase": ("mixed", "thestrategiesdonotagree"),
-           "LowestMSETestCase": ("untested", "theMSEcomparisonisnottested"),
-           "HighestKLTestCase": ("untested", "theKLcomparisonisnottested"),
-           "CollapseTestCase": ("untested", "differenceinactiveunitsisnottested"),
-           "DriftCase": ("flat", "donotvisiblyaccumulate"),
-           "TFBestCase": ("half", "Thefixedratioof0.5hasthehighestmean"),
-           "GradClipCase": ("off", "thegradientnormisnotclipped"),
-           "TFPerEpoch": ("false", "Foreverybatchacoin"),
-           "DataKind": ("real", "dancedataset:onedancer"),
-           "SeedCountCase": ("mixed", "orasinglerun"),
-           "BaselineCase": ("some", "4ofthe7runsendabove"),
-           "GradNormPeakCase": ("later", "peaksafterthefirstepoch"),
-           "GradClipActsCase": ("never", "wouldneveractontheseruns"),
-           "ConvergenceCase": ("mixed", "dependonwherethebudgetstops"),
-           "LossRiseCase": ("beta", "theKLweight,notteacherforcing"),
-           "LowestMSECase": ("constant", "annealingdidnotbuyalowerMSE"),
-           "HighestKLCase": ("annealed", "annealingkeptmoreinformation"),
-           "CollapseCase": ("annealed", "Anannealedstrategykeepsmoreunitsactive"),
-           "ConcurrencyCase": ("one", "together,oneafteranotheron"),
-           "ScoredCase": ("unscored", "norunhasatestscore"),
-           "StudyRankCase": ("tied", "butnootherscheduleisdistinguishablefromit"),
-           "StudyLrLateCase": ("worse", "loweredthevalidationPSNRfrom"),
-           "StudyLeakyCase": ("better", "identityraiseditto"),
-           "StudyHeldCase": ("untested", "gave20.00dB,withtoofewseedstotest"),
-           "StudyActiveCase": ("some", "Latentunitsbecameactive:Cyclicalfromepoch3"),
-           "StudyFlatCase": ("none", "Noschedule"),
-           "StudyRealCase": ("beats", "themodelbeatsrepeatingthefirstframe"),
-           "StudyRealFirstCase": ("beats", "itbeatsthecopytoo"),
-           "StudyRealLabCase": ("diverged", "itdiverged:thelossbecamenonfiniteinepoch31of90"),
-           "StudyRealRunCase": ("mean", "clippedatnorm1,asintherunsabove,overthe")}),
-    "c": (dict(psnr={"cyclical": 17.0, "monotonic": 16.0, "tf-off": 15.5, "tf-half": 15.0}, falling=None,
-               clip=1.0, per_epoch=True, data_root="", gains=2.0, rise="neither", grad=None,
-               concurrent=None, scored=False),
-          {"RankCase": ("single", "thisrankingisnottestedandmaybenoise"),
-           "BaselineTestCase": ("single", "Withoneseedperstrategythesemarginsarenottested"),
-           "TFBestCase": ("decay", "Thedecayingratiohasthehighestmean"),
-           "SeedCountCase": ("one", "Everystrategyhasasingleseed,sonodifference"),
-           "BaselineCase": ("no", "Norunendsabovetherepeatfirstframebaseline"),
-           "GradNormPeakCase": ("unknown", "Therunsdonotlogthegradientnorm"),
-           "ConvergenceCase": ("rising", "werestillimprovingwhenthebudgetended"),
-           "LossRiseCase": ("neither", "sotheschedulesdonotexplainthem"),
-           "LowestMSECase": ("unknown", "theMSEofannealingcannotbecompared"),
-           "HighestKLCase": ("unknown", "norcantheirKL"),
-           "CollapseCase": ("unknown", "donotrecordactiveunitsforbothanannealed"),
-           "ConcurrencyCase": ("unknown", "theircomputeisnotreported"),
-           "StudyCase": ("absent", "Norunsatalongertrainingbudgetareincluded")}),
+    "a": (
+        dict(
+            psnr=seeds(
+                cyclical=[25.0, 25.2, 25.1],
+                monotonic=[22.0, 22.1, 22.2],
+                none=[21.0, 21.2, 21.1],
+                tf_off=[26.0, 26.2, 26.1],
+                tf_half=[20.0, 20.1, 20.2],
+            ),
+            falling="none",
+            clip=1.0,
+            per_epoch=True,
+            data_root="",
+            rise="ratio",
+            active={},
+        ),
+        {
+            "RankCase": ("clear", "itsleadovereveryotherstrategysurvivesatestoverseeds"),
+            "KLRankCase": ("clear", "significantlyagainsteachotherone(Holmcorrected:"),
+            "TFOffTestCase": ("better", "Overseeds,noteacherforcingisbetterthanthedecayingratio"),
+            "TFHalfTestCase": ("worse", "Thefixedratioof0.5isworsethanthedecayingratio"),
+            "BaselineTestCase": ("above", "everystrategywithseveralseedsisabovethe"),
+            "GpuCase": ("present", "ThesamecomparisononaGPU"),
+            "GpuRankCase": ("clear", "againsteachoftheotherKLannealingstrategies"),
+            "GpuAgreeCase": ("same", "TheGPUgridorderstheKLannealingstrategiesastheCPUgriddoes"),
+            "GpuEvidenceCase": ("both", "Bothrankingsrestonintervals"),
+            "GpuBenchCase": ("measured", "timesasfastasthelab"),
+            "LowestMSETestCase": ("distinct", "isbelowthatofNone,thebestoftheotherside"),
+            "HighestKLTestCase": ("distinct", "finalKLisabove"),
+            "DriftCase": ("falls", "dBin1ofthe15runs,whoseerrorsaccumulate"),
+            "TFBestCase": ("off", "Trainingwithoutteacherforcinghasthehighestmean"),
+            "GradClipCase": ("on", "thegradientnormisclippedto1"),
+            "TFPerEpoch": ("true", "Atthestartofeveryepochonecoin"),
+            "DataKind": ("synth", "onSynthDance(tinypreset)"),
+            "SeedCountCase": ("several", "With3seedsonlylargedifferencescanbetoldapart"),
+            "BaselineCase": ("all", "All15runsendabovetherepeatfirstframebaseline"),
+            "GradNormPeakCase": ("first", "largestinthefirstepoch"),
+            "GradClipActsCase": ("acts", "aclipatnorm1actson"),
+            "ConvergenceCase": ("flat", "endonaplateau"),
+            "LossRiseCase": ("ratio", "inwhichtheteacherforcingratiofell"),
+            "LowestMSECase": ("annealed", "anannealedstrategy;"),
+            "HighestKLCase": ("constant", "annealingdidnotkeepmoreinformation"),
+            "CollapseCase": ("all", "collapsedundereveryschedule"),
+            "ConcurrencyCase": ("several", "Upto15runstrainedatonce"),
+            "ScoredCase": ("scored", "thesearenotKagglescores"),
+            "StudyCase": ("present", "Toseewhatmoretrainingchanges"),
+            "StudyRankCase": ("clear", "significantlyagainsteachoftheotherschedules"),
+            "StudyLrLateCase": ("better", "raisedthevalidationPSNRfrom"),
+            "StudyLeakyCase": ("same", "identitygave"),
+            "StudyHeldCase": ("worse", "lowereditto"),
+            "StudyActiveCase": ("never", "Nolatentunitbecameactive"),
+            "StudyFlatCase": ("all", "Everyschedule"),
+            "StudyRealCase": ("loses", "themodelstilllosestorepeatingthefirstframe"),
+            "StudyRealFirstCase": ("loses", "framesitscores"),
+            "StudyRealRunCase": ("lab", "loss,overthe630generatedframes"),
+        },
+    ),
+    "b": (
+        dict(
+            psnr=seeds(
+                cyclical=[24.0, 28.0], monotonic=[25.5], none=[25.2], tf_off=[25.0], tf_half=[26.0, 27.0]
+            ),
+            falling=None,
+            clip=0.0,
+            per_epoch=False,
+            data_root="REAL",
+            mse_winner="none",
+            kl_winner="cyclical",
+            gains={"none": 2.0, "tf-off": -2.0},
+            rise="beta",
+            grad="later",
+            active={"cyclical": 30, "monotonic": 0, "none": 0},
+            concurrent=False,
+            scored=False,
+            baseline=25.3,
+        ),
+        {
+            "RankCase": ("tied", "atthisbudgetnostrategycanbetoldapartfromthebest"),
+            "KLRankCase": ("single", "thisorderisnottested"),
+            "TFOffTestCase": ("untested", "Noteacherforcingisnottested"),
+            "TFHalfTestCase": ("same", "Thefixedratioof0.5andthedecayingratioarenotdistinguishable"),
+            "BaselineTestCase": ("mixed", "thestrategiesdonotagree"),
+            "LowestMSETestCase": ("untested", "theMSEcomparisonisnottested"),
+            "HighestKLTestCase": ("untested", "theKLcomparisonisnottested"),
+            "CollapseTestCase": ("untested", "differenceinactiveunitsisnottested"),
+            "DriftCase": ("flat", "donotvisiblyaccumulate"),
+            "TFBestCase": ("half", "Thefixedratioof0.5hasthehighestmean"),
+            "GradClipCase": ("off", "thegradientnormisnotclipped"),
+            "TFPerEpoch": ("false", "Foreverybatchacoin"),
+            "DataKind": ("real", "dancedataset:onedancer"),
+            "SeedCountCase": ("mixed", "orasinglerun"),
+            "BaselineCase": ("some", "4ofthe7runsendabove"),
+            "GradNormPeakCase": ("later", "peaksafterthefirstepoch"),
+            "GradClipActsCase": ("never", "wouldneveractontheseruns"),
+            "ConvergenceCase": ("mixed", "dependonwherethebudgetstops"),
+            "LossRiseCase": ("beta", "theKLweight,notteacherforcing"),
+            "LowestMSECase": ("constant", "annealingdidnotbuyalowerMSE"),
+            "HighestKLCase": ("annealed", "annealingkeptmoreinformation"),
+            "CollapseCase": ("annealed", "Anannealedstrategykeepsmoreunitsactive"),
+            "ConcurrencyCase": ("one", "together,oneafteranotheron"),
+            "ScoredCase": ("unscored", "norunhasatestscore"),
+            "StudyRankCase": ("tied", "butnootherscheduleisdistinguishablefromit"),
+            "StudyLrLateCase": ("worse", "loweredthevalidationPSNRfrom"),
+            "StudyLeakyCase": ("better", "identityraiseditto"),
+            "StudyHeldCase": ("untested", "gave20.00dB,withtoofewseedstotest"),
+            "StudyActiveCase": ("some", "Latentunitsbecameactive:Cyclicalfromepoch3"),
+            "StudyFlatCase": ("none", "Noschedule"),
+            "StudyRealCase": ("beats", "themodelbeatsrepeatingthefirstframe"),
+            "StudyRealFirstCase": ("beats", "itbeatsthecopytoo"),
+            "StudyRealLabCase": ("diverged", "itdiverged:thelossbecamenonfiniteinepoch31of90"),
+            "StudyRealRunCase": ("mean", "clippedatnorm1,asintherunsabove,overthe"),
+        },
+    ),
+    "c": (
+        dict(
+            psnr={"cyclical": 17.0, "monotonic": 16.0, "tf-off": 15.5, "tf-half": 15.0},
+            falling=None,
+            clip=1.0,
+            per_epoch=True,
+            data_root="",
+            gains=2.0,
+            rise="neither",
+            grad=None,
+            concurrent=None,
+            scored=False,
+        ),
+        {
+            "RankCase": ("single", "thisrankingisnottestedandmaybenoise"),
+            "BaselineTestCase": ("single", "Withoneseedperstrategythesemarginsarenottested"),
+            "TFBestCase": ("decay", "Thedecayingratiohasthehighestmean"),
+            "SeedCountCase": ("one", "Everystrategyhasasingleseed,sonodifference"),
+            "BaselineCase": ("no", "Norunendsabovetherepeatfirstframebaseline"),
+            "GradNormPeakCase": ("unknown", "Therunsdonotlogthegradientnorm"),
+            "ConvergenceCase": ("rising", "werestillimprovingwhenthebudgetended"),
+            "LossRiseCase": ("neither", "sotheschedulesdonotexplainthem"),
+            "LowestMSECase": ("unknown", "theMSEofannealingcannotbecompared"),
+            "HighestKLCase": ("unknown", "norcantheirKL"),
+            "CollapseCase": ("unknown", "donotrecordactiveunitsforbothanannealed"),
+            "ConcurrencyCase": ("unknown", "theircomputeisnotreported"),
+            "StudyCase": ("absent", "Norunsatalongertrainingbudgetareincluded"),
+        },
+    ),
 }
 
 # the study beside a set (none: no results/study/): conftest.write_study_folder's arguments
 STUDY_SETS = {
-    "a": (seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[20.0, 20.4, 21.1], none=[22.0, 22.4, 22.9],
-                lr_late=[28.0, 28.6, 29.1], quick_monotonic=[24.0, 24.4, 25.1],
-                **{"quick_leaky_0.01": [24.2, 24.3, 25.3]}, quick_monotonic_held=[20.0, 20.3, 21.2]),
-          dict()),
-    "b": (seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[25.1, 25.3, 26.2], none=[24.0, 26.4, 25.9],
-                lr_late=[22.0, 22.6, 23.1], quick_monotonic=[24.0, 24.4, 25.1],
-                **{"quick_leaky_0.01": [28.2, 28.3, 29.2]}, quick_monotonic_held=[20.0]),
-          dict(active={"cyclical": 12}, flat=False, real="diverged", real_mean=(30.0, 22.0, 27.0))),
+    "a": (
+        seeds(
+            monotonic=[25.0, 25.5, 26.0],
+            cyclical=[20.0, 20.4, 21.1],
+            none=[22.0, 22.4, 22.9],
+            lr_late=[28.0, 28.6, 29.1],
+            quick_monotonic=[24.0, 24.4, 25.1],
+            **{"quick_leaky_0.01": [24.2, 24.3, 25.3]},
+            quick_monotonic_held=[20.0, 20.3, 21.2],
+        ),
+        dict(),
+    ),
+    "b": (
+        seeds(
+            monotonic=[25.0, 25.5, 26.0],
+            cyclical=[25.1, 25.3, 26.2],
+            none=[24.0, 26.4, 25.9],
+            lr_late=[22.0, 22.6, 23.1],
+            quick_monotonic=[24.0, 24.4, 25.1],
+            **{"quick_leaky_0.01": [28.2, 28.3, 29.2]},
+            quick_monotonic_held=[20.0],
+        ),
+        dict(active={"cyclical": 12}, flat=False, real="diverged", real_mean=(30.0, 22.0, 27.0)),
+    ),
 }
 
 
 # the GPU session's runs beside a set (none: no results/gpu/): validation PSNR per run, and a bench record
-GPU_SETS = {"a": (seeds(cyclical=[23.0, 23.1, 23.2], monotonic=[21.0, 21.2, 21.1], none=[19.0, 19.1, 19.2]),
-                  dict(ratio_vs_lab=25.3, train_frames_per_s=2500.0, lab_train_frames_per_s=98.7)),
-            "b": (seeds(cyclical=[20.0, 21.0, 20.5], monotonic=[24.9, 25.6, 25.0], none=[25.0, 25.5, 25.2]), None)}
+GPU_SETS = {
+    "a": (
+        seeds(cyclical=[23.0, 23.1, 23.2], monotonic=[21.0, 21.2, 21.1], none=[19.0, 19.1, 19.2]),
+        dict(ratio_vs_lab=25.3, train_frames_per_s=2500.0, lab_train_frames_per_s=98.7),
+    ),
+    "b": (seeds(cyclical=[20.0, 21.0, 20.5], monotonic=[24.9, 25.6, 25.0], none=[25.0, 25.5, 25.2]), None),
+}
 
 
 def test_verdicts_flip_with_the_numbers(built, tmp_path):
     """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
+    from conftest import write_study_folder
+
     from lab4.grid.spec import load_grid
-    from lab4.report import sections, stats
+    from lab4.report import rankings, sections
     from lab4.report.study import numbers as report_study
     from lab4.report.study.roles import roles
     from lab4.run.folder import strategy_of
-    from conftest import write_study_folder
+
     study_roles = roles(load_grid(ROOT / "study.yaml", "study"))
     tex = have_tex()
     words = {}
@@ -537,14 +773,17 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
         if key in STUDY_SETS:
             scores, kw_study = STUDY_SETS[key]
             study_runs, study_record = report_study.load_study(
-                write_study_folder(tmp_path / f"study-{key}", scores, **kw_study))
+                write_study_folder(tmp_path / f"study-{key}", scores, **kw_study)
+            )
         inputs = sections.Inputs(runs, gpu_runs, bench, study_runs, study_record, study_roles)
-        out = sections.write_generated(inputs, project / "report" / "generated", names=("main", "gpu", "study"))
+        out = sections.write_generated(
+            inputs, project / "report" / "generated", names=("main", "gpu", "study")
+        )
         sections.draw_figures(inputs, built["base"] / "figures", names=("gpu", "study"))
         m = {k: v for f in ("macros.tex", "gpu.tex", "study.tex") for k, v in macro_values(out[f]).items()}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
-        assert stats.ranking_macros(single)["RankCase"] == "single"
+        assert rankings.ranking_macros(single)["RankCase"] == "single"
         assert {strategy_of(r.name) for r in single} == {strategy_of(r.name) for r in runs}
         if tex:
             (project / "figures").symlink_to(built["base"] / "figures")
@@ -564,14 +803,22 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
 def test_every_new_verdict_value_is_reachable(tmp_path):
     """The values of the training verdicts that the PDF sets above do not reach, from their functions."""
     from lab4.report.loss import dynamics as T
-    base = dict(psnr={"cyclical": 25.0, "monotonic": 22.0, "none": 21.0}, falling=None, clip=0.0,
-                per_epoch=False, data_root="")
+
+    base = dict(
+        psnr={"cyclical": 25.0, "monotonic": 22.0, "none": 21.0},
+        falling=None,
+        clip=0.0,
+        per_epoch=False,
+        data_root="",
+    )
     runs = synthetic_runs(tmp_path, **base, gains=-2.0, rise=None, active={"none": 5, "cyclical": 5})
     assert T.convergence_macros(runs)["ConvergenceCase"] == "falling"
     assert T.loss_rise_macros(runs)["LossRiseCase"] == "none"
-    assert T.collapse_macros(runs)["CollapseCase"] == "constant"  # None keeps as many units as the best annealed
+    # None keeps as many units as the best annealed
+    assert T.collapse_macros(runs)["CollapseCase"] == "constant"
     mixed = synthetic_runs(tmp_path, **base, rise="ratio") + synthetic_runs(
-        tmp_path, **{**base, "psnr": {"tf-off": 20.0}}, rise="beta")
+        tmp_path, **{**base, "psnr": {"tf-off": 20.0}}, rise="beta"
+    )
     assert T.loss_rise_macros(mixed)["LossRiseCase"] == "mixed"
     assert T.convergence_macros([])["ConvergenceCase"] == "unknown"
     kl = T.collapse_macros(runs)
@@ -580,13 +827,28 @@ def test_every_new_verdict_value_is_reachable(tmp_path):
 
 
 def test_ranking_cases_from_their_functions():
-    """The ranking values the PDF sets above do not reach, from lab4.report.stats on plain numbers."""
-    from lab4.report import stats as R
-    partial = R.rank_macros({"none": [25.0, 25.5, 25.2], "monotonic": [24.9, 25.6, 25.0],
-                             "cyclical": [20.0, 21.0, 20.5], "tf-off": [19.0]}, "X")
-    assert (partial["XRankCase"], partial["XRankBest"], partial["XRankAboveList"]) == ("partial", "None", "Cyclical")
-    assert (partial["XRankSpanList"], partial["XRankUntestedList"], partial["XRankBestSeeds"]) == \
-        ("Monotonic", "TF off", "3")
+    """The ranking values the PDF sets above do not reach, from lab4.report.rankings on plain numbers."""
+    from lab4.report import rankings as R
+
+    partial = R.rank_macros(
+        {
+            "none": [25.0, 25.5, 25.2],
+            "monotonic": [24.9, 25.6, 25.0],
+            "cyclical": [20.0, 21.0, 20.5],
+            "tf-off": [19.0],
+        },
+        "X",
+    )
+    assert (partial["XRankCase"], partial["XRankBest"], partial["XRankAboveList"]) == (
+        "partial",
+        "None",
+        "Cyclical",
+    )
+    assert (partial["XRankSpanList"], partial["XRankUntestedList"], partial["XRankBestSeeds"]) == (
+        "Monotonic",
+        "TF off",
+        "3",
+    )
     tests = partial["XRankTests"]
     assert tests.startswith("Monotonic $+$0.07~dB [$-$") and "Cyclical $+$4.73~dB [" in tests
     assert R.rank_macros({"none": [25.0, 25.1]}, "")["RankCase"] == "none"
@@ -594,9 +856,12 @@ def test_ranking_cases_from_their_functions():
 
 
 def test_teacher_forcing_and_baseline_tests(tmp_path):
-    from lab4.report import stats as R
+    from lab4.report import rankings as R
+
     kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
-    m = R.teacher_forcing_test_macros(synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1], tf_off=[20.0, 20.2]), **kw))
+    m = R.teacher_forcing_test_macros(
+        synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1], tf_off=[20.0, 20.2]), **kw)
+    )
     assert (m["TFOffTestCase"], m["TFHalfTestCase"]) == ("worse", "missing")
     below = R.baseline_test_macros(synthetic_runs(tmp_path, seeds(cyclical=[15.0, 15.1]), **kw))
     assert below["BaselineTestCase"] == "below" and below["BaselineBelowList"] == "Cyclical"
@@ -606,18 +871,32 @@ def test_teacher_forcing_and_baseline_tests(tmp_path):
 def test_gpu_comparison_verdicts(tmp_path):
     """The GPU section's comparison with the CPU ranking follows both grids' numbers."""
     from lab4.report.gpu import gpu_macros
+
     kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
-    cpu_b = synthetic_runs(tmp_path, FLIPS["b"][0]["psnr"], **kw)  # KL order Cyclical > Monotonic > None, untested
+    # KL order Cyclical > Monotonic > None, untested
+    cpu_b = synthetic_runs(tmp_path, FLIPS["b"][0]["psnr"], **kw)
     gpu_b = synthetic_runs(tmp_path, GPU_SETS["b"][0], **kw)  # None > Monotonic (spans) > Cyclical
     m = gpu_macros(gpu_b, cpu_b)
-    assert (m["GpuAgreeCase"], m["GpuRankCase"], m["GpuEvidenceCase"], m["GpuBenchCase"]) == \
-        ("differ", "partial", "neither", "none")
-    assert m["GpuOrder"] == "None $>$ Monotonic $>$ Cyclical" and m["GpuCpuOrder"] == "Cyclical $>$ Monotonic $>$ None"
-    cpu_a = synthetic_runs(tmp_path, FLIPS["a"][0]["psnr"], **kw)  # Cyclical > Monotonic > None, all separated
-    gpu_best = synthetic_runs(tmp_path, seeds(cyclical=[23.0, 23.1], none=[21.0, 21.1], monotonic=[20.0, 20.1]), **kw)
+    assert (m["GpuAgreeCase"], m["GpuRankCase"], m["GpuEvidenceCase"], m["GpuBenchCase"]) == (
+        "differ",
+        "partial",
+        "neither",
+        "none",
+    )
+    assert (
+        m["GpuOrder"] == "None $>$ Monotonic $>$ Cyclical"
+        and m["GpuCpuOrder"] == "Cyclical $>$ Monotonic $>$ None"
+    )
+    # Cyclical > Monotonic > None, all separated
+    cpu_a = synthetic_runs(tmp_path, FLIPS["a"][0]["psnr"], **kw)
+    gpu_best = synthetic_runs(
+        tmp_path, seeds(cyclical=[23.0, 23.1], none=[21.0, 21.1], monotonic=[20.0, 20.1]), **kw
+    )
     m = gpu_macros(gpu_best, cpu_a)
     assert (m["GpuAgreeCase"], m["GpuEvidenceCase"]) == ("best", "both")
-    tied = synthetic_runs(tmp_path, seeds(cyclical=[23.0, 21.0], monotonic=[22.0, 22.5], none=[21.5, 22.6]), **kw)
+    tied = synthetic_runs(
+        tmp_path, seeds(cyclical=[23.0, 21.0], monotonic=[22.0, 22.5], none=[21.5, 22.6]), **kw
+    )
     m = gpu_macros(tied, cpu_a)
     assert (m["GpuRankCase"], m["GpuEvidenceCase"]) == ("tied", "one")
     no_kl = synthetic_runs(tmp_path, seeds(tf_off=[20.0, 20.1]), **kw)
@@ -626,10 +905,12 @@ def test_gpu_comparison_verdicts(tmp_path):
 
 
 def test_gpu_results_folder_makes_the_second_section(tmp_path):
-    """A results/gpu/ laid out as lab4/perf/gpucheck.py writes it gives the GPU figures, table and every Gpu macro."""
+    """A results/gpu/ laid out as lab4/perf/gpucheck.py writes it gives the GPU figures, table and every Gpu
+    macro."""
     import json
-    from lab4.report import gpu as report_gpu
-    from lab4.report import sections
+
+    from lab4.report import gpu as report_gpu, sections
+
     results = tmp_path / "results"
     for r in synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, ""):
         d = results / "gpu" / r.name
@@ -652,10 +933,18 @@ def test_gpu_results_folder_makes_the_second_section(tmp_path):
     table = out["gpu_results_table.tex"].read_text()
     assert table.count(r"\\") == 3 and r"23.10 $\pm$ 0.10" in table  # cyclical: mean +- std of 3 seeds
     m = macro_values(out["gpu.tex"])
-    assert (m["GpuCase"], m["GpuDevice"], m["GpuBenchRatio"], m["GpuSeedsPerStrategy"]) == \
-        ("present", "a GPU", "25.3", "3")
-    used = {u for u in re.findall(r"\\(Gpu[A-Za-z]+)", MAIN_TEX.read_text())} - macro_defs(MAIN_TEX.read_text())
-    assert used - set(m) == set(), f"main.tex's GPU section uses macros gpu.tex lacks: {sorted(used - set(m))}"
+    assert (m["GpuCase"], m["GpuDevice"], m["GpuBenchRatio"], m["GpuSeedsPerStrategy"]) == (
+        "present",
+        "a GPU",
+        "25.3",
+        "3",
+    )
+    used = {u for u in re.findall(r"\\(Gpu[A-Za-z]+)", MAIN_TEX.read_text())} - macro_defs(
+        MAIN_TEX.read_text()
+    )
+    assert used - set(m) == set(), (
+        f"main.tex's GPU section uses macros gpu.tex lacks: {sorted(used - set(m))}"
+    )
     assert report_gpu.load_gpu(tmp_path / "nowhere") == ([], None)
 
 
@@ -663,10 +952,13 @@ def test_readme_table_mean_std(tmp_path, capsys):
     """The README's results table: mean +- std over seeds, one value for one seed; the CLI prints it."""
     from lab4.cli import main
     from lab4.report import numbers as report_numbers
+
     runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.2, 25.1], tf_off=[26.0]), None, 1.0, True, "")
     table = report_numbers.readme_table(runs).splitlines()
     assert table[0].startswith("| Strategy | Seeds | Val PSNR (dB) |") and len(table) == 4
-    assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith("| TF off | 1 | 26.00 |")
+    assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith(
+        "| TF off | 1 | 26.00 |"
+    )
     assert main(["report", "table", "--runs", str(tmp_path / "none")]) == 2
     assert "no runs with metrics.csv" in capsys.readouterr().err
 
@@ -674,8 +966,16 @@ def test_readme_table_mean_std(tmp_path, capsys):
 def test_training_rankings_are_tested_over_seeds(tmp_path):
     """The MSE, KL and active-unit winners are tested against the other side; noisy seeds span zero."""
     from lab4.report.loss import dynamics as T
-    runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.1, 25.2], none=[24.0, 24.1, 24.2]), None, 0.0, False, "",
-                          active={"cyclical": 5, "none": 3})
+
+    runs = synthetic_runs(
+        tmp_path,
+        seeds(cyclical=[25.0, 25.1, 25.2], none=[24.0, 24.1, 24.2]),
+        None,
+        0.0,
+        False,
+        "",
+        active={"cyclical": 5, "none": 3},
+    )
     m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
     assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("distinct",) * 3
     assert m["LowestMSETest"].startswith("$-$0.028571 [") and m["CollapseRival"] == "None"
@@ -691,38 +991,84 @@ def test_training_rankings_are_tested_over_seeds(tmp_path):
 
 def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
     """The loss-balance paragraph: the screened lab-loss setting with every KL schedule at two seeds or more,
-    its numbers, and the paired test of the grid's mean-KL runs against it, per schedule; none without a screen."""
+    its numbers, and the paired test of the grid's mean-KL runs against it, per schedule; none without a
+    screen."""
     from lab4.report.loss import balance as T
-    runs = synthetic_runs(tmp_path, seeds(monotonic=[28.0, 28.5, 27.0], cyclical=[29.0, 28.0, 28.4],
-                                          none=[27.5, 27.9, 28.8]), None, 1.0, True, "")
+
+    runs = synthetic_runs(
+        tmp_path,
+        seeds(monotonic=[28.0, 28.5, 27.0], cyclical=[29.0, 28.0, 28.4], none=[27.5, 27.9, 28.8]),
+        None,
+        1.0,
+        True,
+        "",
+    )
     lab = {"monotonic": [18.0, 19.0, 17.5], "cyclical": [17.0, 17.2, 16.0], "none": [27.4, 27.6, 28.9]}
-    screen = [dict(tag="L3", strategy=s, seed=k, over={"kl_weight": 1.0, "clip_grad": 100.0}, psnr=v, err=None,
-                   final_kl=0.09, active_units=0) for s, vs in lab.items() for k, v in enumerate(vs)]
-    failed = [dict(tag="L9", strategy=s, seed=k, over={"kl_weight": 1.0}, psnr=40.0 if k else None,
-                   err=None if k else "diverged") for s in lab for k in range(2)]
-    other_model = [dict(tag="L7", strategy=s, seed=k, over={"kl_weight": 1.0, "N_dim": 4}, psnr=40.0, err=None)
-                   for s in lab for k in range(2)]
+    screen = [
+        dict(
+            tag="L3",
+            strategy=s,
+            seed=k,
+            over={"kl_weight": 1.0, "clip_grad": 100.0},
+            psnr=v,
+            err=None,
+            final_kl=0.09,
+            active_units=0,
+        )
+        for s, vs in lab.items()
+        for k, v in enumerate(vs)
+    ]
+    failed = [
+        dict(
+            tag="L9",
+            strategy=s,
+            seed=k,
+            over={"kl_weight": 1.0},
+            psnr=40.0 if k else None,
+            err=None if k else "diverged",
+        )
+        for s in lab
+        for k in range(2)
+    ]
+    other_model = [
+        dict(tag="L7", strategy=s, seed=k, over={"kl_weight": 1.0, "N_dim": 4}, psnr=40.0, err=None)
+        for s in lab
+        for k in range(2)
+    ]
     assert T.lab_loss_setting(screen + failed + other_model) == "L3"  # L9 failed once; L7 is another model
     m = T.loss_balance_macros(runs, screen + failed)
-    assert m["LossBalanceCase"] == "measured" and m["LossBalanceSetting"] == "a gradient-norm clip at 100 instead of the lab's 1"
+    assert (
+        m["LossBalanceCase"] == "measured"
+        and m["LossBalanceSetting"] == "a gradient-norm clip at 100 instead of the lab's 1"
+    )
     assert m["LabLossSeeds"] == "3" and m["LabLossRuns"] == "9" and m["LabLossActiveMax"] == "0"
     assert m["LabLossCyclicalPSNR"].startswith("16.73 $\\pm$") and m["LabLossCyclicalKL"] == "0.03"
-    # the psnr_per_frame.csv of every synthetic run averages to its PSNR: the grid side is [28.0, 28.5, 27.0] etc.
-    assert m["LossBalanceBetterCount"] == "2" and "None $+$0.10~dB" in m["LossBalanceTests"], m["LossBalanceTests"]
+    # the psnr_per_frame.csv of every synthetic run averages
+    # to its PSNR: the grid side is [28.0, 28.5, 27.0] etc.
+    assert m["LossBalanceBetterCount"] == "2" and "None $+$0.10~dB" in m["LossBalanceTests"], m[
+        "LossBalanceTests"
+    ]
     assert m["LabLossRankBest"] == "None" and m["LabLossRankCase"] in ("clear", "partial")
     assert m["LossBalancePrecisionCase"] == "unknown"  # the synthetic screen records no precision
     tex = MAIN_TEX.read_text()
     used = {u for u in re.findall(r"\\([A-Z][A-Za-z]+)", tex) if u.startswith(("LossBalance", "LabLoss"))}
-    assert used - set(m) == set(), f"the loss-balance paragraph uses macros it is not given: {sorted(used - set(m))}"
+    assert used - set(m) == set(), (
+        f"the loss-balance paragraph uses macros it is not given: {sorted(used - set(m))}"
+    )
     for r in screen:
         r["amp"] = True
     m = T.loss_balance_macros(runs, screen)
-    assert (m["LossBalancePrecisionCase"], m["LossBalanceScreenPrecision"], m["LossBalanceGridPrecision"]) == \
-        ("differs", "bf16", "fp32")  # the synthetic runs' summaries record no bf16
+    # the synthetic runs' summaries record no bf16
+    assert (
+        m["LossBalancePrecisionCase"],
+        m["LossBalanceScreenPrecision"],
+        m["LossBalanceGridPrecision"],
+    ) == ("differs", "bf16", "fp32")
     assert T.loss_balance_macros(runs, []) == {"LossBalanceCase": "absent"}
     # the screen's files as scripts/screen_quick.py writes them, read back as the report reads them
     from lab4.report.loss import screen_record
     from lab4.util.errors import Lab4Error
+
     for r in screen:
         screen_record.write(tmp_path / "screen", r)
     assert screen_record.load(tmp_path / "screen") == sorted(screen, key=screen_record.file_name)

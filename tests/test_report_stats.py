@@ -1,5 +1,6 @@
 """lab4.report.stats: Welch's test and Holm's correction behind the report's rankings, on samples whose
 answer is known, and a simulation that checks the interval holds its 95% at the report's seed counts."""
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -62,7 +63,9 @@ def test_the_interval_holds_its_95_percent_at_few_seeds(n):
     assert coverage(n) >= 0.93
 
 
-def simulate(n: int, true_diff: float, paired: bool, trials: int = 2000, seed: int = 0) -> tuple[float, float]:
+def simulate(
+    n: int, true_diff: float, paired: bool, trials: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """(coverage of the true difference, share of "differs" verdicts) of the report's test (seed_diff) for
     two strategies over ``n`` seeds, where each seed's luck (sd 2 dB) is shared by both strategies, as a seed
     fixes the initial weights and the clip order, and each run adds its own noise (sd 0.7 and 1.2 dB)."""
@@ -82,8 +85,9 @@ def simulate(n: int, true_diff: float, paired: bool, trials: int = 2000, seed: i
 @pytest.mark.parametrize("n", [3, 5])
 @pytest.mark.parametrize("paired", [True, False])
 def test_the_reports_test_holds_its_level_with_and_without_a_difference(n, paired):
-    # measured (2,000 trials, seed 0): paired 95.9% / 95.7% coverage at n = 3 / 5 and 4.1% / 4.3% false
-    # "differs"; Welch 99.7% / 99.9% and 0.3% / 0.2% (conservative here: the seeds' shared luck is in its spread)
+    # measured (2,000 trials, seed 0): paired 95.9% / 95.7% coverage at n = 3 / 5
+    # and 4.1% / 4.3% false "differs"; Welch 99.7% / 99.9% and 0.3% / 0.2%
+    # (conservative here: the seeds' shared luck is in its spread)
     for true_diff in (0.0, 1.5):
         cover, differs = simulate(n, true_diff, paired)
         assert cover >= 0.93, (true_diff, cover)

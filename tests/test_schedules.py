@@ -1,4 +1,5 @@
 """KL-annealing and teacher-forcing schedules against their closed forms."""
+
 import math
 
 import pytest
@@ -16,12 +17,16 @@ def closed_form(progress, total, cycles, ratio):
     return min(1.0, max(0.0, pos) / ratio)
 
 
-@pytest.mark.parametrize("total,cycles,ratio", [(70, 10, 1.0), (10, 4, 0.5), (7, 10, 1.0), (3, 10, 0.25), (5, 2, 0.8)])
+@pytest.mark.parametrize(
+    "total,cycles,ratio", [(70, 10, 1.0), (10, 4, 0.5), (7, 10, 1.0), (3, 10, 0.25), (5, 2, 0.8)]
+)
 def test_cyclical_matches_closed_form(total, cycles, ratio):
     steps = 97
     for i in range(steps + 1):
         p = total * i / steps
-        assert kl_beta("cyclical", p, total, cycles, ratio) == pytest.approx(closed_form(p, total, cycles, ratio), abs=1e-9)
+        assert kl_beta("cyclical", p, total, cycles, ratio) == pytest.approx(
+            closed_form(p, total, cycles, ratio), abs=1e-9
+        )
 
 
 @pytest.mark.parametrize("total,cycles", [(70, 10), (7, 10), (3, 10), (10, 3), (2, 2)])
@@ -29,7 +34,10 @@ def test_cyclical_starts_at_zero_and_restarts_at_every_boundary(total, cycles):
     assert kl_beta("cyclical", 0.0, total, cycles, 1.0) == 0.0
     for k in range(1, cycles):
         boundary = k * total / cycles
-        assert kl_beta("cyclical", boundary, total, cycles, 1.0) == pytest.approx(0.0, abs=1e-9), (k, boundary)
+        assert kl_beta("cyclical", boundary, total, cycles, 1.0) == pytest.approx(0.0, abs=1e-9), (
+            k,
+            boundary,
+        )
         # just before the boundary the ramp (ratio 1) is almost at the top
         assert kl_beta("cyclical", boundary - 1e-6, total, cycles, 1.0) > 0.99
 
@@ -70,8 +78,8 @@ def test_monotonic_one_ramp_then_one():
 
 
 def test_monotonic_held_ramps_over_its_epochs_then_holds_one():
-    """The other monotonic of student reports: a ramp over kl_anneal_cycle * ratio epochs, then 1, whatever the
-    run's length (the lab's "monotonic" here is one ramp over the whole run)."""
+    """The other monotonic of student reports: a ramp over kl_anneal_cycle * ratio epochs, then 1, whatever
+    the run's length (the lab's "monotonic" here is one ramp over the whole run)."""
     for p, want in ((0, 0.0), (1, 0.1), (5, 0.5), (10, 1.0), (37.5, 1.0), (70, 1.0)):
         assert kl_beta("monotonic-held", p, 70, 10, 1.0) == pytest.approx(want)
     assert kl_beta("monotonic-held", 2.5, 70, 10, 0.5) == pytest.approx(0.5)
@@ -81,11 +89,21 @@ def test_monotonic_held_ramps_over_its_epochs_then_holds_one():
 def test_none_is_always_one():
     for p in (0, 0.1, 3.3, 69.9, 70):
         assert kl_beta("none", p, 70, 10, 1.0) == 1.0
-    assert kl_beta("None", 0, 70) == 1.0 and kl_beta("Cyclical", 0, 70) == 0.0  # case-insensitive, like the lab
+    # case-insensitive, like the lab
+    assert kl_beta("None", 0, 70) == 1.0 and kl_beta("Cyclical", 0, 70) == 0.0
 
 
-@pytest.mark.parametrize("kind,ratio,cycle", [("linear", 1.0, 10), ("", 1.0, 10), ("cyclical", 0.0, 10),
-                                              ("cyclical", 1.5, 10), ("monotonic", -0.2, 10), ("cyclical", 1.0, 0)])
+@pytest.mark.parametrize(
+    "kind,ratio,cycle",
+    [
+        ("linear", 1.0, 10),
+        ("", 1.0, 10),
+        ("cyclical", 0.0, 10),
+        ("cyclical", 1.5, 10),
+        ("monotonic", -0.2, 10),
+        ("cyclical", 1.0, 0),
+    ],
+)
 def test_bad_kind_or_ratio_raise(kind, ratio, cycle):
     with pytest.raises(ValueError):
         kl_beta(kind, 0.5, 10, cycle, ratio)
@@ -145,6 +163,7 @@ def test_state_dict_round_trip_reproduces_draws(per_epoch):
 
 def test_state_dict_survives_torch_save(tmp_path):
     import torch
+
     a = TeacherForcing(0.5, 0, 0.0, per_epoch=True, seed=11)
     a.draw(0)
     torch.save(a.state_dict(), tmp_path / "tf.pt")

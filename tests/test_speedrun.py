@@ -1,4 +1,6 @@
-"""The CPU speedrun harness and the levers it measures: bf16 detection, loss balance, lr warm-up/cosine, init."""
+"""The CPU speedrun harness and the levers it measures: bf16 detection, loss balance, lr warm-up/cosine,
+init."""
+
 from __future__ import annotations
 
 import json
@@ -24,11 +26,13 @@ def test_harness_stops_at_its_budget_and_writes_the_record(tiny_root, tmp_path):
     rec = speedrun.run_one("base", 3, 1.0, tmp_path, profile="tiny", data_root=str(tiny_root))
     saved = json.loads((tmp_path / "base" / "seed3.json").read_text())
     assert saved == json.loads(json.dumps(rec))
-    # it stops at the first iteration past the budget: at least the budget, less than budget + a few iterations
+    # it stops at the first iteration past the budget: at
+    # least the budget, less than budget + a few iterations
     assert 1.0 <= rec["train_cpu_s"] < 1.0 + 5 * rec["train_cpu_s"] / rec["iters"] and rec["iters"] >= 1
     assert rec["frames_trained"] == rec["iters"] * 2 * 15 and rec["seed"] == 3 and not rec["diverged"]
     assert math.isfinite(rec["val_psnr"]) and math.isfinite(rec["first10_psnr"])
-    assert rec["val_frames"] == 24 and rec["baseline_first10_psnr"] > rec["baseline_psnr"]  # tiny val: 24 frames
+    # tiny val: 24 frames
+    assert rec["val_frames"] == 24 and rec["baseline_first10_psnr"] > rec["baseline_psnr"]
     assert {"cpu", "native_bf16"} <= set(rec["machine"]) and rec["threads"] == 1
     assert "| base | " in speedrun.table(tmp_path)
     with pytest.raises(Lab4Error, match="unknown variant 'warp'"):
@@ -74,8 +78,16 @@ def test_kl_weight_scales_only_the_kl_and_defaults_to_the_labs_loss():
 def test_lr_follows_torchs_multisteplr_to_the_bit(tiny_root, tmp_path):
     """The Trainer sets the lr of each step from its fractional epoch; it must be torch's MultiStepLR at the
     lab's milestones, stepped once per epoch, value for value."""
-    cfg = make_config("tiny", data_root=str(tiny_root), run_dir=str(tmp_path), device="cpu", lr=3e-3,
-                      milestones=(2, 5), gamma=0.1, num_epoch=8)
+    cfg = make_config(
+        "tiny",
+        data_root=str(tiny_root),
+        run_dir=str(tmp_path),
+        device="cpu",
+        lr=3e-3,
+        milestones=(2, 5),
+        gamma=0.1,
+        num_epoch=8,
+    )
     tr = train.Trainer(cfg)
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(cfg.milestones), gamma=cfg.gamma)
@@ -100,6 +112,7 @@ def test_per_frame_teacher_forcing_is_the_batched_loss(monkeypatch):
     mode BatchNorm's batch statistics tell them apart, and the z draws fall in another order, so compare in
     eval mode with z = mu."""
     import lab4.model
+
     monkeypatch.setattr(lab4.model, "reparameterize", lambda mu, logvar: mu)
     torch.manual_seed(0)
     model = CVAE(16, 8, 4, 16).eval()

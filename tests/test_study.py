@@ -1,4 +1,6 @@
-"""`make study`: the study grid's runs, the profile's budget against quick's, and the export to results/study/."""
+"""`make study`: the study grid's runs, the profile's budget against quick's, and the export to
+results/study/."""
+
 import json
 import re
 import shutil
@@ -13,9 +15,11 @@ from lab4.run.folder import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 # each quirk run, its reference, and what it changes
-QUIRKS = {"lr-late": ("monotonic", {"milestones": [4]}),
-          "quick-leaky-0.01": ("quick-monotonic", {"leaky_true_slope": 0.01}),
-          "quick-monotonic-held": ("quick-monotonic", {"kl_anneal_type": "monotonic-held"})}
+QUIRKS = {
+    "lr-late": ("monotonic", {"milestones": [4]}),
+    "quick-leaky-0.01": ("quick-monotonic", {"leaky_true_slope": 0.01}),
+    "quick-monotonic-held": ("quick-monotonic", {"kl_anneal_type": "monotonic-held"}),
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,8 @@ def test_study_grid_expands_to_three_seeds_of_each_schedule_and_quirk(grid):
 
 def test_each_quirk_changes_one_thing_against_monotonic_at_the_same_seed_and_budget(grid):
     quick = make_config("study", **grid["quick-monotonic"])
-    assert (quick.num_epoch, quick.milestones, quick.kl_anneal_cycle) == (3, (2,), 2)  # quick's schedule, lab loss
+    # quick's schedule, lab loss
+    assert (quick.num_epoch, quick.milestones, quick.kl_anneal_cycle) == (3, (2,), 2)
     for q, (ref, change) in QUIRKS.items():
         for suffix in ("", "-s1", "-s2"):
             a = make_config("study", **grid[f"{ref}{suffix}"]).to_dict()
@@ -47,13 +52,17 @@ def test_the_report_finds_each_quirk_its_reference_and_the_real_footage_runs_in_
     """lab4.report.study.roles reads the study's runs from study.yaml: the quirks above, each against its
     reference, the real-footage runs by their loss, and how the study's table names them."""
     from lab4.report.study.roles import QUIRK_KEYS, roles
+
     r = roles(grid.items())
     assert {q: ref for q, ref in r.quirks.values()} == {q: ref for q, (ref, _) in QUIRKS.items()}
     changed = {q: next(iter(change)) for q, (_, change) in QUIRKS.items()}
     assert {q: key for key, (q, _) in r.quirks.items()} == {q: QUIRK_KEYS[f] for q, f in changed.items()}
     assert (r.real, r.real_mean) == ("real-monotonic", "real-monotonic-klmean")
-    assert (r.label("lr-late"), r.label("quick-leaky-0.01"), r.label("monotonic")) == \
-        ("Late lr drop", "LeakyReLU 0.01, 3 epochs", "Monotonic")
+    assert (r.label("lr-late"), r.label("quick-leaky-0.01"), r.label("monotonic")) == (
+        "Late lr drop",
+        "LeakyReLU 0.01, 3 epochs",
+        "Monotonic",
+    )
     # a grid with the quirk's entry renamed: the report follows it
     renamed = [(n.replace("quick-leaky-0.01", "leaky-slope"), o) for n, o in grid.items()]
     assert roles(renamed).quirks["Leaky"] == ("leaky-slope", "quick-monotonic")
@@ -64,7 +73,17 @@ def test_study_profile_is_quick_at_twice_the_epochs_under_the_labs_loss():
     quick, st = make_config("quick"), make_config("study")
     assert st.num_epoch == 2 * quick.num_epoch and st.kl_weight == 1.0 and st.val_every == 1
     assert st.milestones == (2, 5) == make_config("lab").milestones and st.leaky_true_slope == 1.0
-    same = ("F_dim", "L_dim", "N_dim", "D_out_dim", "batch_size", "lr", "train_vi_len", "partial", "synth_preset")
+    same = (
+        "F_dim",
+        "L_dim",
+        "N_dim",
+        "D_out_dim",
+        "batch_size",
+        "lr",
+        "train_vi_len",
+        "partial",
+        "synth_preset",
+    )
     assert all(getattr(st, k) == getattr(quick, k) for k in same)
     # cycles as long in epochs as quick's
     assert st.num_epoch / st.kl_anneal_cycle == quick.num_epoch / quick.kl_anneal_cycle
@@ -74,7 +93,10 @@ def test_study_profile_is_quick_at_twice_the_epochs_under_the_labs_loss():
 def test_real_footage_entry_has_the_same_iterations_and_an_absolute_data_root(grid):
     real, mean = (make_config("study", **grid[n]) for n in ("real-monotonic", "real-monotonic-klmean"))
     differ = {k for k, v in real.to_dict().items() if mean.to_dict()[k] != v}
-    assert differ == {"kl_weight", "clip_grad"} and (mean.kl_weight, mean.clip_grad) == (1 / (8 * 32 * 64), 1.0)
+    assert differ == {"kl_weight", "clip_grad"} and (mean.kl_weight, mean.clip_grad) == (
+        1 / (8 * 32 * 64),
+        1.0,
+    )
     assert Path(real.data_root).is_absolute() and real.data_root == str(ROOT / "data" / "real-vtest")
     # 165 train frames -> 10 iterations an epoch with the profile's clips; SynthDance small: 150
     assert real.num_epoch * 10 == make_config("study").num_epoch * 150
@@ -92,8 +114,9 @@ def test_export_copies_finished_runs_small_files_and_records_the_machine(tiny_ru
     runs = tmp_path / "runs"
     shutil.copytree(tiny_run, runs / "monotonic")
     shutil.copytree(tiny_run, runs / "unfinished")
-    RunDir(runs / "monotonic").write_summary(dict(name="monotonic", started_at=100.0, finished_at=160.0,
-                                                  cpu_seconds=50.0))
+    RunDir(runs / "monotonic").write_summary(
+        dict(name="monotonic", started_at=100.0, finished_at=160.0, cpu_seconds=50.0)
+    )
     out = tmp_path / "results" / "study"
     (out / "monotonic").mkdir(parents=True)
     (out / "monotonic" / "stale.txt").write_text("from an older export")
@@ -110,21 +133,36 @@ def test_export_copies_finished_runs_small_files_and_records_the_machine(tiny_ru
 
 # the report's longer-budget section (lab4/report/study/) from a results/study/ made of numbers
 def _seeds(**strategies):
-    return {f"{s.replace('_', '-')}{f'-s{k}' if k else ''}": v for s, vs in strategies.items() for k, v in enumerate(vs)}
+    return {
+        f"{s.replace('_', '-')}{f'-s{k}' if k else ''}": v
+        for s, vs in strategies.items()
+        for k, v in enumerate(vs)
+    }
 
 
-STUDY_A = _seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[20.0, 20.4, 21.1], none=[22.0, 22.4, 22.9],
-                 lr_late=[28.0, 28.6, 29.1], quick_monotonic=[24.0, 24.4, 25.1],
-                **{"quick_leaky_0.01": [24.2, 24.3, 25.3]}, quick_monotonic_held=[20.0, 20.3, 21.2])
+STUDY_A = _seeds(
+    monotonic=[25.0, 25.5, 26.0],
+    cyclical=[20.0, 20.4, 21.1],
+    none=[22.0, 22.4, 22.9],
+    lr_late=[28.0, 28.6, 29.1],
+    quick_monotonic=[24.0, 24.4, 25.1],
+    **{"quick_leaky_0.01": [24.2, 24.3, 25.3]},
+    quick_monotonic_held=[20.0, 20.3, 21.2],
+)
 
 
 def _macros(tmp_path, folder, quick=()):
     from lab4.report import sections
     from lab4.report.study import numbers as S
     from lab4.report.study.roles import roles
+
     runs, record = S.load_study(folder)
-    inputs = sections.Inputs(list(quick), study_runs=runs, study_record=record,
-                             study_roles=roles(load_grid(ROOT / "study.yaml", "study")))
+    inputs = sections.Inputs(
+        list(quick),
+        study_runs=runs,
+        study_record=record,
+        study_roles=roles(load_grid(ROOT / "study.yaml", "study")),
+    )
     out = sections.write_generated(inputs, tmp_path / "generated", names=("study",))
     sections.draw_figures(inputs, tmp_path / "figures", names=("study",))
     return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", out["study.tex"].read_text())), out
@@ -138,21 +176,49 @@ def test_without_results_study_the_section_is_one_sentence(tmp_path):
 
 def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footage(tmp_path):
     from conftest import write_study_folder
+
     m, out = _macros(tmp_path, write_study_folder(tmp_path / "a", STUDY_A))
     assert (m["StudyCase"], m["StudyRankCase"], m["StudyRankBest"]) == ("present", "clear", "Monotonic")
     assert (m["StudyLrLateCase"], m["StudyLeakyCase"], m["StudyHeldCase"]) == ("better", "same", "worse")
-    assert (m["StudyLrLateDrop"], m["StudyLeakySlope"], m["StudyHeldRamp"], m["StudyQuirkEpochs"]) == \
-        ("4", "0.01", "1", "3")
+    assert (m["StudyLrLateDrop"], m["StudyLeakySlope"], m["StudyHeldRamp"], m["StudyQuirkEpochs"]) == (
+        "4",
+        "0.01",
+        "1",
+        "3",
+    )
     assert m["StudyLrLateTest"].startswith("$+$3.07~dB [") and "p_{\\mathrm{Holm}}" in m["StudyLrLateTest"]
-    assert (m["StudyActiveCase"], m["StudyFlatCase"], m["StudyGaining"], m["StudyKLRuns"]) == ("never", "all", "0", "9")
+    assert (m["StudyActiveCase"], m["StudyFlatCase"], m["StudyGaining"], m["StudyKLRuns"]) == (
+        "never",
+        "all",
+        "0",
+        "9",
+    )
     assert m["StudyFlatList"].startswith("Monotonic after epoch 3 (")
     assert (m["StudyRealCase"], m["StudyRealFirstCase"], m["StudyRealGap"]) == ("loses", "loses", "10.00")
     assert (m["StudyRealLabCase"], m["StudyRealRunCase"], m["StudyRealEpochs"]) == ("finished", "lab", "90")
-    assert (m["StudyRealFirstBaseline"], m["StudyRealBaseline"], m["StudyRealBelowFrame"]) == ("27.00", "22.00", "1")
-    assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == ("6", "twice", "3", "22")
-    assert (m["StudyLossCase"], m["StudyClip"], m["StudyLrFactor"], m["StudyMilestones"]) == ("lab", "100", "10", "2 and 5")
-    assert (m["StudyMachine"], m["StudyCommit"], m["StudyMinutes"], m["StudyAgreeCase"]) == \
-        ("Test CPU (family 1 model 2)", "0123456", "42", "unknown")
+    assert (m["StudyRealFirstBaseline"], m["StudyRealBaseline"], m["StudyRealBelowFrame"]) == (
+        "27.00",
+        "22.00",
+        "1",
+    )
+    assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == (
+        "6",
+        "twice",
+        "3",
+        "22",
+    )
+    assert (m["StudyLossCase"], m["StudyClip"], m["StudyLrFactor"], m["StudyMilestones"]) == (
+        "lab",
+        "100",
+        "10",
+        "2 and 5",
+    )
+    assert (m["StudyMachine"], m["StudyCommit"], m["StudyMinutes"], m["StudyAgreeCase"]) == (
+        "Test CPU (family 1 model 2)",
+        "0123456",
+        "42",
+        "unknown",
+    )
     assert (tmp_path / "figures" / "study" / "study_val_psnr.pdf").is_file()
     rows = out["study_results_table.tex"].read_text().splitlines()[1:]
     assert len(rows) == 7 and not any("real" in r.lower() for r in rows)  # SynthDance runs only
@@ -160,22 +226,48 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
 
 def test_study_verdicts_flip_with_the_numbers(tmp_path):
     from conftest import write_study_folder
-    scores = _seeds(monotonic=[25.0, 25.5, 26.0], cyclical=[25.1, 25.3, 26.2], none=[24.0, 26.4, 25.9],
-                    lr_late=[22.0, 22.6, 23.1], quick_monotonic=[24.0, 24.4, 25.1],
-                **{"quick_leaky_0.01": [28.2, 28.3, 29.2]}, quick_monotonic_held=[20.0])
-    folder = write_study_folder(tmp_path / "b", scores, active={"cyclical": 12}, flat=False, real="diverged",
-                                real_mean=(30.0, 22.0, 27.0))
+
+    scores = _seeds(
+        monotonic=[25.0, 25.5, 26.0],
+        cyclical=[25.1, 25.3, 26.2],
+        none=[24.0, 26.4, 25.9],
+        lr_late=[22.0, 22.6, 23.1],
+        quick_monotonic=[24.0, 24.4, 25.1],
+        **{"quick_leaky_0.01": [28.2, 28.3, 29.2]},
+        quick_monotonic_held=[20.0],
+    )
+    folder = write_study_folder(
+        tmp_path / "b",
+        scores,
+        active={"cyclical": 12},
+        flat=False,
+        real="diverged",
+        real_mean=(30.0, 22.0, 27.0),
+    )
     for f in folder.glob("*/config.json"):  # a KL weight other than the lab's, and no clip
         f.write_text(json.dumps({**json.loads(f.read_text()), "kl_weight": 0.5, "clip_grad": 0.0}))
     m, _ = _macros(tmp_path, folder)
     assert (m["StudyLossCase"], m["StudyKLWeight"], m["StudyClip"]) == ("other", "0.5", "0")
-    assert (m["StudyRankCase"], m["StudyLrLateCase"], m["StudyLeakyCase"], m["StudyHeldCase"]) == \
-        ("tied", "worse", "better", "untested")
-    assert (m["StudyActiveCase"], m["StudyActiveList"], m["StudyActiveMax"]) == ("some", "Cyclical from epoch 3", "12")
+    assert (m["StudyRankCase"], m["StudyLrLateCase"], m["StudyLeakyCase"], m["StudyHeldCase"]) == (
+        "tied",
+        "worse",
+        "better",
+        "untested",
+    )
+    assert (m["StudyActiveCase"], m["StudyActiveList"], m["StudyActiveMax"]) == (
+        "some",
+        "Cyclical from epoch 3",
+        "12",
+    )
     assert (m["StudyFlatCase"], m["StudyGaining"]) == ("none", "9")
     assert (m["StudyRealCase"], m["StudyRealFirstCase"]) == ("beats", "beats")
-    assert (m["StudyRealLabCase"], m["StudyRealRunCase"], m["StudyRealDivergedEpoch"], m["StudyRealDivergedOf"],
-            m["StudyRealDivergedPSNR"]) == ("diverged", "mean", "31", "90", "8.24")
+    assert (
+        m["StudyRealLabCase"],
+        m["StudyRealRunCase"],
+        m["StudyRealDivergedEpoch"],
+        m["StudyRealDivergedOf"],
+        m["StudyRealDivergedPSNR"],
+    ) == ("diverged", "mean", "31", "90", "8.24")
 
 
 def test_make_report_never_runs_the_study_and_make_study_exports_to_results():
@@ -188,16 +280,20 @@ def test_make_report_never_runs_the_study_and_make_study_exports_to_results():
 
 
 def test_a_diverged_run_is_settled_not_retried_and_the_study_records_it(tmp_path, capsys):
-    """A run whose loss became non-finite (diverged.json, written by the Trainer) is not run again: resuming would
-    repeat it. The grid exits 1 for it; the study, where divergence is a result, exports it and exits 0."""
+    """A run whose loss became non-finite (diverged.json, written by the Trainer) is not run again: resuming
+    would repeat it. The grid exits 1 for it; the study, where divergence is a result, exports it and exits
+    0."""
     from lab4.cli import main
+
     grid = tmp_path / "g.yaml"
     grid.write_text("experiments:\n  - name: real-monotonic\n    overrides: {kl_anneal_type: monotonic}\n")
     run = RunDir(tmp_path / "runs" / "real-monotonic")
     run.path.mkdir(parents=True)
     run.write_config(make_config("study", name="real-monotonic", kl_anneal_type="monotonic"))
     (run.path / "metrics.csv").write_text("kind,epoch,loss,val_psnr\nepoch,0,0.5,8.2\n")
-    run.write_diverged(dict(epoch=2, iteration=1, num_epoch=6, message="real-monotonic: loss became non-finite"))
+    run.write_diverged(
+        dict(epoch=2, iteration=1, num_epoch=6, message="real-monotonic: loss became non-finite")
+    )
     assert main(["grid", "--grid", str(grid), "--profile", "study", "--runs", str(run.path.parent)]) == 1
     out = capsys.readouterr().out
     assert "real-monotonic: DIVERGED (loss became non-finite); not retried" in out and "1 diverged" in out
@@ -208,14 +304,20 @@ def test_a_diverged_run_is_settled_not_retried_and_the_study_records_it(tmp_path
     assert rec["diverged"] == ["real-monotonic"] and (out_dir / "real-monotonic" / "diverged.json").is_file()
     assert len(rec["invocations"]) == 1 and rec["invocations"][0]["exit_status"] == 0
     main(["study", "--grid", str(grid), "--runs", str(run.path.parent), "--out", str(out_dir)])
-    assert len(json.loads((out_dir / "study.json").read_text())["invocations"]) == 2  # a resumed study keeps both
+    # a resumed study keeps both
+    assert len(json.loads((out_dir / "study.json").read_text())["invocations"]) == 2
 
 
 def test_every_study_macro_that_main_tex_uses_is_written(tmp_path):
     from conftest import write_study_folder
+
     m, _ = _macros(tmp_path, write_study_folder(tmp_path / "a", STUDY_A))  # the lab-loss real run finished
-    diverged, _ = _macros(tmp_path / "b", write_study_folder(tmp_path / "b", STUDY_A, real="diverged",
-                                                             real_mean=(30.0, 22.0, 27.0)))
+    diverged, _ = _macros(
+        tmp_path / "b",
+        write_study_folder(tmp_path / "b", STUDY_A, real="diverged", real_mean=(30.0, 22.0, 27.0)),
+    )
     m = {**m, **diverged}
-    used = set(re.findall(r"\\(Study[A-Za-z]+)", (ROOT / "report" / "main.tex").read_text())) - {"StudySection"}
+    used = set(re.findall(r"\\(Study[A-Za-z]+)", (ROOT / "report" / "main.tex").read_text())) - {
+        "StudySection"
+    }
     assert used - set(m) == set(), sorted(used - set(m))

@@ -1,4 +1,5 @@
 """Tests for lab4.datasets.synth: layout, determinism, continuity and safety of SynthDance."""
+
 import json
 import re
 
@@ -7,8 +8,7 @@ import pytest
 from PIL import Image
 
 from lab4.datasets import synth
-from lab4.datasets.synth import PRESETS, make_synthdance
-from lab4.datasets.synth import dataset, moves
+from lab4.datasets.synth import PRESETS, dataset, make_synthdance, moves
 
 TINY = PRESETS["tiny"]
 
@@ -16,8 +16,7 @@ TINY = PRESETS["tiny"]
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """One shared tiny dataset (generation is the slow part of these tests)."""
-    return make_synthdance(tmp_path_factory.mktemp("sd") / "data", "tiny", seed=0, workers=2,
-                    progress=False)
+    return make_synthdance(tmp_path_factory.mktemp("sd") / "data", "tiny", seed=0, workers=2, progress=False)
 
 
 def _names(d):
@@ -50,18 +49,30 @@ def test_layout_and_manifest(tiny):
         assert _names(tiny / "test/test_img" / k) == ["frame0.png"]
         assert _names(tiny / "test/test_label" / k) == _frames(TINY["test_len"])
         assert _names(tiny / "test_gt" / k) == _frames(TINY["test_len"])
-        assert (tiny / "test/test_img" / k / "frame0.png").read_bytes() == \
-            (tiny / "test_gt" / k / "frame0.png").read_bytes()
+        assert (tiny / "test/test_img" / k / "frame0.png").read_bytes() == (
+            tiny / "test_gt" / k / "frame0.png"
+        ).read_bytes()
     assert all(re.fullmatch(r"frame\d+\.png", p.name) for p in tiny.rglob("*.png"))
     m = json.loads((tiny / "synthdance.json").read_text())
-    assert m == {"generator": "SynthDance", "version": 1, "preset": "tiny", "seed": 0,
-                 "height": 64, "width": 128, **TINY}
+    assert m == {
+        "generator": "SynthDance",
+        "version": 1,
+        "preset": "tiny",
+        "seed": 0,
+        "height": 64,
+        "width": 128,
+        **TINY,
+    }
     assert not list(tiny.parent.glob("*.partial-*"))
 
 
 def test_image_size_and_mode(tiny):
-    for p in [tiny / "train/train_img/frame0.png", tiny / "train/train_label/frame0.png",
-              tiny / "test_gt/3/frame5.png", tiny / "test/test_label/3/frame5.png"]:
+    for p in [
+        tiny / "train/train_img/frame0.png",
+        tiny / "train/train_label/frame0.png",
+        tiny / "test_gt/3/frame5.png",
+        tiny / "test/test_label/3/frame5.png",
+    ]:
         im = Image.open(p)
         assert im.mode == "RGB" and im.size == (128, 64)
 
@@ -78,9 +89,13 @@ def test_deterministic_and_independent_of_workers(tiny, tmp_path):
 # reused whenever its manifest's version matches, so a change to the output must bump synth.VERSION
 # (and these numbers). Tolerances absorb last-bit float differences between CPUs, not real changes.
 PINNED_IMAGES = {  # file: (mean grey level, mean weighted by x / width * 2)
-    "train/train_img/frame40.png": (173.3598, 173.1147), "train/train_label/frame40.png": (4.7354, 4.842),
-    "val/val_img/frame23.png": (172.5676, 173.0337), "val/val_label/frame23.png": (4.6672, 4.3358),
-    "test_gt/4/frame12.png": (167.3577, 166.593), "test/test_label/4/frame12.png": (4.5839, 5.0344)}
+    "train/train_img/frame40.png": (173.3598, 173.1147),
+    "train/train_label/frame40.png": (4.7354, 4.842),
+    "val/val_img/frame23.png": (172.5676, 173.0337),
+    "val/val_label/frame23.png": (4.6672, 4.3358),
+    "test_gt/4/frame12.png": (167.3577, 166.593),
+    "test/test_label/4/frame12.png": (4.5839, 5.0344),
+}
 
 
 def _weighted(a):
@@ -161,9 +176,18 @@ def test_skip_if_same_and_refuse_otherwise(tiny, tmp_path):
     assert (user / "notes.txt").read_text() == "keep me"
 
 
-@pytest.mark.parametrize("kw", [dict(preset="huge"), dict(height=62), dict(width=0),
-                                dict(height=128, width=64), dict(height=-4),
-                                dict(height=64.0), dict(seed=-1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(preset="huge"),
+        dict(height=62),
+        dict(width=0),
+        dict(height=128, width=64),
+        dict(height=-4),
+        dict(height=64.0),
+        dict(seed=-1),
+    ],
+)
 def test_bad_arguments(tmp_path, kw):
     with pytest.raises(ValueError):
         make_synthdance(tmp_path / "x", **{"preset": "tiny", **kw}, progress=False)
@@ -184,6 +208,7 @@ def test_empty_target_dir_is_fine(tmp_path):
 def test_crash_leaves_nothing_behind(tmp_path, monkeypatch):
     def boom(job):
         raise RuntimeError("renderer crashed")
+
     monkeypatch.setattr(dataset, "render_chunk", boom)
     with pytest.raises(RuntimeError, match="crashed"):
         make_synthdance(tmp_path / "d", "tiny", workers=1, progress=False)

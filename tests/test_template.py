@@ -1,13 +1,14 @@
 """Checkpoints interchangeable with the course template: our names <-> the template's key list
-(../shared/reference/lab4-state-dict.tsv, copied below as TEMPLATE_TSV) in both directions, and a round trip."""
+(../shared/reference/lab4-state-dict.tsv, copied below as TEMPLATE_TSV) in both directions, and a round
+trip."""
+
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from lab4.checkpoint import our_key, template_key
-from lab4.checkpoint import load_checkpoint, save_checkpoint
+from lab4.checkpoint import load_checkpoint, our_key, save_checkpoint, template_key
 from lab4.cli import main
 from lab4.config import make_config
 from lab4.model import CVAE
@@ -33,8 +34,15 @@ def _lab_checkpoint(path, epoch=3) -> CVAE:
     torch.manual_seed(0)
     model = CVAE()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    save_checkpoint(path, dict(model=model.state_dict(), optimizer=opt.state_dict(), epoch=epoch,
-                               config=make_config("lab").to_dict()))
+    save_checkpoint(
+        path,
+        dict(
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            epoch=epoch,
+            config=make_config("lab").to_dict(),
+        ),
+    )
     return model
 
 
@@ -52,11 +60,13 @@ def test_export_writes_the_template_layout(tmp_path, capsys):
     out = tmp_path / "out" / "model.ckpt"
     assert main(["export", "--run-dir", str(run), "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
-    ckpt = torch.load(out, weights_only=True)  # what the course's test script does (plain tensors and numbers)
+    # what the course's test script does (plain tensors and numbers)
+    ckpt = torch.load(out, weights_only=True)
     assert set(ckpt) == LAYOUT
     assert [(k, tuple(v.shape)) for k, v in ckpt["state_dict"].items()] == _template_keys()
     assert ckpt["last_epoch"] == 12 and ckpt["lr"] == pytest.approx(1e-3)
-    assert ckpt["tfr"] == pytest.approx(0.7)  # the lab's schedule: 1.0 until epoch 10, then 0.1 less per epoch
+    # the lab's schedule: 1.0 until epoch 10, then 0.1 less per epoch
+    assert ckpt["tfr"] == pytest.approx(0.7)
 
 
 def test_a_template_checkpoint_loads_by_its_own_names(tmp_path):
@@ -64,7 +74,9 @@ def test_a_template_checkpoint_loads_by_its_own_names(tmp_path):
     model = _lab_checkpoint(tmp_path / "ours.pt").eval()
     values = list(model.state_dict().values())
     state_dict = {k: v.clone() for (k, _), v in zip(_template_keys(), values)}
-    torch.save(dict(state_dict=state_dict, optimizer={}, lr=1e-4, tfr=0.5, last_epoch=7), tmp_path / "tpl.ckpt")
+    torch.save(
+        dict(state_dict=state_dict, optimizer={}, lr=1e-4, tfr=0.5, last_epoch=7), tmp_path / "tpl.ckpt"
+    )
     state = load_checkpoint(tmp_path / "tpl.ckpt")
     assert state["epoch"] == 7
     other = CVAE()
@@ -79,8 +91,16 @@ def test_round_trip_through_the_template_layout_gives_identical_outputs(tiny_run
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     assert main(["export", "--run-dir", str(run), "--out", str(run / "model.ckpt")]) == 0
-    assert main(["export", "--run-dir", str(run), "--checkpoint", "model.ckpt", "--out", str(run / "again.ckpt")]) == 0
-    a, b = torch.load(run / "model.ckpt", weights_only=True), torch.load(run / "again.ckpt", weights_only=True)
+    assert (
+        main(
+            ["export", "--run-dir", str(run), "--checkpoint", "model.ckpt", "--out", str(run / "again.ckpt")]
+        )
+        == 0
+    )
+    a, b = (
+        torch.load(run / "model.ckpt", weights_only=True),
+        torch.load(run / "again.ckpt", weights_only=True),
+    )
     assert list(a["state_dict"]) == list(b["state_dict"])
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     ours, _ = load_trained(run, "last.pt", device="cpu")

@@ -1,4 +1,5 @@
 """The Trainer: the loss goes down, metrics.csv and config.json, determinism and exact resume."""
+
 import math
 
 import pytest
@@ -7,7 +8,8 @@ import torch
 from lab4.config import make_config
 from lab4.datasets import official as D
 from lab4.run.folder import RunDir
-from lab4.train import METRIC_FIELDS, Trainer
+from lab4.train import Trainer
+from lab4.train_state import METRIC_FIELDS
 
 torch.set_num_threads(1)  # 2 shared cores: one thread per process is far faster under contention
 
@@ -47,11 +49,19 @@ def _strip(rows):
 
 
 def test_training_lowers_the_loss(tiny_root, splits, tmp_path):
-    cfg = _cfg(tiny_root, tmp_path / "run", num_epoch=4, kl_anneal_type="none", milestones=(100,), lr=2e-3,
-               tfr_sde=100, val_every=0)
+    cfg = _cfg(
+        tiny_root,
+        tmp_path / "run",
+        num_epoch=4,
+        kl_anneal_type="none",
+        milestones=(100,),
+        lr=2e-3,
+        tfr_sde=100,
+        val_every=0,
+    )
     tr = _train(cfg, splits)
     losses = [r["loss"] for r in tr.rows if r["kind"] == "epoch"]
-    assert len(losses) == 4 and all(math.isfinite(l) for l in losses)
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     assert losses[-1] < 0.9 * losses[0], losses
 
 
@@ -68,7 +78,19 @@ def test_metrics_csv_and_config_json(straight, tiny_root):
     assert len(iters) == 2 * n_iter
     assert [r["iter"] for r in iters] == list(range(n_iter)) * 2
     for r in epochs:
-        for k in ("loss", "mse", "kl", "grad_norm", "beta", "tfr", "lr", "val_psnr", "val_ssim", "baseline_psnr", "seconds"):
+        for k in (
+            "loss",
+            "mse",
+            "kl",
+            "grad_norm",
+            "beta",
+            "tfr",
+            "lr",
+            "val_psnr",
+            "val_ssim",
+            "baseline_psnr",
+            "seconds",
+        ):
             assert isinstance(r[k], float) and math.isfinite(r[k]), k
         mine = [i["loss"] for i in iters if i["epoch"] == r["epoch"]]
         assert r["loss"] == pytest.approx(sum(mine) / len(mine), rel=1e-5)
@@ -175,11 +197,12 @@ def test_clip_grad_zero_trains_unclipped_and_logs_the_norm(tiny_root, splits, tm
 
 
 def test_training_curves_from_trainer_rows_and_from_metrics_csv(straight, tmp_path):
-    """02_train's curves figure: the same lines from the Trainer's rows as from metrics.csv (what a resumed run
-    has), each panel holding the logged numbers."""
+    """02_train's curves figure: the same lines from the Trainer's rows as from metrics.csv (what a resumed
+    run has), each panel holding the logged numbers."""
     import matplotlib.pyplot as plt
 
     from lab4.plots import training_curves
+
     fig = training_curves(straight.rows, tmp_path / "curves.png")
     again = training_curves(RunDir(straight.run_dir).metric_rows())
     assert (tmp_path / "curves.png").stat().st_size > 0
@@ -203,9 +226,16 @@ def test_a_seed_fixes_the_weights_and_the_clip_order_whatever_the_strategy(tiny_
     """What lets the report pair strategies by seed (lab4.report.stats.seed_diff): two runs of one seed start
     from the same weights and see the clips in the same order, whichever KL or teacher-forcing schedule."""
     from lab4.config import make_config
+
     base = dict(data_root=str(tiny_root), device="cpu", seed=3)
-    variants = [dict(kl_anneal_type=k) for k in ("monotonic", "cyclical", "none")] + [dict(tfr=0.0), dict(free_bits=0.5)]
-    trainers = [Trainer(make_config("tiny", run_dir=str(tmp_path / str(i)), **base, **v)) for i, v in enumerate(variants)]
+    variants = [dict(kl_anneal_type=k) for k in ("monotonic", "cyclical", "none")] + [
+        dict(tfr=0.0),
+        dict(free_bits=0.5),
+    ]
+    trainers = [
+        Trainer(make_config("tiny", run_dir=str(tmp_path / str(i)), **base, **v))
+        for i, v in enumerate(variants)
+    ]
     first = trainers[0]
     order = [torch.cat(first.sampler.batches(first.cfg.partial)) for _ in range(2)]  # two epochs' shuffles
     for tr in trainers[1:]:
@@ -217,11 +247,12 @@ def test_a_seed_fixes_the_weights_and_the_clip_order_whatever_the_strategy(tiny_
     assert not torch.equal(other.model.Generator[-1].weight, first.model.Generator[-1].weight)
 
 
-@pytest.mark.parametrize("milestones, want", [((), [1e-3, 1e-3, 1e-3]), ((2,), [1e-3, 1e-3, 1e-4]),
-                                              ((1, 2), [1e-3, 1e-4, 1e-5])])
+@pytest.mark.parametrize(
+    "milestones, want", [((), [1e-3, 1e-3, 1e-3]), ((2,), [1e-3, 1e-3, 1e-4]), ((1, 2), [1e-3, 1e-4, 1e-5])]
+)
 def test_lr_schedule_option_drops_only_at_the_given_milestones(tiny_root, splits, tmp_path, milestones, want):
-    """The lab's MultiStepLR, stepped once per epoch: no milestones keeps the lr, each one divides it by 10 from
-    that epoch on (the study's lr-late sets one late milestone against the template's early (2, 5))."""
+    """The lab's MultiStepLR, stepped once per epoch: no milestones keeps the lr, each one divides it by 10
+    from that epoch on (the study's lr-late sets one late milestone against the template's early (2, 5))."""
     cfg = _cfg(tiny_root, tmp_path / "run", num_epoch=3, milestones=milestones, val_every=0, partial=0.25)
     rows = _train(cfg, splits).rows
     for epoch, lr in enumerate(want):

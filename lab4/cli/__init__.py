@@ -4,6 +4,7 @@ The top-level parser knows only each command's name and one line of help (the li
 flags and code are imported when it is chosen, so ``lab4 --help`` answers without loading torch or the
 modules that do the work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,25 +31,48 @@ STUDENT = (
     Command("score", "lab4.cli.run_commands", "score a submission as the course does (public/private PSNR)"),
     Command("export", "lab4.cli.run_commands", "write a run's checkpoint in the course template's layout"),
     Command("make-data", "lab4.cli.run_commands", "generate SynthDance in the official layout"),
-    Command("report", "lab4.cli.report_commands",
-            "the report from finished runs: figures and numbers, HTML pages, the README's table"),
+    Command(
+        "report",
+        "lab4.cli.report_commands",
+        "the report from finished runs: figures and numbers, HTML pages, the README's table",
+    ),
 )
 MAINTAINER = (
-    Command("grid", "lab4.cli.grid_commands", "run the experiment grid: 02_train.ipynb once per entry, resumable"),
-    Command("study", "lab4.cli.grid_commands", "run the study grid (study.yaml) and export it to results/study/"),
-    Command("bench", "lab4.cli.maintainer_commands",
-            "measure the training and rollout speed of the fast path against the lab's reference"),
-    Command("speedrun", "lab4.cli.maintainer_commands", "the CPU speedrun: training levers at an equal CPU budget"),
-    Command("gpucheck", "lab4.cli.maintainer_commands",
-            "the prepared GPU session: environment, correctness, benchmark and a grid inside a time budget"),
-    Command("real-footage", "lab4.cli.maintainer_commands", "real footage (OpenCV's vtest.avi) in the official layout"),
+    Command(
+        "grid", "lab4.cli.grid_commands", "run the experiment grid: 02_train.ipynb once per entry, resumable"
+    ),
+    Command(
+        "study", "lab4.cli.grid_commands", "run the study grid (study.yaml) and export it to results/study/"
+    ),
+    Command(
+        "bench",
+        "lab4.cli.maintainer_commands",
+        "measure the training and rollout speed of the fast path against the lab's reference",
+    ),
+    Command(
+        "speedrun", "lab4.cli.maintainer_commands", "the CPU speedrun: training levers at an equal CPU budget"
+    ),
+    Command(
+        "gpucheck",
+        "lab4.cli.maintainer_commands",
+        "the prepared GPU session: environment, correctness, benchmark and a grid inside a time budget",
+    ),
+    Command(
+        "real-footage",
+        "lab4.cli.maintainer_commands",
+        "real footage (OpenCV's vtest.avi) in the official layout",
+    ),
 )
 COMMANDS = {c.name: c for c in STUDENT + MAINTAINER}
 
-DESCRIPTION = ("Conditional-VAE video prediction for the lab: train a run, evaluate it, predict the test "
-               "sequences, score them and build the report.")
-EPILOG = ("'lab4 COMMAND --help' shows a command's flags. Flags are kebab-case (--num-epoch); the config "
-          "fields' snake_case (--num_epoch) works too. Exit status 0 on success, 2 with one line on bad input.")
+DESCRIPTION = (
+    "Conditional-VAE video prediction for the lab: train a run, evaluate it, predict the test "
+    "sequences, score them and build the report."
+)
+EPILOG = (
+    "'lab4 COMMAND --help' shows a command's flags. Flags are kebab-case (--num-epoch); the config "
+    "fields' snake_case (--num_epoch) works too. Exit status 0 on success, 2 with one line on bad input."
+)
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -86,6 +110,7 @@ class Version(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         from importlib import metadata
+
         try:
             version = metadata.version("lab4")
         except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
@@ -104,19 +129,31 @@ def _listing() -> str:
     pad = max(len(c.name) for c in COMMANDS.values()) + 4
     parts = [textwrap.fill(DESCRIPTION, width)]
     for title, commands in (("commands", STUDENT), ("maintainer commands", MAINTAINER)):
-        lines = [textwrap.fill(c.help, width, initial_indent=f"  {c.name:<{pad - 2}}", subsequent_indent=" " * pad)
-                 for c in commands]
+        lines = [
+            textwrap.fill(c.help, width, initial_indent=f"  {c.name:<{pad - 2}}", subsequent_indent=" " * pad)
+            for c in commands
+        ]
         parts.append(f"{title}:\n" + "\n".join(lines))
     return "\n\n".join(parts)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lab4", usage="%(prog)s [-h] [--version] COMMAND ...", description=_listing(),
-                                epilog=textwrap.fill(EPILOG, _width(), break_on_hyphens=False),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="lab4",
+        usage="%(prog)s [-h] [--version] COMMAND ...",
+        description=_listing(),
+        epilog=textwrap.fill(EPILOG, _width(), break_on_hyphens=False),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action=Version, help="show lab4's version and exit")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS, prog="lab4",
-                           parser_class=CommandParser)
+    sub = p.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help=argparse.SUPPRESS,
+        prog="lab4",
+        parser_class=CommandParser,
+    )
     for c in COMMANDS.values():
         sub.add_parser(c.name, command=c, description=c.help, formatter_class=KebabHelpFormatter)
     return p

@@ -1,5 +1,6 @@
 """One spelling on every command line: ``--kebab-case`` in ``--help``; the ``--snake_case`` of the config
 fields and notebook parameters is accepted too (one argparse action with both names, the second hidden)."""
+
 from __future__ import annotations
 
 import argparse

@@ -3,6 +3,7 @@
 A training epoch only indexes these tensors: no PIL, no DataLoader. Every problem with the user's
 files becomes a one-line :class:`Lab4Error` naming the path.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,9 @@ from lab4.util.paths import absolute, home, named_dataset, synth_folder
 
 FRAME_RE = re.compile(r"^frame(\d+)\.png$")
 CACHE_VERSION = 1
-LAYOUT = "train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/<k>, test/test_label/<k>"
+LAYOUT = (
+    "train/train_img, train/train_label, val/val_img, val/val_label, test/test_img/<k>, test/test_label/<k>"
+)
 
 
 def cache_dir() -> Path:
@@ -49,6 +52,7 @@ def resolve_data_root(data_root: str = "", synth_preset: str = "small", progress
     root = default_synth_root(synth_preset)
     if not (root / "synthdance.json").is_file():
         from lab4.datasets.synth import make_synthdance
+
         make_synthdance(root, preset=synth_preset, progress=progress)
     return root
 
@@ -76,7 +80,9 @@ def scan_pairs(img_dir: Path, label_dir: Path) -> list[tuple[Path, Path]]:
     if no_label := sorted(imgs.keys() - labels.keys()):
         raise Lab4Error(f"{imgs[no_label[0]]}: frame has no pose image {label_dir / imgs[no_label[0]].name}")
     if no_frame := sorted(labels.keys() - imgs.keys()):
-        raise Lab4Error(f"{labels[no_frame[0]]}: pose image has no frame {img_dir / labels[no_frame[0]].name}")
+        raise Lab4Error(
+            f"{labels[no_frame[0]]}: pose image has no frame {img_dir / labels[no_frame[0]].name}"
+        )
     return [(imgs[n], labels[n]) for n in sorted(imgs)]
 
 
@@ -92,7 +98,9 @@ def scan_test(root: Path) -> list[tuple[Path, list[Path]]]:
     for d in (img_root, label_root):
         if not d.is_dir():
             raise Lab4Error(f"{d}: missing folder (expected the layout {LAYOUT})")
-    seqs = sorted((p for p in label_root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    seqs = sorted(
+        (p for p in label_root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
     if not seqs:
         raise Lab4Error(f"{label_root}: no test sequences (expected numbered folders 0, 1, ...)")
     out = []
@@ -121,7 +129,9 @@ def decode_png(path: Path, H: int, W: int) -> np.ndarray:
     except Lab4Error:
         raise
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise Lab4Error(f"{path}: unreadable or truncated PNG ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise Lab4Error(
+            f"{path}: unreadable or truncated PNG ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     if rgb.size != (W, H):
         rgb = rgb.resize((W, H), Image.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
@@ -135,8 +145,14 @@ def decode_many(paths: list[Path], H: int, W: int, desc: str = "", progress: boo
         out[i] = decode_png(paths[i], H, W)
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        for _ in tqdm(pool.map(work, range(len(paths))), total=len(paths), desc=desc, disable=not progress,
-                      leave=False, mininterval=0.5):
+        for _ in tqdm(
+            pool.map(work, range(len(paths))),
+            total=len(paths),
+            desc=desc,
+            disable=not progress,
+            leave=False,
+            mininterval=0.5,
+        ):
             pass
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
@@ -150,8 +166,9 @@ def _fingerprint(paths: list[Path], H: int, W: int) -> str:
     return h.hexdigest()[:24]
 
 
-def load_tensors(paths: dict[str, list[Path]], H: int, W: int, tag: str, progress: bool = True,
-                 key: str = "") -> dict[str, torch.Tensor]:
+def load_tensors(
+    paths: dict[str, list[Path]], H: int, W: int, tag: str, progress: bool = True, key: str = ""
+) -> dict[str, torch.Tensor]:
     """Decode groups of PNGs to uint8 tensors, or reuse the cached decode if no file changed."""
     key = key or _fingerprint([p for group in paths.values() for p in group], H, W)
     cache = cache_dir() / f"{tag}-{key}.pt"
@@ -177,9 +194,9 @@ def load_tensors(paths: dict[str, list[Path]], H: int, W: int, tag: str, progres
 @dataclass
 class Split:
     frames: torch.Tensor  # (N, 3, H, W) uint8
-    poses: torch.Tensor   # (N, 3, H, W) uint8
+    poses: torch.Tensor  # (N, 3, H, W) uint8
     root: Path
-    key: str = ""         # the cache key: changes when any file of the split does
+    key: str = ""  # the cache key: changes when any file of the split does
 
     def __len__(self):
         return len(self.frames)
@@ -202,7 +219,9 @@ def load_split(root, split: str, H: int = 32, W: int = 64, progress: bool = True
     return Split(t["frames"], t["poses"], root, key)
 
 
-def load_test(root, H: int = 32, W: int = 64, progress: bool = True) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def load_test(
+    root, H: int = 32, W: int = 64, progress: bool = True
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per sequence: first frame (3, H, W) uint8 and poses (T, 3, H, W) uint8."""
     root = Path(root)
     seqs = scan_test(root)
@@ -217,7 +236,9 @@ def load_test_gt(gt_root, H: int = 32, W: int = 64, progress: bool = True) -> li
     gt_root = Path(gt_root)
     if not gt_root.is_dir():
         raise Lab4Error(f"{gt_root}: no test ground truth folder (SynthDance writes <root>/test_gt)")
-    seqs = sorted((p for p in gt_root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    seqs = sorted(
+        (p for p in gt_root.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
     if not seqs:
         raise Lab4Error(f"{gt_root}: no numbered sequence folders")
     groups = {f"gt{k}": [v for _, v in sorted(_numbered_pngs(s).items())] for k, s in enumerate(seqs)}
@@ -228,8 +249,11 @@ def load_test_gt(gt_root, H: int = 32, W: int = 64, progress: bool = True) -> li
 # -- the dataset a run trained on -----------------------------------------------------------------
 def dataset_record(train: Split, val: Split) -> dict:
     """What config.json keeps of a run's data: its absolute path and, per split, frame count and cache key."""
-    return dict(root=str(train.root), train=dict(frames=len(train), key=train.key),
-                val=dict(frames=len(val), key=val.key))
+    return dict(
+        root=str(train.root),
+        train=dict(frames=len(train), key=train.key),
+        val=dict(frames=len(val), key=val.key),
+    )
 
 
 def _differences(root: Path, record: dict, H: int, W: int) -> list[str]:
@@ -250,8 +274,8 @@ def _differences(root: Path, record: dict, H: int, W: int) -> list[str]:
 
 def run_dataset(cfg: dict, run_dir, override: str = "", progress: bool = False) -> Path:
     """The dataset to evaluate a run on: ``override`` if given (a user's --data-root), else the one the run
-    trained on, checked against the record in its config.json (``cfg``, as lab4.run.folder.RunDir.dataset reads
-    it). Gone or changed: one line naming both paths."""
+    trained on, checked against the record in its config.json (``cfg``, as lab4.run.folder.RunDir.dataset
+    reads it). Gone or changed: one line naming both paths."""
     run_dir = absolute(run_dir)
     if override:
         return resolve_data_root(override, progress=progress)
@@ -266,7 +290,9 @@ def run_dataset(cfg: dict, run_dir, override: str = "", progress: bool = False) 
         raise Lab4Error(f"{run_dir}: the dataset it trained on, {root}, is gone{again}")
     diff = _differences(root, record, cfg.get("frame_H", 32), cfg.get("frame_W", 64))
     if diff:
-        raise Lab4Error(f"{run_dir}: the dataset it trained on, {root}, no longer matches ({'; '.join(diff)}){again}")
+        raise Lab4Error(
+            f"{run_dir}: the dataset it trained on, {root}, no longer matches ({'; '.join(diff)}){again}"
+        )
     return root
 
 
@@ -286,7 +312,8 @@ class ClipSampler:
         self.generator = torch.Generator().manual_seed(seed)
 
     def n_batches(self, fraction: float = 1.0) -> int:
-        """Batches a trainer uses: full ones only, as the lab's drop_last (compile then sees one shape); at least one."""
+        """Batches a trainer uses: full ones only, as the lab's drop_last (compile then sees one shape); at
+        least one."""
         return max(1, max(1, int(self.n_clips * fraction)) // self.batch_size)
 
     def batches(self, fraction: float = 1.0) -> list[torch.Tensor]:

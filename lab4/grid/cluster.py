@@ -8,6 +8,7 @@ on a machine with GPUs starts its workers with that resource and pins worker ``i
 through CUDA_VISIBLE_DEVICES, which the notebook's kernel (a child of the worker) inherits. On a remote
 cluster the workers declare ``--resources GPU=1`` themselves and get their GPU from the batch system.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,14 +21,15 @@ from distributed import WorkerPlugin, wait
 
 from lab4.util.errors import Lab4Error
 
-CPU_JOBS = 3        # runs at once without GPUs: `make experiments`' default, measured on 2 cores
-POLL_S = 2.0        # how often the driver looks at task states and metrics.csv when no run ends; at 0.5 s the
-                    # driver and its workers took a quarter of one of 2 cores away from the runs (make study, Zen 4)
+CPU_JOBS = 3  # runs at once without GPUs: `make experiments`' default, measured on 2 cores
+POLL_S = 2.0  # how often the driver looks at task states and metrics.csv when no run ends; at 0.5 s the
+# driver and its workers took a quarter of one of 2 cores away from the runs (make study, Zen 4)
 
 
 def visible_gpus() -> list[str]:
     """The ids of the GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (or 0..n-1)."""
     import torch
+
     n = torch.cuda.device_count()
     if n == 0:
         return []
@@ -65,6 +67,7 @@ class PinGPU(WorkerPlugin):
 
     The scheduler replays plugins to a restarted worker, so a worker that died and came back is pinned again.
     """
+
     name = "lab4-pin-gpu"
 
     def __init__(self, gpus: list[str]):
@@ -77,17 +80,25 @@ class PinGPU(WorkerPlugin):
 def _has_bokeh() -> bool:
     """The dashboard needs bokeh (the `lab` extra brings it); without it, it is only a "needs bokeh" page."""
     import importlib.util
+
     return importlib.util.find_spec("bokeh") is not None
 
 
 def local_cluster(jobs: int, gpus: list[str]):
     """``jobs`` single-threaded worker processes; with GPUs each has the GPU resource (PinGPU pins it)."""
     from distributed import LocalCluster
+
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // jobs))
-    kw = dict(n_workers=jobs, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
-              dashboard_address=":8787" if _has_bokeh() else None, memory_limit=0,
-              # the kernels share the cores instead of each spinning up a thread per core
-              env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads})
+    kw = dict(
+        n_workers=jobs,
+        threads_per_worker=1,
+        processes=True,
+        silence_logs=logging.ERROR,
+        dashboard_address=":8787" if _has_bokeh() else None,
+        memory_limit=0,
+        # the kernels share the cores instead of each spinning up a thread per core
+        env={"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads},
+    )
     if gpus:
         kw["resources"] = {"GPU": 1}
     # Dask sets MALLOC_TRIM_THRESHOLD_ for its workers, and the kernels would inherit it: glibc then hands
@@ -102,6 +113,7 @@ def local_cluster(jobs: int, gpus: list[str]):
 def connect(scheduler: str | None, jobs: int, gpus: list[str]):
     """(client, have_gpus): a new LocalCluster of ``jobs`` workers, or the cluster at ``scheduler``."""
     from distributed import Client
+
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
@@ -131,14 +143,18 @@ def run_key(run) -> str:
     """The same run (folder, profile, overrides) gets the same key from every driver: a second driver on
     the same scheduler then waits for the task that is already running instead of starting it again."""
     from dask.base import tokenize
+
     return f"lab4-run-{run.name}-{tokenize(str(run.run_dir), run.profile, run.overrides)}"
 
 
 def submit(client, fn, runs, gpu_runs: set[str]) -> dict:
     """{future: run}, one task ``fn(run)`` per run; runs named in ``gpu_runs`` ask for one GPU."""
-    return {client.submit(fn, run, key=run_key(run), pure=False,
-                          resources={"GPU": 1} if run.name in gpu_runs else None): run
-            for run in runs}
+    return {
+        client.submit(
+            fn, run, key=run_key(run), pure=False, resources={"GPU": 1} if run.name in gpu_runs else None
+        ): run
+        for run in runs
+    }
 
 
 def _executing(dask_worker) -> list:
@@ -154,12 +170,18 @@ def running(client, futures: dict) -> set[str]:
         executing = client.run(_executing, on_error="ignore")
     except Exception:  # noqa: BLE001 - a worker going away mid-call: try again at the next poll
         return set()
-    return {keys[k] for worker_keys in executing.values() if isinstance(worker_keys, list)
-            for k in worker_keys if k in keys}
+    return {
+        keys[k]
+        for worker_keys in executing.values()
+        if isinstance(worker_keys, list)
+        for k in worker_keys
+        if k in keys
+    }
 
 
 def slots(client) -> int:
-    """Runs the cluster can execute at once: its worker threads (at least one, for a cluster still starting)."""
+    """Runs the cluster can execute at once: its worker threads (at least one, for a cluster still
+    starting)."""
     workers = client.scheduler_info().get("workers", {}).values()
     return max(1, sum(w.get("nthreads", 1) for w in workers))
 
@@ -188,7 +210,8 @@ def run_all(client, fn, runs, gpu_runs: set[str], on_result, on_tick) -> None:
                 value, error = None, f"{type(e).__name__}: {msg}"
             fut.release()
             on_result(run, value, error)
-        if pending and not (finished and waiting):  # a run just ended and another waits: hand it the slot first
+        # a run just ended and another waits: hand it the slot first
+        if pending and not (finished and waiting):
             on_tick(running(client, pending))
             try:  # back as soon as a run ends (its slot goes to the next run at once), else after POLL_S
                 wait(list(pending), timeout=POLL_S, return_when="FIRST_COMPLETED")

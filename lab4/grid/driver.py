@@ -13,162 +13,26 @@ same runs folder at the same path. lab4/grid/progress.py shows the whole grid's 
 
 Exit status: 0 all runs done; 1 at least one run failed (each failure is listed with its notebook and
 the cell's error) or diverged (its loss became non-finite: diverged.json records where, and the run is not
-retried, since resuming would repeat it); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing failed but some runs
-were skipped because another driver holds their lock (the grid is incomplete: run again later).
+retried, since resuming would repeat it); 2 bad input (grid file, YAML, unknown key or profile); 3 nothing
+failed but some runs were skipped because another driver holds their lock (the grid is incomplete: run again
+later).
 """
+
 from __future__ import annotations
 
 import fnmatch
 import functools
-import os
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab4.config import FIELDS, make_config
-from lab4.util import notebooks
-from lab4.util.errors import Lab4Error
+from lab4.config import make_config
+from lab4.grid.execution import RETRIES, TRAIN_NB, Entry, Result, execute
 from lab4.grid.spec import load_grid  # noqa: F401  (the driver's grid file; re-exported)
 from lab4.run.folder import RunDir
-from lab4.run.identity import conflict
-from lab4.util.paths import absolute, named_dataset, project_root, require_checkout, shown
-
-PROJECT_ROOT = project_root()  # the driver needs the checkout's notebooks; see require_checkout()
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
-TRAIN_NB = NOTEBOOKS / "02_train.ipynb"
-RETRIES = 1         # a run whose kernel died or passed its deadline is tried once more, from last.pt
-
-
-def execute_notebook(notebook, out, parameters: dict, **deadlines):
-    """A notebook run from notebooks/ under deadlines (lab4/util/notebooks.py), as the driver runs it."""
-    return notebooks.execute(notebook, out, parameters, cwd=NOTEBOOKS, **deadlines)
-
-
-def notebook_flat_params() -> frozenset[str]:
-    """The Config fields that 02_train.ipynb has as flat parameters, read from its `parameters` cell, the one
-    list of them; any other override travels in the notebook's `extra` dict."""
-    import papermill as pm
-    return frozenset(pm.inspect_notebook(str(TRAIN_NB))) & FIELDS
-
+from lab4.util.errors import Lab4Error
+from lab4.util.paths import require_checkout, shown
 
 EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 1, 2, 3
-
-
-@dataclass
-class Entry:
-    """One entry of the grid, planned: its name, overrides, run folder and profile (the finished folder is a
-    RunDir)."""
-    name: str
-    overrides: dict
-    run_dir: Path
-    profile: str
-    overwrite: bool = False    # replace a run with other settings in run_dir instead of refusing it
-
-    @property
-    def notebook(self) -> Path:
-        return self.run_dir / "02_train.ipynb"
-
-
-@dataclass
-class Result:
-    name: str
-    status: str                # done | complete | locked | failed | diverged | refused
-    seconds: float = 0.0
-    notebook: str = ""
-    error: str = ""
-    summary: dict = field(default_factory=dict)
-    retried: list[str] = field(default_factory=list)  # why each earlier attempt stopped (deadline, dead kernel)
-
-
-def notebook_parameters(run: Entry) -> dict:
-    """Papermill parameters for 02_train: flat ones where the notebook has them, the rest in `extra`."""
-    params = dict(name=run.name, profile=run.profile, run_dir=str(absolute(run.run_dir)), resume=True,
-                  overwrite=run.overwrite)
-    extra, flat = {}, notebook_flat_params()
-    for k, v in run.overrides.items():
-        if k in flat:
-            params[k] = v
-        else:
-            extra[k] = list(v) if isinstance(v, tuple) else v
-    if data_root := named_dataset(params.get("data_root", "")):  # absolute: the notebook runs in notebooks/
-        params["data_root"] = data_root
-    params["extra"] = extra
-    return params
-
-
-def entry_config(run: Entry):
-    return make_config(run.profile, name=run.name, run_dir=str(run.run_dir), **run.overrides)
-
-
-def is_complete(run: Entry) -> bool:
-    """summary.json is written last by the notebook, so its epoch count says the run is finished."""
-    return RunDir(run.run_dir).is_finished(entry_config(run).num_epoch)
-
-
-# -- one run -------------------------------------------------------------------------------------
-def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | None:
-    """Execute 02_train for one run under its driver lock; never raises for a failing notebook.
-
-    This is the Dask task of a run. ``train=False`` only looks (locked? complete? else None), so the
-    driver settles finished and locked runs without starting a cluster for them. A run whose kernel died
-    or ran past a deadline is executed again, up to ``retries`` times; the notebook resumes from last.pt.
-    """
-    from filelock import FileLock, Timeout
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run.run_dir / ".driver.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return Result(run.name, "locked")
-    t0 = time.perf_counter()
-    try:
-        other = conflict(RunDir(run.run_dir), entry_config(run), resume=True)  # a run with other settings
-        if other and not run.overwrite:
-            return Result(run.name, "refused", notebook=str(run.notebook), error=other)
-        if not other and is_complete(run):
-            return Result(run.name, "complete", notebook=str(run.notebook))
-        if not other and (diverged := RunDir(run.run_dir).diverged()):  # resuming would repeat it: not retried
-            return Result(run.name, "diverged", notebook=str(run.notebook), error=diverged.get("message", ""))
-        if not train:
-            return None
-        import papermill as pm
-        retried = []
-        while True:
-            try:
-                execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run), profile=run.profile)
-                break
-            except pm.PapermillExecutionError as e:  # the notebook's own error: another try would repeat it
-                if diverged := RunDir(run.run_dir).diverged():
-                    return Result(run.name, "diverged", time.perf_counter() - t0, str(run.notebook),
-                                  diverged.get("message", ""), retried=retried)
-                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
-                              f"{e.ename}: {e.evalue}", retried=retried)
-            except notebooks.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
-                kept = keep_attempt(run, len(retried) + 1, e)
-                retried.append(e.what)
-                if len(retried) > retries:
-                    return Result(run.name, "failed", time.perf_counter() - t0, str(kept),
-                                  f"{e.what} (tried {len(retried)} times)", retried=retried[:-1])
-            except Exception as e:  # a missing kernel spec, a broken notebook file: still only this run's problem
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                return Result(run.name, "failed", time.perf_counter() - t0, str(run.notebook),
-                              f"{type(e).__name__}: {msg}", retried=retried)
-        return Result(run.name, "done", time.perf_counter() - t0, str(run.notebook),
-                      summary=RunDir(run.run_dir).summary(), retried=retried)
-    finally:
-        lock.release()
-
-
-def keep_attempt(run: Entry, attempt: int, stopped: notebooks.NotebookStopped) -> Path:
-    """Keep a stopped attempt's executed notebook beside the run (02_train.attempt1.ipynb) and log why it
-    stopped in the run folder, where the grid's progress display sees it; the next attempt writes its own."""
-    kept = run.notebook.with_name(f"{run.notebook.stem}.attempt{attempt}.ipynb")
-    if stopped.notebook.is_file():
-        os.replace(stopped.notebook, kept)
-    RunDir(run.run_dir).add_attempt(f"{time.strftime('%Y-%m-%d %H:%M:%S')} attempt {attempt}: {stopped.what} "
-                                    f"({shown(kept)})")
-    return kept
 
 
 def describe(i: int, n: int, r: Result) -> str:
@@ -186,8 +50,10 @@ def describe(i: int, n: int, r: Result) -> str:
     if r.status == "refused":
         return f"{head} REFUSED: {r.error}"
     if r.status == "diverged":
-        return (f"{head} DIVERGED ({r.error.removeprefix(f'{r.name}: ')}); not retried: delete "
-                f"{shown(Path(r.notebook).with_name(RunDir.DIVERGED))} to try again -> {shown(r.notebook)}")
+        return (
+            f"{head} DIVERGED ({r.error.removeprefix(f'{r.name}: ')}); not retried: delete "
+            f"{shown(Path(r.notebook).with_name(RunDir.DIVERGED))} to try again -> {shown(r.notebook)}"
+        )
     return f"{head} FAILED after {r.seconds:.1f}s ({r.error}) -> {shown(r.notebook)}"
 
 
@@ -200,6 +66,7 @@ def prepare_data(runs: list[Entry]) -> None:
     notebooks, with the error in the cell, and the other runs go on.
     """
     from lab4.datasets import official
+
     seen = set()
     for run in runs:
         cfg = make_config(run.profile, name=run.name, **run.overrides)
@@ -218,8 +85,16 @@ def prepare_data(runs: list[Entry]) -> None:
             continue
 
 
-def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, scheduler: str | None = None,
-             retries: int = RETRIES, overwrite: bool = False) -> int:
+def run_grid(
+    grid,
+    profile: str,
+    runs_dir,
+    only=None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    retries: int = RETRIES,
+    overwrite: bool = False,
+) -> int:
     require_checkout("the experiment driver (make experiments)")
     if not TRAIN_NB.is_file():
         raise Lab4Error(f"{shown(TRAIN_NB)}: the training notebook is missing")
@@ -227,7 +102,9 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
     if only:
         for pat in only:
             if not any(fnmatch.fnmatchcase(n, pat) for n, _ in entries):
-                raise Lab4Error(f"--only {pat}: no such run in {grid} (runs: {', '.join(n for n, _ in entries)})")
+                raise Lab4Error(
+                    f"--only {pat}: no such run in {grid} (runs: {', '.join(n for n, _ in entries)})"
+                )
         entries = [(n, o) for n, o in entries if any(fnmatch.fnmatchcase(n, p) for p in only)]
     runs_dir = Path(runs_dir).resolve()
     runs = [Entry(n, o, runs_dir / n, profile, overwrite) for n, o in entries]
@@ -240,11 +117,15 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
         else:
             results.append(settled)
     from lab4.grid.cluster import default_jobs, visible_gpus
+
     gpus = [] if scheduler or not todo else visible_gpus()
     jobs = min(jobs or default_jobs(gpus), max(1, len(todo)))
     where = f" on the Dask cluster at {scheduler}" if scheduler else f", {jobs} at a time" if jobs > 1 else ""
-    print(f"{n} run(s), profile {profile}, into {shown(runs_dir)}{where}" + (f" ({len(gpus)} GPUs)" if gpus else ""),
-          flush=True)
+    print(
+        f"{n} run(s), profile {profile}, into {shown(runs_dir)}{where}"
+        + (f" ({len(gpus)} GPUs)" if gpus else ""),
+        flush=True,
+    )
     for i, r in enumerate(results, 1):
         print(describe(i, n, r), flush=True)
     if todo:
@@ -256,26 +137,35 @@ def run_grid(grid, profile: str, runs_dir, only=None, jobs: int | None = None, s
     retried = sum(bool(r.retried) for r in results if r.status == "done")
     again = f" ({retried} after a retry)" if retried else ""
     diverged = sum(r.status == "diverged" for r in results)
-    print(f"{done}/{n} run(s) complete{again}, {len(failed)} failed" + (f" ({diverged} diverged)" if diverged else "")
-          + f", {len(locked)} skipped (locked)", flush=True)
+    print(
+        f"{done}/{n} run(s) complete{again}, {len(failed)} failed"
+        + (f" ({diverged} diverged)" if diverged else "")
+        + f", {len(locked)} skipped (locked)",
+        flush=True,
+    )
     if failed:
         print("failed runs (the executed notebooks are kept):", file=sys.stderr)
         for r in failed:
             print(f"  {r.name}: {shown(r.notebook)}: {r.error}", file=sys.stderr)
         return EXIT_FAILED
     if locked:
-        print(f"not finished: {', '.join(r.name for r in locked)} held by another driver; run again when it is done",
-              file=sys.stderr)
+        print(
+            f"not finished: {', '.join(r.name for r in locked)} held by another driver; "
+            "run again when it is done",
+            file=sys.stderr,
+        )
         return EXIT_LOCKED
     return 0
 
 
-def run_on_dask(runs: list[Entry], n: int, settled: int, scheduler, jobs: int, gpus: list[str],
-                retries: int = RETRIES) -> list[Result]:
+def run_on_dask(
+    runs: list[Entry], n: int, settled: int, scheduler, jobs: int, gpus: list[str], retries: int = RETRIES
+) -> list[Result]:
     """One Dask task per run (``execute``); a run that trains on CUDA asks for one GPU. ``settled`` runs of
     the ``n`` in the grid were already reported."""
     from lab4.grid import cluster
     from lab4.grid.progress import GridProgress
+
     cfgs = {r.name: make_config(r.profile, name=r.name, **r.overrides) for r in runs}
     results = []
     with cluster.connect(scheduler, jobs, gpus) as (client, have_gpus):
@@ -284,11 +174,12 @@ def run_on_dask(runs: list[Entry], n: int, settled: int, scheduler, jobs: int, g
             print(f"Dask dashboard: {link}", flush=True)
         epochs = {name: cfg.num_epoch for name, cfg in cfgs.items()}
         with GridProgress(runs, epochs, n, settled, shown=shown) as progress:
+
             def on_result(run, result, error):
                 result = result or Result(run.name, "failed", notebook=str(run.notebook), error=error)
                 results.append(result)
                 progress.finish(run.name, describe(settled + len(results), n, result))
+
             task = functools.partial(execute, retries=retries)
             cluster.run_all(client, task, runs, cluster.gpu_runs(cfgs, have_gpus), on_result, progress.tick)
     return results
-

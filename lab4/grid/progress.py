@@ -5,6 +5,7 @@ is from its ``metrics.csv``, which the Trainer rewrites after every epoch (RunDi
 look). On a terminal it is one tqdm bar counted in epochs over the grid; anywhere else (CI, a log file)
 it prints one line per finished epoch instead of redrawing. The executed notebooks keep their own output.
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,37 +23,48 @@ class GridProgress:
     total_runs / done_runs: the whole grid's size and the runs already settled (skipped) before these.
     """
 
-    def __init__(self, runs, epochs: dict, total_runs: int, done_runs: int = 0, shown=str, live=None,
-                 out=None):
+    def __init__(
+        self, runs, epochs: dict, total_runs: int, done_runs: int = 0, shown=str, live=None, out=None
+    ):
         self.runs = {r.name: r for r in runs}
         self.epochs = dict(epochs)
         self.shown, self.out = shown, out or sys.stdout
         self.live = sys.stderr.isatty() if live is None else live
         self.total_runs, self.done_runs = total_runs, done_runs
         self.dirs = {name: RunDir(r.run_dir) for name, r in self.runs.items()}
-        self.seen = {name: min(d.epochs_done(), self.epochs[name])
-                     for name, d in self.dirs.items()}  # a resumed run starts part-way
+        # a resumed run starts part-way
+        self.seen = {name: min(d.epochs_done(), self.epochs[name]) for name, d in self.dirs.items()}
         self.attempts = {name: len(d.attempts()) for name, d in self.dirs.items()}
         self.total, self.start = sum(self.epochs.values()), sum(self.seen.values())
         self.started, self.finished = set(), set()
         self.t0 = time.monotonic()
         self.bar = None
         if self.live:
-            self.bar = tqdm(total=self.total, initial=self.start, unit="epoch", file=sys.stderr,
-                            dynamic_ncols=True, desc=self._desc())
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.start,
+                unit="epoch",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                desc=self._desc(),
+            )
 
     # -- what the driver calls ---------------------------------------------------------------------
     def tick(self, running: set[str]) -> None:
         for name in sorted(running - self.started - self.finished):
             self.started.add(name)
             r = self.runs[name]
-            self.write(f"{name}: running -> {self.shown(r.notebook)} "
-                       f"(progress in {self.shown(r.run_dir / RunDir.METRICS)})")
+            self.write(
+                f"{name}: running -> {self.shown(r.notebook)} "
+                f"(progress in {self.shown(r.run_dir / RunDir.METRICS)})"
+            )
         for name in sorted(running - self.finished):
             self._poll(name)
         if self.bar is not None:
-            self.bar.set_postfix_str(", ".join(f"{n} {self.seen[n]}/{self.epochs[n]}"
-                                               for n in sorted(running - self.finished)), refresh=False)
+            self.bar.set_postfix_str(
+                ", ".join(f"{n} {self.seen[n]}/{self.epochs[n]}" for n in sorted(running - self.finished)),
+                refresh=False,
+            )
             self.bar.set_description_str(self._desc(), refresh=False)
             self.bar.refresh()
 
@@ -89,11 +101,12 @@ class GridProgress:
     def _poll(self, name: str) -> None:
         d = self.dirs[name]
         lines = d.attempts()
-        for line in lines[self.attempts[name]:]:  # the task tries again, resuming from last.pt
+        for line in lines[self.attempts[name] :]:  # the task tries again, resuming from last.pt
             self.write(f"  {name}: {line.split(': ', 1)[-1]} -> trying again from last.pt")
         self.attempts[name] = max(self.attempts[name], len(lines))
         n, psnr = min(d.epochs_done(), self.epochs[name]), d.last_val_psnr()
-        while self.seen[name] < n:  # one line per finished epoch, even when several finished since the last look
+        # one line per finished epoch, even when several finished since the last look
+        while self.seen[name] < n:
             self._advance(name, self.seen[name] + 1)
             if self.bar is None:
                 val = f", val PSNR {psnr:.2f} dB" if psnr is not None and self.seen[name] == n else ""
@@ -110,4 +123,5 @@ class GridProgress:
         done = sum(self.seen.values())
         rate = (done - self.start) / elapsed if elapsed > 0 else 0.0
         eta = tqdm.format_interval((self.total - done) / rate) if rate > 0 else "?"
-        return f"{self.done_runs}/{self.total_runs} runs done, {tqdm.format_interval(elapsed)} elapsed, ETA {eta}"
+        runs = f"{self.done_runs}/{self.total_runs} runs done"
+        return f"{runs}, {tqdm.format_interval(elapsed)} elapsed, ETA {eta}"

@@ -1,5 +1,7 @@
 """The experiment grid file (``experiments.yaml``): entries of config overrides, seeds expanded, checked
-in full before any run starts, so a bad value fails in one line here rather than minutes later in a notebook."""
+in full before any run starts, so a bad value fails in one line here rather than minutes later in a
+notebook."""
+
 from __future__ import annotations
 
 import re
@@ -15,6 +17,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def load_grid(path, profile: str) -> list[tuple[str, dict]]:
     """(name, overrides) per run of the grid for ``profile``, seeds expanded; Lab4Error on any fault."""
     import yaml
+
     path = Path(path)
     if profile not in PROFILES:
         raise Lab4Error(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -25,7 +28,9 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise Lab4Error(f"{path}: bad YAML{line} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+        raise Lab4Error(
+            f"{path}: bad YAML{line} ({getattr(e, 'problem', None) or type(e).__name__})"
+        ) from None
     if not isinstance(grid, dict) or not isinstance(grid.get("experiments"), list):
         raise Lab4Error(f"{path}: expected a mapping with an 'experiments' list")
     unknown_top = set(grid) - {"experiments", "seeds"}
@@ -43,15 +48,19 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
             raise Lab4Error(f"{path}: experiment #{i + 1}: overrides must be a mapping")
         unknown = set(overrides) - FIELDS
         if unknown:
-            raise Lab4Error(f"{path}: experiment #{i + 1}: unknown config field(s) {', '.join(sorted(unknown))}")
+            raise Lab4Error(
+                f"{path}: experiment #{i + 1}: unknown config field(s) {', '.join(sorted(unknown))}"
+            )
         # without a name, an entry is named as the CLI and 02_train name a run: after what it trains
         name = str(entry["name"]) if entry.get("name") else run_name(profile, **{**overrides, "seed": 0})
         if not NAME_RE.match(name):
             raise Lab4Error(f"{path}: experiment name {name!r} must be letters, digits, '_', '.', '-'")
         bad = set(entry) - {"name", "overrides", "seeded"}
         if bad:
-            raise Lab4Error(f"{path}: experiment {name!r}: unknown key(s) {', '.join(sorted(bad))} "
-                            f"(use name, overrides, seeded)")
+            raise Lab4Error(
+                f"{path}: experiment {name!r}: unknown key(s) {', '.join(sorted(bad))} "
+                f"(use name, overrides, seeded)"
+            )
         if overrides.get("data_root"):  # relative to the grid file, not to wherever a notebook runs
             overrides = {**overrides, "data_root": str((path.parent / str(overrides["data_root"])).resolve())}
         fixed = set(overrides) & DRIVER_SET

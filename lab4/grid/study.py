@@ -10,6 +10,7 @@ writes ``study.json``: the command, the machine (processor, cores, torch, native
 time from the first run's start to the last one's end. `make report` reads results/study/; it never runs
 the study.
 """
+
 from __future__ import annotations
 
 import json
@@ -74,16 +75,27 @@ def record(out, names: list[str], command: str, rc: int, wall_s: float) -> dict:
         before = json.loads((Path(out) / RECORD).read_text()).get("invocations", [])
     except (OSError, ValueError, AttributeError):
         before = []
-    this = dict(command=command, commit=commit(), machine=machine(), exit_status=rc, seconds=round(wall_s, 1),
-                finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-    rec = dict(command=command, commit=this["commit"], machine=this["machine"], runs=names, exit_status=rc,
-               diverged=[r.name for r in runs if r.diverged()],
-               span_seconds=round(max(ends) - min(starts), 1) if starts and ends else None,
-               cpu_seconds=round(sum(r.summary().get("cpu_seconds") or 0 for r in runs), 1),
-               invocations=[*before, this])
+    this = dict(
+        command=command,
+        commit=commit(),
+        machine=machine(),
+        exit_status=rc,
+        seconds=round(wall_s, 1),
+        finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    )
+    rec = dict(
+        command=command,
+        commit=this["commit"],
+        machine=this["machine"],
+        runs=names,
+        exit_status=rc,
+        diverged=[r.name for r in runs if r.diverged()],
+        span_seconds=round(max(ends) - min(starts), 1) if starts and ends else None,
+        cpu_seconds=round(sum(r.summary().get("cpu_seconds") or 0 for r in runs), 1),
+        invocations=[*before, this],
+    )
     atomic_write_text(Path(out) / RECORD, json.dumps(rec, indent=2) + "\n")
     return rec
-
 
 
 def run_study(grid, runs, out, jobs: int | None = None, command: str = "") -> int:
@@ -91,15 +103,20 @@ def run_study(grid, runs, out, jobs: int | None = None, command: str = "") -> in
     that a grid whose every run finished or diverged counts as done (a divergence is a result here)."""
     t0 = time.time()
     rc = run_grid(grid, PROFILE, runs, jobs=jobs)
-    if rc == EXIT_FAILED and all(RunDir(Path(runs) / n).summary() or RunDir(Path(runs) / n).diverged()
-                                 for n, _ in load_grid(grid, PROFILE)):
+    if rc == EXIT_FAILED and all(
+        RunDir(Path(runs) / n).summary() or RunDir(Path(runs) / n).diverged()
+        for n, _ in load_grid(grid, PROFILE)
+    ):
         rc = 0
     names = export(runs, out)
     if not names:
         print(f"no finished study runs in {shown(runs)}; nothing exported", file=sys.stderr)
         return rc or 1
     rec = record(out, names, command.strip(), rc, time.time() - t0)
-    span = f", {rec['span_seconds'] / 60:.1f} min from the first run's start to the last one's end" \
-        if rec["span_seconds"] else ""
+    span = (
+        f", {rec['span_seconds'] / 60:.1f} min from the first run's start to the last one's end"
+        if rec["span_seconds"]
+        else ""
+    )
     print(f"study: {len(names)} run(s) exported to {shown(out)}{span}", flush=True)
     return rc

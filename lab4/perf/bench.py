@@ -16,8 +16,10 @@ memory-bound on a CPU, the per-frame one stays in cache). A run takes that step 
 Zen 4 EPYC (scripts/tf_step_speed.py), so the quick profile keeps the batched one.
 Both modes run with teacher forcing ON (the lab's first epochs; its template draws one coin per epoch).
 On CPU the run is scaled down (fewer seconds, shorter rollouts) to finish in ~2 min; rollout times for
-630 frames are then extrapolated from the measured per-frame time and marked so.
+630 frames are then extrapolated from the measured per-frame time and marked so. The reference is
+lab4.perf.bench_reference's; this module times the fast path and the rollouts, and prints the table.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,73 +27,26 @@ import os
 import time
 
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision import transforms
 
 from lab4.config import make_config
 from lab4.datasets import official as data
-from lab4.model import kl_divergence
-from lab4.train import Trainer, build_model
+from lab4.perf.bench_reference import CLIP, bench_reference, sync
+from lab4.train import Trainer
 from lab4.util.device import cpu_has_native_bf16, cpu_model_name, pick_device
 from lab4.util.machine import machine
 
 EPOCH_FRAMES = 1463 * 15  # 23,410 training frames cut into 16-frame clips, 15 predicted per clip
 ROLLOUT_FRAMES = 630
-CLIP = 16
 # The CPU fast path's options over the `full` profile's (measured: docs/speedrun.md)
 CPU_FAST = dict(compile=False, cuda_graphs=False, batched_tf=False)
 
 
-class PNGClips(Dataset):
-    """The lab's loader: each item opens and decodes the PNGs of one non-overlapping 16-frame clip."""
-
-    def __init__(self, root, H=32, W=64):
-        self.pairs = data.scan_pairs(*data.split_dirs(root, "train"))
-        self.tf = transforms.Compose([transforms.Resize((H, W)), transforms.ToTensor()])
-
-    def __len__(self):
-        return len(self.pairs) // CLIP
-
-    def __getitem__(self, i):
-        pairs = self.pairs[i * CLIP:(i + 1) * CLIP]
-        frames = torch.stack([self.tf(Image.open(a).convert("RGB")) for a, _ in pairs])
-        poses = torch.stack([self.tf(Image.open(b).convert("RGB")) for _, b in pairs])
-        return frames, poses
-
-
-def lab_clip_loss(model, frames, poses, beta=1.0):
-    """The lab template's training step with teacher forcing: one frame at a time, 15 model calls."""
-    loss = 0.0
-    for t in range(1, frames.shape[1]):
-        prev = model.frame_transformation(frames[:, t - 1])
-        target = model.frame_transformation(frames[:, t])
-        pose = model.label_transformation(poses[:, t])
-        pred, mu, logvar = model.step(prev, pose, target)
-        loss = loss + torch.nn.functional.mse_loss(pred, frames[:, t]) + beta * kl_divergence(mu, logvar)
-    return loss
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_loop(step, device, seconds, min_iters):
-    """Run ``step`` until ``seconds`` have passed and at least ``min_iters`` ran -> (iters, seconds)."""
-    sync(device)
-    t0, n = time.perf_counter(), 0
-    while n < min_iters or time.perf_counter() - t0 < seconds:
-        step()
-        n += 1
-    sync(device)
-    return n, time.perf_counter() - t0
-
-
 def timed_steps(trainer, batches, device, seconds=0.0, min_iters=1):
-    """The Trainer's own loop (:meth:`Trainer.train_steps`) at progress 0 on clips drawn in turn from ``batches``,
-    until ``seconds`` have passed and at least ``min_iters`` steps ran -> (steps, seconds) between device syncs."""
+    """The Trainer's own loop (:meth:`Trainer.train_steps`) at progress 0 on clips drawn in turn from
+    ``batches``, until ``seconds`` have passed and at least ``min_iters`` steps ran -> (steps, seconds)
+    between device syncs."""
+
     def plan():
         n = 0
         while n < min_iters or time.perf_counter() - t0 < seconds:
@@ -105,42 +60,22 @@ def timed_steps(trainer, batches, device, seconds=0.0, min_iters=1):
     return n, time.perf_counter() - t0
 
 
-def train_update(model, opt, loss):
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-
-
-def bench_reference(root, dims, device, seconds, min_iters, workers):
-    torch.manual_seed(0)
-    model = build_model(make_config(F_dim=dims[0], L_dim=dims[1], N_dim=dims[2], D_out_dim=dims[3]), device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(PNGClips(root), batch_size=2, shuffle=True, drop_last=True, num_workers=workers,
-                        persistent_workers=workers > 0)
-    it = iter(loader)
-
-    def step():
-        nonlocal it
-        try:
-            frames, poses = next(it)
-        except StopIteration:
-            it = iter(loader)
-            frames, poses = next(it)
-        frames, poses = frames.to(device), poses.to(device)
-        train_update(model, opt, lab_clip_loss(model, frames, poses))
-
-    step()  # warm-up (cuDNN autotune, worker start)
-    n, s = timed_loop(step, device, seconds, min_iters)
-    return dict(batch=2, iters=n, seconds=round(s, 3), frames_per_s=n * 2 * (CLIP - 1) / s, workers=workers)
-
-
 def fast_trainer(split, dims, device, batch, teacher_forcing=True, **fast) -> Trainer:
     """The Trainer a `full`-profile run would build here, at the bench's dims, batch and 16-frame clips;
     ``fast`` overrides its speed options (the CPU's: CPU_FAST)."""
-    cfg = make_config("full", F_dim=dims[0], L_dim=dims[1], N_dim=dims[2], D_out_dim=dims[3], batch_size=batch,
-                      train_vi_len=CLIP, tfr=1.0 if teacher_forcing else 0.0, device=str(device), progress=False,
-                      **fast)
+    cfg = make_config(
+        "full",
+        F_dim=dims[0],
+        L_dim=dims[1],
+        N_dim=dims[2],
+        D_out_dim=dims[3],
+        batch_size=batch,
+        train_vi_len=CLIP,
+        tfr=1.0 if teacher_forcing else 0.0,
+        device=str(device),
+        progress=False,
+        **fast,
+    )
     return Trainer(cfg, split, split)
 
 
@@ -157,14 +92,24 @@ def bench_fast(split, dims, device, seconds, min_iters, batch, free_seconds=0.0,
     pool = itertools.cycle(full)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    _, warm = timed_steps(trainer, pool, device, min_iters=3)  # compile, then the steady state (CUDA graphs: 2 calls)
+    # compile, then the steady state (CUDA graphs: 2 calls)
+    _, warm = timed_steps(trainer, pool, device, min_iters=3)
     n, s = timed_steps(trainer, pool, device, seconds, min_iters)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     speed = trainer.speed
-    res = dict(batch=batch, iters=n, seconds=round(s, 3), frames_per_s=n * batch * (CLIP - 1) / s,
-               warmup_compile_s=round(warm, 2), peak_gpu_mem_gib=None if peak is None else round(peak, 3),
-               compile=speed["compile"], amp=speed["amp"], fused_adam=speed["fused_adam"],
-               channels_last=speed["channels_last"], per_frame=not trainer.cfg.batched_tf)
+    res = dict(
+        batch=batch,
+        iters=n,
+        seconds=round(s, 3),
+        frames_per_s=n * batch * (CLIP - 1) / s,
+        warmup_compile_s=round(warm, 2),
+        peak_gpu_mem_gib=None if peak is None else round(peak, 3),
+        compile=speed["compile"],
+        amp=speed["amp"],
+        fused_adam=speed["fused_adam"],
+        channels_last=speed["channels_last"],
+        per_frame=not trainer.cfg.batched_tf,
+    )
     if free_seconds > 0:
         free_trainer = fast_trainer(split, dims, device, batch, teacher_forcing=False, **fast)
         timed_steps(free_trainer, pool, device, min_iters=2)
@@ -186,7 +131,9 @@ def count_gflop(trainer, starts):
     first = frames[:1, 0]
     pose_feat = model.label_transformation(poses[:1, 1])
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model.rollout_step(first, pose_feat, torch.zeros(1, dims["N"], *first.shape[-2:], device=first.device))
+        model.rollout_step(
+            first, pose_feat, torch.zeros(1, dims["N"], *first.shape[-2:], device=first.device)
+        )
     return train, fc.get_total_flops() / 1e9
 
 
@@ -203,12 +150,26 @@ def time_rollout(model, first, poses, step_fn, device):
     s = time.perf_counter() - t0
     model.train()
     T = poses.shape[1]
-    return dict(frames=T, seconds=round(s, 3), seconds_630=round(s * (ROLLOUT_FRAMES - 1) / (T - 1), 3),
-                extrapolated=T != ROLLOUT_FRAMES)
+    return dict(
+        frames=T,
+        seconds=round(s, 3),
+        seconds_630=round(s * (ROLLOUT_FRAMES - 1) / (T - 1), 3),
+        extrapolated=T != ROLLOUT_FRAMES,
+    )
 
 
-def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=None, rollout_frames=None,
-            workers=None, log=print, free_seconds=0.0, **fast):
+def measure(
+    root,
+    dims=(128, 32, 12, 192),
+    device="auto",
+    seconds=None,
+    batch=None,
+    rollout_frames=None,
+    workers=None,
+    log=print,
+    free_seconds=0.0,
+    **fast,
+):
     """Both modes side by side in this process -> (the result record, the fast path's training step).
 
     ``fast`` overrides the fast path's speed options (see :func:`bench_fast`); the step is returned so a
@@ -231,9 +192,13 @@ def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=No
 
     ref = bench_reference(root, dims, device, seconds, min_iters, workers)
     log(f"reference: {ref['frames_per_s']:.2f} frames/s")
-    fast, trainer, starts, fast_step = bench_fast(train, dims, device, seconds, min_iters, batch, free_seconds, **fast)
+    fast, trainer, starts, fast_step = bench_fast(
+        train, dims, device, seconds, min_iters, batch, free_seconds, **fast
+    )
     model, rollout_step = trainer.model, trainer.compiled_rollout
-    log(f"fast path: {fast['frames_per_s']:.2f} frames/s (warm-up incl. compile {fast['warmup_compile_s']} s)")
+    log(
+        f"fast path: {fast['frames_per_s']:.2f} frames/s (warm-up incl. compile {fast['warmup_compile_s']} s)"
+    )
     gflop_train, gflop_infer = count_gflop(trainer, starts)
 
     # Rollouts: fp32, batch 1 for validation; CUDA-graphed outputs are overwritten by the next replay,
@@ -253,49 +218,80 @@ def measure(root, dims=(128, 32, 12, 192), device="auto", seconds=None, batch=No
     ratio = fast["frames_per_s"] / ref["frames_per_s"]
     result = dict(
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        torch=torch.__version__, machine=machine(device), dims=dict(zip("FLND", dims)), data_root=str(root),
-        teacher_forcing=True, reference=ref, fast=fast, speedup=round(ratio, 2),
-        epoch_s=dict(reference=round(EPOCH_FRAMES / ref["frames_per_s"], 1),
-                     fast=round(EPOCH_FRAMES / fast["frames_per_s"], 1)),
-        gflop_per_train_frame=round(gflop_train, 2), gflop_per_generated_frame=round(gflop_infer, 2),
-        tflops=dict(reference=round(gflop_train * ref["frames_per_s"] / 1e3, 4),
-                    fast=round(gflop_train * fast["frames_per_s"] / 1e3, 4)),
-        val_rollout_eager=roll_eager, val_rollout_compiled=roll_comp, test_rollout_5_batched=roll_test,
+        torch=torch.__version__,
+        machine=machine(device),
+        dims=dict(zip("FLND", dims)),
+        data_root=str(root),
+        teacher_forcing=True,
+        reference=ref,
+        fast=fast,
+        speedup=round(ratio, 2),
+        epoch_s=dict(
+            reference=round(EPOCH_FRAMES / ref["frames_per_s"], 1),
+            fast=round(EPOCH_FRAMES / fast["frames_per_s"], 1),
+        ),
+        gflop_per_train_frame=round(gflop_train, 2),
+        gflop_per_generated_frame=round(gflop_infer, 2),
+        tflops=dict(
+            reference=round(gflop_train * ref["frames_per_s"] / 1e3, 4),
+            fast=round(gflop_train * fast["frames_per_s"] / 1e3, 4),
+        ),
+        val_rollout_eager=roll_eager,
+        val_rollout_compiled=roll_comp,
+        test_rollout_5_batched=roll_test,
         peak_gpu_mem_gib=fast["peak_gpu_mem_gib"],
         notes="teacher forcing on in both modes; reference steps frame by frame as the lab's template does; "
-              "rollouts in fp32; 'compiled' rollout = reduce-overhead (CUDA graphs) on CUDA, inductor on CPU",
+        "rollouts in fp32; 'compiled' rollout = reduce-overhead (CUDA graphs) on CUDA, inductor on CPU",
     )
     return result, fast_step
 
 
 def cpu_name() -> str:
     """``CPU (<model name>, <n> threads, native bf16 yes|no)``."""
-    return f"CPU ({cpu_model_name()}, {torch.get_num_threads()} threads, native bf16 {'yes' if cpu_has_native_bf16() else 'no'})"
+    bf16 = "yes" if cpu_has_native_bf16() else "no"
+    return f"CPU ({cpu_model_name()}, {torch.get_num_threads()} threads, native bf16 {bf16})"
 
 
 def table(result) -> str:
     """The record as the aligned two-column table the command prints."""
     ref, fast = result["reference"], result["fast"]
-    roll_eager, roll_comp, roll_test = (result[k] for k in ("val_rollout_eager", "val_rollout_compiled",
-                                                              "test_rollout_5_batched"))
+    roll_eager, roll_comp, roll_test = (
+        result[k] for k in ("val_rollout_eager", "val_rollout_compiled", "test_rollout_5_batched")
+    )
     extrap = lambda r: " (extrap.)" if r["extrapolated"] else ""  # noqa: E731
     rows = [
-        ("device", result["device"]), ("torch", result["torch"]),
+        ("device", result["device"]),
+        ("torch", result["torch"]),
         ("reference train (batch 2, PIL DataLoader, eager fp32)", f"{ref['frames_per_s']:.2f} frames/s"),
-        (f"fast path train (batch {fast['batch']}{', compiled' if fast['compile'] else ', eager'}"
-         f"{', bf16' if fast['amp'] else ', fp32'}{', channels_last' if fast.get('channels_last') else ''}"
-         f"{', per-frame step' if fast.get('per_frame') else ', batched step'})", f"{fast['frames_per_s']:.2f} frames/s"),
+        (
+            f"fast path train (batch {fast['batch']}{', compiled' if fast['compile'] else ', eager'}"
+            f"{', bf16' if fast['amp'] else ', fp32'}{', channels_last' if fast.get('channels_last') else ''}"
+            f"{', per-frame step' if fast.get('per_frame') else ', batched step'})",
+            f"{fast['frames_per_s']:.2f} frames/s",
+        ),
         ("speed-up fast / reference", f"{result['speedup']:.2f}x"),
-        ("epoch of 23,410 frames: reference / fast", f"{result['epoch_s']['reference']:.0f} s / {result['epoch_s']['fast']:.0f} s"),
-        ("GFLOP per training frame / per generated frame",
-         f"{result['gflop_per_train_frame']:.2f} / {result['gflop_per_generated_frame']:.2f}"),
-        ("achieved TFLOP/s: reference / fast", f"{result['tflops']['reference']:.4f} / {result['tflops']['fast']:.4f}"),
+        (
+            "epoch of 23,410 frames: reference / fast",
+            f"{result['epoch_s']['reference']:.0f} s / {result['epoch_s']['fast']:.0f} s",
+        ),
+        (
+            "GFLOP per training frame / per generated frame",
+            f"{result['gflop_per_train_frame']:.2f} / {result['gflop_per_generated_frame']:.2f}",
+        ),
+        (
+            "achieved TFLOP/s: reference / fast",
+            f"{result['tflops']['reference']:.4f} / {result['tflops']['fast']:.4f}",
+        ),
         ("630-frame val rollout, eager" + extrap(roll_eager), f"{roll_eager['seconds_630']:.2f} s"),
         ("630-frame val rollout, compiled" + extrap(roll_comp), f"{roll_comp['seconds_630']:.2f} s"),
-        (f"5 test sequences as one batch, {roll_test['step']}" + extrap(roll_test), f"{roll_test['seconds_630']:.2f} s"),
-        ("peak GPU memory (fast train)",
-         "n/a (CPU)" if result["peak_gpu_mem_gib"] is None else f"{result['peak_gpu_mem_gib']:.2f} GiB"),
+        (
+            f"5 test sequences as one batch, {roll_test['step']}" + extrap(roll_test),
+            f"{roll_test['seconds_630']:.2f} s",
+        ),
+        (
+            "peak GPU memory (fast train)",
+            "n/a (CPU)" if result["peak_gpu_mem_gib"] is None else f"{result['peak_gpu_mem_gib']:.2f} GiB",
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
-

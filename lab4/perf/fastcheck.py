@@ -4,6 +4,7 @@ Used by lab4.perf.gpucheck on the GPU (and, eager, in its CPU dry run). Toleranc
 recorded with every result: bf16 keeps 8 mantissa bits, so the clip loss (summed in fp32) is held
 to 3%; the fp32 paths differ only by rounding order.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,7 +26,8 @@ TOLERANCES = dict(loss_bf16_rtol=3e-2, rollout_fp32_atol=1e-3, fused_adam_atol=1
 
 
 def fast_vs_eager(root, dims, device, compile: bool, batch: int, engaged: dict) -> dict:
-    """The fast path's teacher-forced loss, rollout and Adam step against eager fp32: same weights, same batch.
+    """The fast path's teacher-forced loss, rollout and Adam step against eager fp32: same weights, same
+    batch.
 
     ``engaged`` gets what compile and CUDA graphs actually did (dynamo's own counters, so a silent
     fallback to eager is not mistaken for a passing compiled path).
@@ -43,8 +45,14 @@ def fast_vs_eager(root, dims, device, compile: bool, batch: int, engaged: dict) 
     starts = sampler.batches()[0]
     frames = data.to_float(sampler.gather(split.frames, starts)).to(device)  # (B, 16, 3, H, W)
     poses = data.to_float(sampler.gather(split.poses, starts)).to(device)
-    rec = dict(device=str(device), compile=compile, amp_bf16=amp, channels_last=True, batch=batch,
-               tolerances=TOLERANCES)
+    rec = dict(
+        device=str(device),
+        compile=compile,
+        amp_bf16=amp,
+        channels_last=True,
+        batch=batch,
+        tolerances=TOLERANCES,
+    )
     graphs0 = dynamo_utils.counters["stats"]["unique_graphs"]
     # inductor draws its own random numbers unless told to call eager's RNG: only then do both draw
     # the same eps in reparameterize (set while the training step compiles, then restored)
@@ -66,10 +74,16 @@ def fast_vs_eager(root, dims, device, compile: bool, batch: int, engaged: dict) 
     got["loss"].backward()
     g_e = torch.cat([p.grad.flatten() for p in eager.parameters()])
     g_f = torch.cat([p.grad.flatten().float() for p in fast.parameters()])
-    rec["loss"] = dict(eager_fp32=want["loss"].item(), fast=got["loss"].item(), eager_bf16=eager_bf16.item(),
-                       rel_diff=rel(got["loss"], want["loss"]), fast_vs_eager_bf16=rel(got["loss"], eager_bf16),
-                       mse_rel_diff=rel(got["mse"], want["mse"]), kl_rel_diff=rel(got["kl"], want["kl"]),
-                       grad_cosine=torch.nn.functional.cosine_similarity(g_e, g_f, dim=0).item())
+    rec["loss"] = dict(
+        eager_fp32=want["loss"].item(),
+        fast=got["loss"].item(),
+        eager_bf16=eager_bf16.item(),
+        rel_diff=rel(got["loss"], want["loss"]),
+        fast_vs_eager_bf16=rel(got["loss"], eager_bf16),
+        mse_rel_diff=rel(got["mse"], want["mse"]),
+        kl_rel_diff=rel(got["kl"], want["kl"]),
+        grad_cosine=torch.nn.functional.cosine_similarity(g_e, g_f, dim=0).item(),
+    )
     rec["loss"]["ok"] = rec["loss"]["rel_diff"] <= TOLERANCES["loss_bf16_rtol"]
     if compile:
         grew = dynamo_utils.counters["stats"]["unique_graphs"] > graphs0
@@ -87,13 +101,23 @@ def fast_vs_eager(root, dims, device, compile: bool, batch: int, engaged: dict) 
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
     diff = (a - b).abs().max().item()
-    rec["rollout"] = dict(frames=T, step="cuda_graphs" if device.type == "cuda" and rollout_step else
-                          ("compiled" if rollout_step else "eager"), max_abs_diff=diff,
-                          ok=diff <= TOLERANCES["rollout_fp32_atol"])
+    rec["rollout"] = dict(
+        frames=T,
+        step="cuda_graphs"
+        if device.type == "cuda" and rollout_step
+        else ("compiled" if rollout_step else "eager"),
+        max_abs_diff=diff,
+        ok=diff <= TOLERANCES["rollout_fp32_atol"],
+    )
     if device.type == "cuda":
         skipped = dynamo_utils.counters["inductor"]["cudagraph_skips"] > skips0
-        engaged["cuda_graphs"] = ("not engaged: inductor skipped the CUDA graph (see the log)" if skipped
-                                  else "engaged" if rollout_step else "not engaged: no compiled rollout step")
+        engaged["cuda_graphs"] = (
+            "not engaged: inductor skipped the CUDA graph (see the log)"
+            if skipped
+            else "engaged"
+            if rollout_step
+            else "not engaged: no compiled rollout step"
+        )
 
     # one Adam step: fused against plain, from the same weights and gradients
     plain, fused = copy.deepcopy(eager), copy.deepcopy(eager)  # deepcopy leaves the gradients behind
@@ -108,10 +132,14 @@ def fast_vs_eager(root, dims, device, compile: bool, batch: int, engaged: dict) 
         opt_f.step()
         d = max((p - q).abs().max().item() for p, q in zip(plain.parameters(), fused.parameters()))
         moved = max((p - q).abs().max().item() for p, q in zip(plain.parameters(), eager.parameters()))
-        rec["fused_adam"] = dict(max_abs_diff=d, max_step=moved, ok=d <= TOLERANCES["fused_adam_atol"] and moved > 0)
+        rec["fused_adam"] = dict(
+            max_abs_diff=d, max_step=moved, ok=d <= TOLERANCES["fused_adam_atol"] and moved > 0
+        )
     rec["ok"] = all(rec[k].get("ok") is not False for k in ("loss", "rollout", "fused_adam"))
     if not rec["ok"]:
-        rec["status"] = "failed: the fast path disagrees with eager beyond tolerance (see loss/rollout/fused_adam)"
+        rec["status"] = (
+            "failed: the fast path disagrees with eager beyond tolerance (see loss/rollout/fused_adam)"
+        )
     return rec
 
 
@@ -123,8 +151,11 @@ def probe_speed_options(device) -> dict:
     with torch.autocast(device.type, dtype=torch.bfloat16):
         y = conv(x)
     engaged["amp"] = "engaged" if y.dtype == torch.bfloat16 else f"not engaged: conv gave {y.dtype}"
-    engaged["channels_last"] = ("engaged" if y.is_contiguous(memory_format=torch.channels_last)
-                                else "not engaged: conv output is not channels_last")
+    engaged["channels_last"] = (
+        "engaged"
+        if y.is_contiguous(memory_format=torch.channels_last)
+        else "not engaged: conv output is not channels_last"
+    )
     try:
         opt = torch.optim.Adam(conv.parameters(), fused=True)
         conv(x).float().sum().backward()
@@ -143,6 +174,7 @@ def _sync(device):
 def profile_top(step, device, path: Path, steps: int = 3, top: int = 15) -> dict:
     """torch.profiler over a few fast-path steps: the top kernels (ops on CPU) and how busy the device was."""
     from torch.profiler import ProfilerActivity, profile
+
     cuda = device.type == "cuda"
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=acts) as prof:  # the step is warm: bench ran it many times
@@ -160,8 +192,19 @@ def profile_top(step, device, path: Path, steps: int = 3, top: int = 15) -> dict
     rows = sorted(kernels if cuda and kernels else events, key=lambda e: getattr(e, attr), reverse=True)
     total = sum(getattr(e, attr) for e in rows) or 1.0
     atomic_write_text(path, events.table(sort_by=attr, row_limit=top) + "\n")
-    return dict(file=str(path), steps=steps, wall_ms_per_step=round(wall_us / steps / 1e3, 3),
-                # kernel time over wall time: well under 1 means the GPU waits on Python and launches
-                device_busy_fraction=round(total / wall_us, 3) if cuda and kernels else None,
-                top=[dict(name=e.key[:120], calls=e.count, self_ms=round(getattr(e, attr) / 1e3, 3),
-                          share=round(getattr(e, attr) / total, 3)) for e in rows[:top]])
+    return dict(
+        file=str(path),
+        steps=steps,
+        wall_ms_per_step=round(wall_us / steps / 1e3, 3),
+        # kernel time over wall time: well under 1 means the GPU waits on Python and launches
+        device_busy_fraction=round(total / wall_us, 3) if cuda and kernels else None,
+        top=[
+            dict(
+                name=e.key[:120],
+                calls=e.count,
+                self_ms=round(getattr(e, attr) / 1e3, 3),
+                share=round(getattr(e, attr) / total, 3),
+            )
+            for e in rows[:top]
+        ],
+    )

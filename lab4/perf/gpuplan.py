@@ -1,5 +1,6 @@
 """Sizing and boxing the GPU session's grid (lab4.perf.gpucheck): the `gpu` profile's schedule stretched to E
 epochs, the most epochs that fit the minutes left, and a driver call cut off at its deadline."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -12,12 +13,24 @@ def gpu_schedule(epochs: int) -> dict:
     """The `gpu` profile's schedule stretched to ``epochs``: LR drop at 3/4, KL cycles of two epochs,
     teacher forcing held for the first half and gone by the end (the `gpu` profile is this for 4)."""
     half = max(1, epochs // 2)
-    return dict(num_epoch=epochs, milestones=[max(1, 3 * epochs // 4)], kl_anneal_cycle=half,
-                tfr_sde=half, tfr_d_step=round(1 / max(1, epochs - half), 4))
+    return dict(
+        num_epoch=epochs,
+        milestones=[max(1, 3 * epochs // 4)],
+        kl_anneal_cycle=half,
+        tfr_sde=half,
+        tfr_d_step=round(1 / max(1, epochs - half), 4),
+    )
 
 
-def plan_epochs(box_s: float, fps_tf: float | None, fps_free: float | None, train_frames: int, runs: int,
-                overhead_s: float = 90.0, together: float = 1.5) -> int:
+def plan_epochs(
+    box_s: float,
+    fps_tf: float | None,
+    fps_free: float | None,
+    train_frames: int,
+    runs: int,
+    overhead_s: float = 90.0,
+    together: float = 1.5,
+) -> int:
     """The most epochs (1..12) of :func:`gpu_schedule` that ``runs`` concurrent runs finish in ``box_s``.
 
     The runs time-slice one GPU; one small-model process leaves it partly idle, so together they are
@@ -47,6 +60,7 @@ def run_boxed(target: str, args: tuple, kwargs: dict, seconds: float) -> dict:
     timed_out = proc.is_alive()
     if timed_out:
         import psutil
+
         try:
             family = psutil.Process(proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
@@ -63,5 +77,6 @@ def run_boxed(target: str, args: tuple, kwargs: dict, seconds: float) -> dict:
 
 def _call(target, args, kwargs):
     import importlib
+
     module, name = target.split(":")
     sys.exit(getattr(importlib.import_module(module), name)(*args, **kwargs) or 0)

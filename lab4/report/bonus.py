@@ -8,6 +8,7 @@ config (``free_bits`` > 0, else ``kl_beta_max`` < 1), not from its name; the ref
 strategy. Its macros go to generated/bonus.tex and its table's rows to generated/bonus_rows.tex
 (lab4.report.sections).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,9 +21,9 @@ from lab4.report.stats import by_seed, interval_text, mean_std, seed_diff, value
 from lab4.run.folder import RunDir, group
 
 REFERENCE = "cyclical"
-SAME_DB = 0.1     # two mean PSNRs closer than this (or than their seed spread) are "the same"
+SAME_DB = 0.1  # two mean PSNRs closer than this (or than their seed spread) are "the same"
 ZERO_Z_DB = 0.05  # z = 0 and z ~ N(0, I) closer than this on a run are "the same"
-FLOOR_AT = 0.1    # a final KL within 10% of the free-bits floor is "at" it
+FLOOR_AT = 0.1  # a final KL within 10% of the free-bits floor is "at" it
 KINDS = ("FreeBits", "BetaMax")  # macro prefixes: Bonus<Kind>...
 CASES = {
     "BonusFreeBitsCase": ("better", "worse", "same", "none"),  # val PSNR against the cyclical reference
@@ -67,11 +68,18 @@ def final_kl(run: RunDir) -> float:
 
 
 def stats(rs: list[RunDir]) -> dict:
-    """A strategy's runs -> mean val PSNR (and its std over seeds), final KL per frame, active units, z = 0."""
+    """A strategy's runs -> mean val PSNR (and its std over seeds), final KL per frame, active units, z =
+    0."""
     psnr = mean_std([r.number("mean_psnr") for r in rs])
-    return dict(n=len(rs), values=by_seed(rs, lambda r: r.number("mean_psnr")), psnr=psnr.mean, std=psnr.std,
-                kl=mean_std([final_kl(r) for r in rs]).mean, active=mean_std([active_units_of(r) for r in rs]).mean,
-                z0=mean_std([psnr_z0(r) for r in rs]).mean)
+    return dict(
+        n=len(rs),
+        values=by_seed(rs, lambda r: r.number("mean_psnr")),
+        psnr=psnr.mean,
+        std=psnr.std,
+        kl=mean_std([final_kl(r) for r in rs]).mean,
+        active=mean_std([active_units_of(r) for r in rs]).mean,
+        z0=mean_std([psnr_z0(r) for r in rs]).mean,
+    )
 
 
 # -- verdicts -----------------------------------------------------------------------------------
@@ -90,8 +98,8 @@ def compare_case(s: dict | None, ref: dict | None) -> str:
 
 
 def reference_test(s: dict | None, ref: dict | None) -> str:
-    """The test of ``s`` against the reference (paired by seed, else Welch) as the sentence quotes it after the
-    difference, or "not tested" below two seeds on a side."""
+    """The test of ``s`` against the reference (paired by seed, else Welch) as the sentence quotes it after
+    the difference, or "not tested" below two seeds on a side."""
     iv = seed_diff(s["values"], ref["values"]) if s and ref else None
     return "not tested" if iv is None else interval_text(iv, unit=" dB", spelled=True)
 
@@ -131,37 +139,54 @@ def bonus_strategies(runs) -> dict[str, list[tuple[str, list[RunDir]]]]:
 def bonus_macros(runs) -> dict[str, str]:
     g = group(runs)
     ref = stats(g[REFERENCE]) if REFERENCE in g else None
-    m = {"BonusRefPSNR": fmt(ref["psnr"]) if ref else NA, "BonusRefSeeds": str(ref["n"]) if ref else "0",
-         "BonusRefKL": big(ref["kl"]) if ref else NA, "BonusRefActive": _units(ref["active"]) if ref else NA,
-         "BonusRefCollapseCase": collapse_case(ref), "BonusSameDB": f"{SAME_DB:g}", "BonusZeroZTol": f"{ZERO_Z_DB:g}"}
+    m = {
+        "BonusRefPSNR": fmt(ref["psnr"]) if ref else NA,
+        "BonusRefSeeds": str(ref["n"]) if ref else "0",
+        "BonusRefKL": big(ref["kl"]) if ref else NA,
+        "BonusRefActive": _units(ref["active"]) if ref else NA,
+        "BonusRefCollapseCase": collapse_case(ref),
+        "BonusSameDB": f"{SAME_DB:g}",
+        "BonusZeroZTol": f"{ZERO_Z_DB:g}",
+    }
     counts = [ref["n"]] if ref else []
     for kind, strategies in bonus_strategies(runs).items():
         s = stats(strategies[0][1]) if strategies else None
         setting = setting_of(strategies[0][1][0], kind) if strategies else math.nan
         counts += [s["n"]] if s else []
-        m.update({f"Bonus{kind}Name": tex_escape(strategies[0][0]) if s else NA,
-                  f"Bonus{kind}Setting": f"{setting:g}" if np.isfinite(setting) else NA,
-                  f"Bonus{kind}Seeds": str(s["n"]) if s else "0",
-                  f"Bonus{kind}PSNR": fmt(s["psnr"]) if s else NA,
-                  f"Bonus{kind}Delta": signed(s["psnr"] - ref["psnr"], plus="+") if s and ref else NA,
-                  f"Bonus{kind}KL": big(s["kl"]) if s else NA,
-                  f"Bonus{kind}Active": _units(s["active"]) if s else NA,
-                  f"Bonus{kind}Interval": reference_test(s, ref),
-                  f"Bonus{kind}Case": compare_case(s, ref), f"Bonus{kind}CollapseCase": collapse_case(s)})
+        m.update(
+            {
+                f"Bonus{kind}Name": tex_escape(strategies[0][0]) if s else NA,
+                f"Bonus{kind}Setting": f"{setting:g}" if np.isfinite(setting) else NA,
+                f"Bonus{kind}Seeds": str(s["n"]) if s else "0",
+                f"Bonus{kind}PSNR": fmt(s["psnr"]) if s else NA,
+                f"Bonus{kind}Delta": signed(s["psnr"] - ref["psnr"], plus="+") if s and ref else NA,
+                f"Bonus{kind}KL": big(s["kl"]) if s else NA,
+                f"Bonus{kind}Active": _units(s["active"]) if s else NA,
+                f"Bonus{kind}Interval": reference_test(s, ref),
+                f"Bonus{kind}Case": compare_case(s, ref),
+                f"Bonus{kind}CollapseCase": collapse_case(s),
+            }
+        )
         if kind == "FreeBits":
             n_dim = int(strategies[0][1][0].config().get("N_dim", 12)) if strategies else 0
             floor = setting * n_dim if strategies else math.nan  # nats per frame: the floor of every channel
             m["BonusFreeBitsFloorFrame"] = fmt(floor, 1)
             m["BonusFreeBitsFloorCase"] = floor_case(s["kl"] if s else math.nan, floor)
-    m["BonusSeedCase"] = ("none" if not counts else "one" if max(counts) == 1
-                          else "several" if min(counts) > 1 else "mixed")
+    m["BonusSeedCase"] = (
+        "none" if not counts else "one" if max(counts) == 1 else "several" if min(counts) > 1 else "mixed"
+    )
     diffs = [psnr_z0(r) - r.number("mean_psnr") for r in runs]
     fin = [d for d in diffs if np.isfinite(d)]
-    m.update({"BonusZeroZRuns": str(len(fin)), "BonusZeroZHigher": str(sum(d > ZERO_Z_DB for d in fin)),
-              "BonusZeroZLower": str(sum(d < -ZERO_Z_DB for d in fin)),
-              "BonusZeroZMeanDiff": signed(mean_std(fin).mean, plus="+"),
-              "BonusZeroZMaxAbs": fmt(max(map(abs, fin)) if fin else math.nan),
-              "BonusZeroZCase": zero_z_case(fin)})
+    m.update(
+        {
+            "BonusZeroZRuns": str(len(fin)),
+            "BonusZeroZHigher": str(sum(d > ZERO_Z_DB for d in fin)),
+            "BonusZeroZLower": str(sum(d < -ZERO_Z_DB for d in fin)),
+            "BonusZeroZMeanDiff": signed(mean_std(fin).mean, plus="+"),
+            "BonusZeroZMaxAbs": fmt(max(map(abs, fin)) if fin else math.nan),
+            "BonusZeroZCase": zero_z_case(fin),
+        }
+    )
     return m
 
 
@@ -172,11 +197,15 @@ def bonus_rows(runs) -> str:
     for kind, strategies in bonus_strategies(runs).items():
         for s, rs in strategies:
             v = setting_of(rs[0], kind)
-            rows.append((s, (r"free bits $\lambda=" if kind == "FreeBits" else r"$\beta_{\max}=") + f"{v:g}$", rs))
+            rows.append(
+                (s, (r"free bits $\lambda=" if kind == "FreeBits" else r"$\beta_{\max}=") + f"{v:g}$", rs)
+            )
     lines = []
     for s, setting, rs in rows:
         st = stats(rs)
-        lines.append(f"{tex_escape(s)} & {setting} & {st['n']} & {mean_std(values(st['values'])).text(none=NA)} & "
-                     f"{big(st['kl'])} & {_units(st['active'])} & "
-                     f"{fmt(st['z0'])} \\\\")
+        lines.append(
+            f"{tex_escape(s)} & {setting} & {st['n']} & {mean_std(values(st['values'])).text(none=NA)} & "
+            f"{big(st['kl'])} & {_units(st['active'])} & "
+            f"{fmt(st['z0'])} \\\\"
+        )
     return "\n".join(lines) + ("\n" if lines else "")

@@ -1,9 +1,10 @@
 """``lab4 report``: the report's steps after the grid, each from finished run folders (it never trains).
 
-    python -m lab4 report figures --runs runs/quick   # notebooks/03_compare.ipynb -> report/build/
-    python -m lab4 report html --runs runs/quick      # executed notebooks -> report/build/html/
-    python -m lab4 report table --runs runs/quick     # the README's results table, printed
+python -m lab4 report figures --runs runs/quick   # notebooks/03_compare.ipynb -> report/build/
+python -m lab4 report html --runs runs/quick      # executed notebooks -> report/build/html/
+python -m lab4 report table --runs runs/quick     # the README's results table, printed
 """
+
 from __future__ import annotations
 
 import sys
@@ -41,6 +42,7 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None, study
         params["study_dir"] = str(Path(study_dir).resolve())
     out = build_dir / COMPARE_NB.name
     import papermill as pm
+
     t0, started = time.perf_counter(), time.time()
     try:
         notebooks.execute(COMPARE_NB, out, params, cwd=NOTEBOOKS)
@@ -50,9 +52,12 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None, study
     except notebooks.NotebookStopped as e:
         print(f"figures: FAILED ({e})", file=sys.stderr)
         return 1
-    if missing := sections.unwritten(generated_dir, since=int(started)):  # whole seconds, as some disks keep them
-        print(f"figures: FAILED (03_compare did not write {', '.join(missing)} in {shown(generated_dir)})",
-              file=sys.stderr)
+    # whole seconds, as some disks keep them
+    if missing := sections.unwritten(generated_dir, since=int(started)):
+        print(
+            f"figures: FAILED (03_compare did not write {', '.join(missing)} in {shown(generated_dir)})",
+            file=sys.stderr,
+        )
         return 1
     print(f"figures: done in {time.perf_counter() - t0:.1f}s -> {shown(out)}")
     return 0
@@ -64,4 +69,3 @@ def print_table(runs_dir) -> int:
         raise Lab4Error(f"{runs_dir}: no runs with metrics.csv")
     print(readme_table(runs), end="")
     return 0
-

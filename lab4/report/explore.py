@@ -1,5 +1,6 @@
 """What notebooks/04_explore.ipynb needs besides widgets: finding runs, frames as PNG for image widgets,
 and the spread of the rollout over several z samples (does the latent change anything?)."""
+
 from __future__ import annotations
 
 import io
@@ -18,7 +19,8 @@ RUNS_ENV = "LAB4_RUNS"
 
 
 def runs_folder(runs_dir: str = "") -> Path:
-    """The folder searched for runs: ``runs_dir``, else $LAB4_RUNS, else runs/; relative ones under lab4's home."""
+    """The folder searched for runs: ``runs_dir``, else $LAB4_RUNS, else runs/; relative ones under lab4's
+    home."""
     path = Path(runs_dir or os.environ.get(RUNS_ENV, "") or "runs").expanduser()
     return path if path.is_absolute() else home() / path
 
@@ -40,12 +42,14 @@ def newest(found: dict[str, Path]) -> str:
 
 def how_to_make_a_run(folder: Path) -> str:
     """What to tell a user who opens the explorer before training anything (instead of a traceback)."""
-    return (f"No runs yet: nothing under {folder} has a last.pt.\n"
-            "Make one, then run this notebook again:\n"
-            "  * open 02_train.ipynb and run all cells (a few minutes with profile = \"quick\"), or\n"
-            "  * make demo                      (trains runs/demo), or\n"
-            "  * make experiments PROFILE=quick  (the report's grid, into runs/quick).\n"
-            f"To look elsewhere, set runs_dir in the first cell or ${RUNS_ENV}.")
+    return (
+        f"No runs yet: nothing under {folder} has a last.pt.\n"
+        "Make one, then run this notebook again:\n"
+        '  * open 02_train.ipynb and run all cells (a few minutes with profile = "quick"), or\n'
+        "  * make demo                      (trains runs/demo), or\n"
+        "  * make experiments PROFILE=quick  (the report's grid, into runs/quick).\n"
+        f"To look elsewhere, set runs_dir in the first cell or ${RUNS_ENV}."
+    )
 
 
 def checkpoints(run_dir: Path) -> list[str]:
@@ -78,15 +82,15 @@ def z_spread(model, val, seeds, step_fn=None, max_frames: int | None = None) -> 
     if len(seeds) < 2:
         raise ValueError("z_spread needs at least two seeds")
     runs = [validate(model, val, seed=s, step_fn=step_fn, max_frames=max_frames) for s in seeds]
-    psnr = torch.stack([r["psnr"] for r in runs])                       # (K, T-1)
-    pred = torch.stack([r["pred"][1:] for r in runs]).double() * 255    # (K, T-1, 3, H, W)
+    psnr = torch.stack([r["psnr"] for r in runs])  # (K, T-1)
+    pred = torch.stack([r["pred"][1:] for r in runs]).double() * 255  # (K, T-1, 3, H, W)
     return dict(
         frame=runs[0]["frame"],
         seeds=seeds,
         psnr=psnr,
         psnr_mean=psnr.mean(0),
         psnr_std=psnr.std(0, unbiased=False),
-        pixel_std=pred.std(0, unbiased=False).flatten(1).mean(1),      # (T-1,)
+        pixel_std=pred.std(0, unbiased=False).flatten(1).mean(1),  # (T-1,)
         mean_psnr=[r["mean_psnr"] for r in runs],
     )
 
@@ -96,5 +100,7 @@ def describe_spread(spread: dict) -> str:
     k = len(spread["seeds"])
     ps, px = spread["psnr_std"], spread["pixel_std"]
     means = spread["mean_psnr"]
-    return (f"z spread over {k} samples: PSNR std per frame {ps.mean():.3f} dB on average (max {ps.max():.3f}); "
-            f"pixels move by {px.mean():.2f}/255 on average; mean PSNR {min(means):.2f}..{max(means):.2f} dB")
+    return (
+        f"z spread over {k} samples: PSNR std per frame {ps.mean():.3f} dB on average (max {ps.max():.3f}); "
+        f"pixels move by {px.mean():.2f}/255 on average; mean PSNR {min(means):.2f}..{max(means):.2f} dB"
+    )

@@ -1,5 +1,6 @@
 """How the report prints a number or a name: one place for "n/a", signs, big numbers and LaTeX escapes,
 so that every generated macro reads the same way."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,18 @@ from lab4.schedules import KL_STRATEGIES
 
 NA = "n/a"  # a number that these runs cannot give
 
-_LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def tex_escape(s) -> str:
@@ -20,8 +31,15 @@ def fmt(x, digits: int = 2) -> str:
     return NA if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
 
+def range_text(values) -> str:
+    """1 -> "1", [1, 2] -> "1--2" (an en dash in the PDF)."""
+    v = sorted(set(values))
+    return NA if not v else str(v[0]) if len(v) == 1 else f"{v[0]}--{v[-1]}"
+
+
 def signed(x, digits: int = 2, plus: str = "") -> str:
-    """A difference: a minus sign (not a hyphen) in the PDF, and ``plus`` before a positive one ("" = none)."""
+    """A difference: a minus sign (not a hyphen) in the PDF, and ``plus`` before a positive one ("" =
+    none)."""
     if x is None or not np.isfinite(x):
         return NA
     return f"{x:+.{digits}f}".replace("-", "$-$").replace("+", plus)

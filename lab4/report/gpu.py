@@ -8,6 +8,7 @@ figure and table functions as the CPU section draw them into ``figures/gpu/`` an
 ``Gpu`` plus the case macros that pick the comparison's sentences in report/main.tex. Without them
 gpu.tex says ``\\GpuCase{absent}`` and the report says in one sentence that no GPU results are included.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab4.report import figures as report_figures
-from lab4.report import numbers as report_numbers
-from lab4.report import stats
+from lab4.report import experimental_setup, figures as report_figures, numbers as report_numbers, rankings
 from lab4.report.format import order_text, thousands
 from lab4.run.folder import RunDir, load_runs
 from lab4.schedules import KL_STRATEGIES
@@ -25,8 +24,8 @@ from lab4.schedules import KL_STRATEGIES
 GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse")
 CASES = {
     "GpuCase": ("present", "absent"),  # are there GPU runs
-    "GpuRankCase": stats.RANK_CASES,  # the GPU grid's best KL strategy against the others
-    "GpuAgreeCase": stats.AGREE_CASES,  # GPU order of the KL strategies vs the CPU's
+    "GpuRankCase": rankings.RANK_CASES,  # the GPU grid's best KL strategy against the others
+    "GpuAgreeCase": rankings.AGREE_CASES,  # GPU order of the KL strategies vs the CPU's
     "GpuEvidenceCase": ("both", "one", "neither"),  # which grids separate their best from every other
     "GpuBenchCase": ("measured", "none"),  # is there a bench record beside the runs
 }
@@ -53,32 +52,39 @@ def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
     """Every ``Gpu*`` macro of main.tex's GPU section; only GpuCase when there are no GPU runs."""
     if not gpu_runs:
         return {"GpuCase": "absent"}
-    setup = report_numbers.setup_macros(gpu_runs)
+    setup = experimental_setup.setup_macros(gpu_runs)
     strat = report_numbers.strategy_macros(gpu_runs)
-    m = {"GpuCase": "present", **{f"Gpu{k}": setup[k] for k in ("NumRuns", "Device", "NumEpochs", "ProfileName")},
-         **{f"Gpu{k}": strat[k] for k in ("NumStrategies", "SeedsPerStrategy")},
-         "GpuBaselinePSNR": report_numbers.best_run_macros(gpu_runs)["BaselinePSNR"]}
-    gpu_kl = {s: v for s, v in stats.psnr_by_strategy(gpu_runs).items() if s in KL_STRATEGIES}
-    cpu_kl = {s: v for s, v in stats.psnr_by_strategy(cpu_runs).items() if s in KL_STRATEGIES}
-    m.update(stats.rank_macros(gpu_kl, "Gpu"))
+    m = {
+        "GpuCase": "present",
+        **{f"Gpu{k}": setup[k] for k in ("NumRuns", "Device", "NumEpochs", "ProfileName")},
+        **{f"Gpu{k}": strat[k] for k in ("NumStrategies", "SeedsPerStrategy")},
+        "GpuBaselinePSNR": report_numbers.best_run_macros(gpu_runs)["BaselinePSNR"],
+    }
+    gpu_kl = {s: v for s, v in rankings.psnr_by_strategy(gpu_runs).items() if s in KL_STRATEGIES}
+    cpu_kl = {s: v for s, v in rankings.psnr_by_strategy(cpu_runs).items() if s in KL_STRATEGIES}
+    m.update(rankings.rank_macros(gpu_kl, "Gpu"))
     common = set(gpu_kl) & set(cpu_kl)
-    m["GpuAgreeCase"], g_order, c_order = stats.order_agreement(gpu_runs, cpu_runs)
+    m["GpuAgreeCase"], g_order, c_order = rankings.order_agreement(gpu_runs, cpu_runs)
     m["GpuOrder"], m["GpuCpuOrder"] = order_text(g_order), order_text(c_order)
-    cpu_case = stats.rank_macros({s: cpu_kl[s] for s in common}, "")["RankCase"]
-    gpu_case = stats.rank_macros({s: gpu_kl[s] for s in common}, "")["RankCase"]
+    cpu_case = rankings.rank_macros({s: cpu_kl[s] for s in common}, "")["RankCase"]
+    gpu_case = rankings.rank_macros({s: gpu_kl[s] for s in common}, "")["RankCase"]
     clear = (cpu_case == "clear") + (gpu_case == "clear")
     m["GpuEvidenceCase"] = ("both", "one", "neither")[2 - clear]
-    ok = bench is not None and all(np.isfinite(float(bench.get(k, np.nan)))
-                                   for k in ("ratio_vs_lab", "train_frames_per_s", "lab_train_frames_per_s"))
+    ok = bench is not None and all(
+        np.isfinite(float(bench.get(k, np.nan)))
+        for k in ("ratio_vs_lab", "train_frames_per_s", "lab_train_frames_per_s")
+    )
     m["GpuBenchCase"] = "measured" if ok else "none"
     if ok:
-        m.update(GpuBenchRatio=f"{float(bench['ratio_vs_lab']):.1f}",
-                 GpuBenchFPS=thousands(float(bench['train_frames_per_s'])),
-                 GpuBenchLabFPS=f"{float(bench['lab_train_frames_per_s']):.1f}")
+        m.update(
+            GpuBenchRatio=f"{float(bench['ratio_vs_lab']):.1f}",
+            GpuBenchFPS=thousands(float(bench["train_frames_per_s"])),
+            GpuBenchLabFPS=f"{float(bench['lab_train_frames_per_s']):.1f}",
+        )
     return m
 
 
 def draw_figures(gpu_runs, figures_dir) -> dict[str, list[Path]]:
     """``figures/gpu/*``: the CPU section's figures of the GPU runs (nothing without them)."""
     figs = Path(figures_dir) / "gpu"
-    return {stem: getattr(report_figures, stem)(gpu_runs, figs) for stem in GPU_FIGURES} if gpu_runs else {}
+    return {stem: report_figures.DRAW[stem](gpu_runs, figs) for stem in GPU_FIGURES} if gpu_runs else {}

@@ -4,6 +4,7 @@ Each page is titled by the notebook's first heading, loads nothing from the netw
 MathJax or widget CDN: math is turned into MathML at export time, which Chromium and Firefox draw
 natively), shows no absolute machine paths, and ``index.html`` links every page and the PDF.
 """
+
 from __future__ import annotations
 
 import html
@@ -87,6 +88,7 @@ def path_replacements(runs_dir: Path) -> list[tuple[str, str]]:
 def clean_notebook(nb, replacements: list[tuple[str, str]], formulas: dict):
     """In place: placeholders for the math (see math_to_mathml), no widget state or widget views (they need a
     live kernel or a CDN), no absolute machine paths in code or text outputs."""
+
     def unpath(s: str) -> str:
         for old, new in replacements:
             s = s.replace(old, new)
@@ -116,8 +118,11 @@ def clean_notebook(nb, replacements: list[tuple[str, str]], formulas: dict):
 def exporter():
     import jinja2
     from nbconvert import HTMLExporter
-    ex = HTMLExporter(extra_loaders=[jinja2.DictLoader({"lab4_offline.html.j2": TEMPLATE})],
-                      template_file="lab4_offline.html.j2")
+
+    ex = HTMLExporter(
+        extra_loaders=[jinja2.DictLoader({"lab4_offline.html.j2": TEMPLATE})],
+        template_file="lab4_offline.html.j2",
+    )
     ex.embed_images = True  # Markdown images become data: URLs, so a page needs no file next to it
     return ex
 
@@ -125,12 +130,15 @@ def exporter():
 def export(nb_path: Path, out_path: Path, label: str, replacements) -> str:
     """One notebook -> one page; returns its title (first heading · label)."""
     import nbformat
+
     formulas = {}
     nb = clean_notebook(nbformat.read(str(nb_path), as_version=4), replacements, formulas)
     heading = first_heading(nb) or nb_path.stem
     title = f"{heading} · {label}" if label else heading
     nb.metadata["title"] = title
-    body, _ = exporter().from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(nb_path.parent)}})
+    body, _ = exporter().from_notebook_node(
+        nb, resources={"metadata": {"name": title, "path": str(nb_path.parent)}}
+    )
     for key, mathml in formulas.items():
         body = body.replace(key, mathml)
     out_path.write_text(body, encoding="utf-8")
@@ -150,14 +158,25 @@ def copy_gifs(runs_dir: Path, out_dir: Path) -> list[str]:
 
 
 def write_index(out_dir: Path, pages: list[tuple[str, str]], gifs: list[str] = ()) -> Path:
-    """index.html: the PDF, the generated test sequences, then every page by title; plain HTML, nothing to load."""
-    items = "\n".join(f'  <li><a href="{html.escape(name)}">{html.escape(title)}</a></li>' for name, title in pages)
+    """index.html: the PDF, the generated test sequences, then every page by title; plain HTML, nothing to
+    load."""
+    items = "\n".join(
+        f'  <li><a href="{html.escape(name)}">{html.escape(title)}</a></li>' for name, title in pages
+    )
     shown_gifs = "\n".join(
         f'  <figure style="display:inline-block;margin:0.5em"><a href="gifs/{html.escape(g)}"><img '
         f'src="gifs/{html.escape(g)}" width="256" alt="{html.escape(g)}"></a>'
-        f'<figcaption>{html.escape(g.split("__")[0])}</figcaption></figure>' for g in gifs)
-    gif_part = (f"<h2>Generated test sequences</h2>\n<p>Test sequence 0 of each run that wrote a submission, all "
-                f"630 frames at 25 frames per second.</p>\n{shown_gifs}\n") if gifs else ""
+        f"<figcaption>{html.escape(g.split('__')[0])}</figcaption></figure>"
+        for g in gifs
+    )
+    gif_part = (
+        (
+            f"<h2>Generated test sequences</h2>\n<p>Test sequence 0 of each run that wrote a submission, all "
+            f"630 frames at 25 frames per second.</p>\n{shown_gifs}\n"
+        )
+        if gifs
+        else ""
+    )
     text = f"""<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>lab4 report: executed notebooks</title>
@@ -182,8 +201,11 @@ def run_html(runs_dir, build_dir) -> int:
     runs_dir, build_dir = Path(runs_dir).resolve(), Path(build_dir).resolve()
     if not runs_dir.is_dir():
         raise Lab4Error(f"{shown(runs_dir)}: no such runs folder (run the experiments first)")
-    notebooks = [(nb, html_name(nb, runs_dir), nb.parent.relative_to(runs_dir).as_posix())
-                 for nb in sorted(runs_dir.glob("**/*.ipynb")) if ".ipynb_checkpoints" not in nb.parts]
+    notebooks = [
+        (nb, html_name(nb, runs_dir), nb.parent.relative_to(runs_dir).as_posix())
+        for nb in sorted(runs_dir.glob("**/*.ipynb"))
+        if ".ipynb_checkpoints" not in nb.parts
+    ]
     compare = build_dir / COMPARE_NB
     if compare.is_file():
         notebooks.insert(0, (compare, compare.stem + ".html", ""))
@@ -203,6 +225,8 @@ def run_html(runs_dir, build_dir) -> int:
         pages.append((name, title))
         print(f"html: {shown(nb_path)} -> {shown(out_dir / name)}")
     gifs = copy_gifs(runs_dir, out_dir)
-    print(f"html: index of {len(pages)} page(s), {len(gifs)} test GIF(s) and the PDF -> "
-          f"{shown(write_index(out_dir, pages, gifs))}")
+    print(
+        f"html: index of {len(pages)} page(s), {len(gifs)} test GIF(s) and the PDF -> "
+        f"{shown(write_index(out_dir, pages, gifs))}"
+    )
     return 1 if failed else 0

@@ -1,27 +1,26 @@
-"""The report's numbers on the runs themselves: the results table, the setup, the strategies, the best run,
-gradient norms and drift along the rollout, as the LaTeX macros that report/main.tex quotes.
+"""The report's numbers on the runs themselves: the results table, the strategies, the best run, gradient
+norms and drift along the rollout, as the LaTeX macros that report/main.tex quotes (the setup's are
+lab4.report.experimental_setup's).
 
 Python writes numbers and *case* macros only; report/main.tex holds every sentence and picks the one
 that a case macro names, e.g. ``\\IfStrEqCase{\\DriftCase}{{flat}{...}{falls}{...}...}``. CASES lists
 every value each case macro here can take, and a test checks that main.tex has a sentence for each.
 Each function ``runs -> {macro name: text}`` is listed in lab4.report.sections (docs/adding-a-number.md).
 """
+
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lab4.report.format import NA, display_name, fmt, signed, tex_escape, thousands
+from lab4.report.format import NA, display_name, fmt, range_text, signed, tex_escape
 from lab4.report.loss import dynamics
 from lab4.report.stats import mean_std
 from lab4.run.folder import RunDir, best_run, group
 from lab4.schedules import KL_STRATEGIES
 
-DEVICE_WORDS = {"cpu": "the CPU", "cuda": "a GPU"}  # a device as prose names it
 CASES = {
     "SeedCountCase": ("one", "several", "mixed"),  # seeds per strategy: all one, all several, or both
     "BaselineCase": ("all", "some", "no", "unknown"),  # how many runs end above repeat-the-first-frame
@@ -29,17 +28,8 @@ CASES = {
     "GradClipActsCase": ("acts", "never", "unknown"),  # would the lab's clip at 1 have scaled any step
     "TFBestCase": ("off", "half", "decay", "none"),  # which teacher-forcing variant scored best
     "DriftCase": ("flat", "falls", "rises", "none"),  # PSNR from the first to the last frames
-    "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
-    "KLWeightCase": ("lab", "mean", "other"),  # the KL's weight in the loss: the lab's 1, 1/(N*H*W), or another
-    "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
-    "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
 }
 TF_VARIANTS = {"tf-off": ("TFOff", "off"), "tf-half": ("TFHalf", "half"), "cyclical": ("TFDecay", "decay")}
-
-def _range(values) -> str:
-    """1 -> "1", [1, 2] -> "1--2" (an en dash in the PDF)."""
-    v = sorted(set(values))
-    return NA if not v else str(v[0]) if len(v) == 1 else f"{v[0]}--{v[-1]}"
 
 
 # -- per strategy -------------------------------------------------------------------------------
@@ -50,30 +40,54 @@ def strategy_stats(runs) -> pd.DataFrame:
     for s, rs in group(runs).items():
         psnr = [r.number("mean_psnr") for r in rs]
         spread = mean_std(psnr)
-        rows.append(dict(
-            strategy=s, n=len(rs), psnr=psnr, ssim=[r.number("mean_ssim") for r in rs],
-            baseline=[r.number("baseline_mean_psnr") for r in rs],
-            public=[r.number("public") for r in rs], private=[r.number("private") for r in rs],
-            one_step=[r.number("one_step_psnr") for r in rs],
-            wall=[r.number("wall_seconds") for r in rs], cpu=[r.number("cpu_seconds") for r in rs],
-            gain=[dynamics.last_epoch_gain(r) for r in rs],
-            kl=[float(k.iloc[-1]) if len(k := dynamics.kl_per_frame(r)) else math.nan for r in rs],
-            active=[dynamics.active_units_of(r) for r in rs],
-            mean_psnr=spread.mean, std_psnr=spread.std if spread.n > 1 else 0.0,
-        ))
+        rows.append(
+            dict(
+                strategy=s,
+                n=len(rs),
+                psnr=psnr,
+                ssim=[r.number("mean_ssim") for r in rs],
+                baseline=[r.number("baseline_mean_psnr") for r in rs],
+                public=[r.number("public") for r in rs],
+                private=[r.number("private") for r in rs],
+                one_step=[r.number("one_step_psnr") for r in rs],
+                wall=[r.number("wall_seconds") for r in rs],
+                cpu=[r.number("cpu_seconds") for r in rs],
+                gain=[dynamics.last_epoch_gain(r) for r in rs],
+                kl=[float(k.iloc[-1]) if len(k := dynamics.kl_per_frame(r)) else math.nan for r in rs],
+                active=[dynamics.active_units_of(r) for r in rs],
+                mean_psnr=spread.mean,
+                std_psnr=spread.std if spread.n > 1 else 0.0,
+            )
+        )
     return pd.DataFrame(rows)
 
 
 def results_rows(runs, name=display_name) -> str:
-    """The body rows of the results table, a strategy as ``name`` calls it; its header and rules are in main.tex."""
+    """The body rows of the results table, a strategy as ``name`` calls it; its header and rules are in
+    main.tex."""
     lines = []
     for _, row in strategy_stats(runs).iterrows():
+
         def pm(key, digits=2):
             return mean_std(row[key]).text(digits)
-        lines.append(" & ".join([
-            tex_escape(name(row["strategy"])), str(row["n"]), pm("psnr"), pm("one_step"), pm("ssim", 3),
-            pm("baseline"), pm("public"), pm("private"), pm("kl", 3),
-            mean_std([c / 60 for c in row["cpu"]]).text(1)]) + r" \\")
+
+        lines.append(
+            " & ".join(
+                [
+                    tex_escape(name(row["strategy"])),
+                    str(row["n"]),
+                    pm("psnr"),
+                    pm("one_step"),
+                    pm("ssim", 3),
+                    pm("baseline"),
+                    pm("public"),
+                    pm("private"),
+                    pm("kl", 3),
+                    mean_std([c / 60 for c in row["cpu"]]).text(1),
+                ]
+            )
+            + r" \\"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -83,25 +97,37 @@ def strategy_macros(runs) -> dict[str, str]:
     by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
     m = {f"{display_name(s)}ValPSNR": fmt(by.get(s, math.nan)) for s in KL_STRATEGIES}
     finite = st[np.isfinite(st["mean_psnr"])] if len(st) else st
-    m.update(NumStrategies=str(len(st)), SeedsPerStrategy=_range(int(n) for n in st["n"]) if len(st) else "0")
+    seeds = range_text(int(n) for n in st["n"]) if len(st) else "0"
+    m.update(NumStrategies=str(len(st)), SeedsPerStrategy=seeds)
     counts = {int(n) > 1 for n in st["n"]} if len(st) else {False}
     m["SeedCountCase"] = "mixed" if len(counts) == 2 else "several" if counts == {True} else "one"
     if not len(finite):
-        return {**m, "BestStrategy": NA, "WorstStrategy": NA, "BestStrategyValPSNR": NA, "StrategyGap": NA,
-                "MaxSeedStd": NA}
+        return {
+            **m,
+            "BestStrategy": NA,
+            "WorstStrategy": NA,
+            "BestStrategyValPSNR": NA,
+            "StrategyGap": NA,
+            "MaxSeedStd": NA,
+        }
     best = finite.loc[finite["mean_psnr"].idxmax()]
     worst = finite.loc[finite["mean_psnr"].idxmin()]
     gap = float(best["mean_psnr"] - worst["mean_psnr"])
     spread = float(finite["std_psnr"].max())
     multi = int(st["n"].max()) > 1
-    return {**m, "BestStrategy": tex_escape(display_name(best["strategy"])),
-            "WorstStrategy": tex_escape(display_name(worst["strategy"])),
-            "BestStrategyValPSNR": fmt(best["mean_psnr"]), "StrategyGap": fmt(gap),
-            "MaxSeedStd": fmt(spread) if multi else NA}
+    return {
+        **m,
+        "BestStrategy": tex_escape(display_name(best["strategy"])),
+        "WorstStrategy": tex_escape(display_name(worst["strategy"])),
+        "BestStrategyValPSNR": fmt(best["mean_psnr"]),
+        "StrategyGap": fmt(gap),
+        "MaxSeedStd": fmt(spread) if multi else NA,
+    }
 
 
 def teacher_forcing_macros(runs) -> dict[str, str]:
-    """Validation PSNR of the teacher-forcing variants (the cyclical run is the decaying one), and the best."""
+    """Validation PSNR of the teacher-forcing variants (the cyclical run is the decaying one), and the
+    best."""
     st = strategy_stats(runs)
     by = dict(zip(st["strategy"], st["mean_psnr"])) if len(st) else {}
     m, scored = {}, {}
@@ -132,8 +158,11 @@ def best_run_macros(runs) -> dict[str, str]:
     # the test scores: of the best run among those that rolled the test set out (a grid's first seeds)
     sub = best_run([r for r in runs if np.isfinite(r.number("public"))])
     m["SubmissionRun"] = _label(sub)
-    for key, field_ in (("SubmissionValPSNR", "mean_psnr"), ("SubmissionPublic", "public"),
-                        ("SubmissionPrivate", "private")):
+    for key, field_ in (
+        ("SubmissionValPSNR", "mean_psnr"),
+        ("SubmissionPublic", "public"),
+        ("SubmissionPrivate", "private"),
+    ):
         m[key] = fmt(sub.number(field_)) if sub else NA
     bases = [r.number("baseline_mean_psnr") for r in runs]
     bases = [b for b in bases if np.isfinite(b)]
@@ -143,94 +172,52 @@ def best_run_macros(runs) -> dict[str, str]:
     m["NumAboveBaseline"] = str(sum(x > 0 for x in margins))
     m["NumScoredRuns"] = str(len(margins))
     above = sum(x > 0 for x in margins)
-    m["BaselineCase"] = ("unknown" if not margins else "all" if above == len(margins) else "some" if above
-                         else "no")
+    m["BaselineCase"] = (
+        "unknown" if not margins else "all" if above == len(margins) else "some" if above else "no"
+    )
     m["MinBaselineMargin"] = signed(min(margins)) if margins else NA
     m["MaxBaselineMargin"] = signed(max(margins)) if margins else NA
     return m
 
 
-def _reference_run(runs) -> RunDir | None:
-    """The run whose settings the report describes: a KL run (teacher-forcing variants override tfr)."""
-    return next((r for s in KL_STRATEGIES for r in runs if r.strategy == s), None) or best_run(runs)
-
-
-def _data_kind(run: RunDir | None) -> tuple[str, str]:
-    """("synth", preset) for SynthDance (its synthdance.json names the preset), else ("real", "")."""
-    if run is None:
-        return "unknown", NA
-    root = run.config().get("data_root") or ""
-    meta = Path(root) / "synthdance.json" if root else None
-    if root and not meta.is_file():
-        return "real", NA
-    preset = run.config().get("synth_preset", "small")
-    if meta is not None:
-        try:
-            preset = json.loads(meta.read_text()).get("preset", preset)
-        except ValueError:
-            pass
-    return "synth", tex_escape(preset)
-
-
-def setup_macros(runs) -> dict[str, str]:
-    """What was trained, on what, for how long, with which settings (those of the reference run)."""
-    from lab4.model import CVAE, count_parameters
-    ref = _reference_run(runs)
-    cfg = ref.config() if ref else {}
-    m = {"NumRuns": str(len(runs))}
-    m["DataKind"], m["SynthPreset"] = _data_kind(ref)
-    m["ProfileName"] = tex_escape(ref.summary().get("profile") or cfg.get("profile", NA)) if ref else NA
-    devices = sorted({str(r.summary().get("device") or r.config().get("device", NA)) for r in runs})
-    m["Device"] = tex_escape(" and ".join(DEVICE_WORDS.get(d.split(":")[0], d) for d in devices) or NA)
-    m["NumEpochs"] = _range(int(r.number("epochs")) for r in runs if np.isfinite(r.number("epochs")))
-    m["ValEvery"] = str(cfg.get("val_every", 1))
-    m["ValDraws"] = str(len(ref.summary().get("mean_psnr_draws") or [1])) if ref else NA  # runs before draws: one
-    ntrain = (cfg.get("dataset") or {}).get("train", {}).get("frames")
-    m["NumTrainFrames"] = thousands(ntrain) if ntrain else NA
-    nval = next((len(r.psnr()) for r in runs if r.psnr() is not None), None)
-    nval = nval or next((int(f) - 1 for r in runs if (f := r.val_summary().get("frames"))), None)  # generated
-    m["NumValFrames"] = str(nval) if nval else NA
-    dims = dict(F=cfg.get("F_dim", 128), L=cfg.get("L_dim", 32), N=cfg.get("N_dim", 12), D=cfg.get("D_out_dim", 192))
-    m.update({f"Dim{k}": str(v) for k, v in dims.items()})
-    m["ParamCount"] = thousands(count_parameters(CVAE(**dims)))
-    m["LabParamCount"] = thousands(count_parameters(CVAE()))
-    for key, field_ in (("BatchSize", "batch_size"), ("LearningRate", "lr"), ("KLCycles", "kl_anneal_cycle"),
-                        ("KLRatio", "kl_anneal_ratio"), ("TFRStart", "tfr"), ("TFRSde", "tfr_sde"),
-                        ("TFRDStep", "tfr_d_step"), ("ClipLen", "train_vi_len"), ("GradClip", "clip_grad"),
-                        ("LRGamma", "gamma")):
-        v = cfg.get(field_)
-        m[key] = tex_escape(f"{v:g}" if isinstance(v, float) else v) if v is not None else NA
-    clip = cfg.get("clip_grad")
-    m["GradClipCase"] = "unknown" if clip is None else "off" if float(clip) == 0 else "on"
-    w = float(cfg.get("kl_weight", 1.0))
-    n_latent = int(cfg.get("N_dim", 12)) * int(cfg.get("frame_H", 32)) * int(cfg.get("frame_W", 64))
-    m["KLWeight"] = f"{w:.4g}"
-    m["LatentElements"] = thousands(n_latent)
-    m["KLWeightCase"] = "lab" if w == 1 else "mean" if math.isclose(w * n_latent, 1, rel_tol=1e-6) else "other"
-    m["TFPerEpoch"] = "true" if cfg.get("tfr_per_epoch") else "false"
-    ms = cfg.get("milestones")
-    m["Milestones"] = ", ".join(str(x) for x in ms) if ms else NA
-    return m
-
-
 def grad_norm_macros(runs) -> dict[str, str]:
     """How often the lab's clip at norm 1 would have scaled a step, from the logged pre-clip norms."""
-    norms = np.concatenate([pd.to_numeric(r.iter_metrics()["grad_norm"], errors="coerce").to_numpy(float)
-                            for r in runs if "grad_norm" in r.metrics()] or [np.array([])])
+    norms = np.concatenate(
+        [
+            pd.to_numeric(r.iter_metrics()["grad_norm"], errors="coerce").to_numpy(float)
+            for r in runs
+            if "grad_norm" in r.metrics()
+        ]
+        or [np.array([])]
+    )
     norms = norms[np.isfinite(norms)]
-    peaks = [int(pd.to_numeric(r.epoch_metrics()["grad_norm"], errors="coerce").to_numpy(float).argmax())
-             for r in runs if "grad_norm" in r.metrics() and r.epoch_metrics()["grad_norm"].notna().any()]
-    m = {"GradNormPeakCase": "unknown" if not peaks else "first" if not any(peaks) else "later",
-         "GradNormLaterCount": str(sum(p > 0 for p in peaks)), "GradNormRunCount": str(len(peaks))}
+    peaks = [
+        int(pd.to_numeric(r.epoch_metrics()["grad_norm"], errors="coerce").to_numpy(float).argmax())
+        for r in runs
+        if "grad_norm" in r.metrics() and r.epoch_metrics()["grad_norm"].notna().any()
+    ]
+    m = {
+        "GradNormPeakCase": "unknown" if not peaks else "first" if not any(peaks) else "later",
+        "GradNormLaterCount": str(sum(p > 0 for p in peaks)),
+        "GradNormRunCount": str(len(peaks)),
+    }
     if not len(norms):
-        return {**m, "GradNormMedian": NA, "GradNormAboveOnePct": NA, "GradNormMedianScale": NA,
-                "GradClipActsCase": "unknown"}
+        return {
+            **m,
+            "GradNormMedian": NA,
+            "GradNormAboveOnePct": NA,
+            "GradNormMedianScale": NA,
+            "GradClipActsCase": "unknown",
+        }
     above = norms[norms > 1]
-    return {**m, "GradClipActsCase": "acts" if len(above) else "never",
-            "GradNormMedian": fmt(float(np.median(norms))),
-            "GradNormAboveOnePct": fmt(100 * len(above) / len(norms), 0),
-            # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
-            "GradNormMedianScale": fmt(float(np.median(1 / above)), 3) if len(above) else NA}
+    return {
+        **m,
+        "GradClipActsCase": "acts" if len(above) else "never",
+        "GradNormMedian": fmt(float(np.median(norms))),
+        "GradNormAboveOnePct": fmt(100 * len(above) / len(norms), 0),
+        # the factor clip_grad_norm_(max_norm=1) multiplies a clipped step by
+        "GradNormMedianScale": fmt(float(np.median(1 / above)), 3) if len(above) else NA,
+    }
 
 
 def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> dict[str, str]:
@@ -249,31 +236,65 @@ def drift_macros(runs, window_frac: float = 0.1, tolerance_db: float = 1.0) -> d
 
     def change(col):
         return float(p[col].tail(n).mean() - p[col].head(n).mean())
+
     for p in curves:
         changes.append(change("psnr") - change("baseline_psnr"))
         base = change("baseline_psnr") if base is None else base
-    m = {"DriftTolerance": f"{tolerance_db:g}", "DriftRunCount": str(len(changes)),
-         "DriftFallCount": str(sum(c < -tolerance_db for c in changes)),
-         "DriftRiseCount": str(sum(c > tolerance_db for c in changes))}
+    m = {
+        "DriftTolerance": f"{tolerance_db:g}",
+        "DriftRunCount": str(len(changes)),
+        "DriftFallCount": str(sum(c < -tolerance_db for c in changes)),
+        "DriftRiseCount": str(sum(c > tolerance_db for c in changes)),
+    }
     if not changes:
-        return {**m, "DriftWindow": NA, "MinDrift": NA, "MaxDrift": NA, "BaselineDrift": NA, "DriftCase": "none"}
+        return {
+            **m,
+            "DriftWindow": NA,
+            "MinDrift": NA,
+            "MaxDrift": NA,
+            "BaselineDrift": NA,
+            "DriftCase": "none",
+        }
     lo, hi = min(changes), max(changes)
     case = "falls" if lo < -tolerance_db else "rises" if hi > tolerance_db else "flat"
-    return {**m, "DriftWindow": str(n), "MinDrift": signed(lo), "MaxDrift": signed(hi),
-            "BaselineDrift": signed(base), "DriftCase": case}
+    return {
+        **m,
+        "DriftWindow": str(n),
+        "MinDrift": signed(lo),
+        "MaxDrift": signed(hi),
+        "BaselineDrift": signed(base),
+        "DriftCase": case,
+    }
 
 
 def readme_table(runs) -> str:
     """The README's results table (markdown): one row per strategy, mean ± std over its seeds."""
+
     def md(values, digits=2):
         return mean_std(values).text(digits, tex=False, none="–")
 
-    lines = ["| Strategy | Seeds | Val PSNR (dB) | One-step PSNR (dB) | Val SSIM | Public (dB) | Private (dB) "
-             "| KL (nats/frame) | Active units | CPU (min) |", "|---|" + "---:|" * 9]
+    lines = [
+        "| Strategy | Seeds | Val PSNR (dB) | One-step PSNR (dB) | Val SSIM | Public (dB) | Private (dB) "
+        "| KL (nats/frame) | Active units | CPU (min) |",
+        "|---|" + "---:|" * 9,
+    ]
     for _, row in strategy_stats(runs).iterrows():
-        lines.append("| " + " | ".join([
-            display_name(row["strategy"]), str(row["n"]), md(row["psnr"]), md(row["one_step"]), md(row["ssim"], 3),
-            md(row["public"]),
-            md(row["private"]), md(row["kl"], 3), md(row["active"], 0),
-            md([c / 60 for c in row["cpu"]], 1)]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    display_name(row["strategy"]),
+                    str(row["n"]),
+                    md(row["psnr"]),
+                    md(row["one_step"]),
+                    md(row["ssim"], 3),
+                    md(row["public"]),
+                    md(row["private"]),
+                    md(row["kl"], 3),
+                    md(row["active"], 0),
+                    md([c / 60 for c in row["cpu"]], 1),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines) + "\n"

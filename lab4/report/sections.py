@@ -6,17 +6,17 @@ notebooks/03_compare.ipynb writes every generated file through ``write_generated
 sections' figures through ``draw_figures``; ``lab4 report figures`` checks that each section's file was
 written (``unwritten``). Adding a number: docs/adding-a-number.md.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab4.report import bonus, experimental_setup, figures, gpu, numbers, stats
+from lab4.report import bonus, experimental_setup, figures, gpu, numbers, rankings
 from lab4.report.format import check_cases, macro_file
 from lab4.report.loss import balance, dynamics, screen_record
-from lab4.report.study import figures as study_figures
-from lab4.report.study import numbers as study_numbers
+from lab4.report.study import figures as study_figures, numbers as study_numbers
 from lab4.report.study.roles import Roles, roles
 from lab4.run.folder import load_runs
 from lab4.util.paths import PACKAGE_DIR
@@ -30,6 +30,7 @@ LISTED_SOURCES = ("model.py", "schedules.py", "train.py", "evaluate.py")
 class Inputs:
     """What the report is built from: the grid's runs and, where there are any, a GPU session's runs and bench
     record, the study's runs, record and roles, and the lab-loss screen's records."""
+
     runs: list
     gpu_runs: list = field(default_factory=list)
     bench: dict | None = None
@@ -40,12 +41,20 @@ class Inputs:
 
     @classmethod
     def load(cls, runs_dir, gpu_dir=None, study_dir=None, screen_dir=None, study_grid=()) -> Inputs:
-        """From the folders (None or a missing folder: that section is absent). ``study_grid`` is study.yaml as
-        lab4.grid.spec.load_grid expands it: the caller reads it, as the report does not import the grid."""
+        """From the folders (None or a missing folder: that section is absent). ``study_grid`` is study.yaml
+        as lab4.grid.spec.load_grid expands it: the caller reads it, as the report does not import the
+        grid."""
         gpu_runs, bench = gpu.load_gpu(gpu_dir) if gpu_dir else ([], None)
         study_runs, record = study_numbers.load_study(study_dir) if study_dir else ([], {})
-        return cls(load_runs(runs_dir), gpu_runs, bench, study_runs, record, roles(study_grid),
-                   screen_record.load(screen_dir) if screen_dir else [])
+        return cls(
+            load_runs(runs_dir),
+            gpu_runs,
+            bench,
+            study_runs,
+            record,
+            roles(study_grid),
+            screen_record.load(screen_dir) if screen_dir else [],
+        )
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Section:
     file of the macros; ``files`` maps other generated files to their text (None: not written); ``figures``
     draws the section's figures; ``switch`` is the case macro that alone stands for an absent section, as
     main.tex's fallback without the file does."""
+
     name: str
     tex: str
     reads: Callable[[Inputs], tuple]
@@ -80,9 +90,11 @@ class Section:
 
 def _rows(about: str, rows: Callable[[Inputs], str | None]) -> Callable[[Inputs], str | None]:
     """A table body's file: ``rows``' text under a comment saying what it holds."""
+
     def text(inputs):
         body = rows(inputs)
         return None if body is None else f"% {about}; written by lab4.report.sections, do not edit\n{body}"
+
     return text
 
 
@@ -92,52 +104,111 @@ def _source(name: str) -> Callable[[Inputs], str]:
 
 
 SECTIONS = (
-    Section("main", "macros.tex", lambda i: (i.runs,),
-            parts=(numbers.setup_macros, numbers.strategy_macros, numbers.teacher_forcing_macros,
-                   numbers.best_run_macros, numbers.grad_norm_macros, numbers.drift_macros,
-                   dynamics.mse_kl_macros, dynamics.collapse_macros,
-                   dynamics.convergence_macros, dynamics.loss_rise_macros,
-                   experimental_setup.compute_macros,
-                   stats.ranking_macros, stats.teacher_forcing_test_macros, stats.baseline_test_macros),
-            cases={**numbers.CASES, **dynamics.CASES, **experimental_setup.CASES, **stats.CASES},
-            files={"results_table.tex": _rows("one row per strategy, main.tex has the header",
-                                              lambda i: numbers.results_rows(i.runs)),
-                   "hyperparameters.tex": _rows("one row per setting, main.tex has the header",
-                                                lambda i: experimental_setup.hyperparameter_rows(i.runs)),
-                   **{f"src/{name}": _source(name) for name in LISTED_SOURCES}},
-            figures=lambda i, d: figures.make_figures(i.runs, d)),
-    Section("gpu", "gpu.tex", lambda i: (i.gpu_runs, i.runs, i.bench), parts=(gpu.gpu_macros,), cases=gpu.CASES,
-            files={"gpu_results_table.tex": _rows("one row per strategy of the GPU runs",
-                                                  lambda i: numbers.results_rows(i.gpu_runs) if i.gpu_runs else None)},
-            figures=lambda i, d: gpu.draw_figures(i.gpu_runs, d), switch="GpuCase"),
-    Section("study", "study.tex", lambda i: (i.study_runs, i.study_record, i.runs, i.study_roles),
-            parts=(study_numbers.study_macros,), cases=study_numbers.CASES,
-            files={"study_results_table.tex": _rows("one row per strategy of the study",
-                                                    lambda i: study_numbers.results_rows(i.study_runs, i.study_roles))},
-            figures=lambda i, d: study_figures.make_figures(i.study_runs, Path(d) / "study", i.study_roles),
-            switch="StudyCase"),
-    Section("loss balance", "lossbalance.tex", lambda i: (i.runs, i.screen), parts=(balance.loss_balance_macros,),
-            cases=balance.CASES, switch="LossBalanceCase"),
-    Section("bonus", "bonus.tex", lambda i: (i.runs,), parts=(bonus.bonus_macros,), cases=bonus.CASES,
-            files={"bonus_rows.tex": _rows("one row per strategy, report/bonus.tex has the header",
-                                           lambda i: bonus.bonus_rows(i.runs))},
-            sentences="bonus.tex"),
+    Section(
+        "main",
+        "macros.tex",
+        lambda i: (i.runs,),
+        parts=(
+            experimental_setup.setup_macros,
+            numbers.strategy_macros,
+            numbers.teacher_forcing_macros,
+            numbers.best_run_macros,
+            numbers.grad_norm_macros,
+            numbers.drift_macros,
+            dynamics.mse_kl_macros,
+            dynamics.collapse_macros,
+            dynamics.convergence_macros,
+            dynamics.loss_rise_macros,
+            experimental_setup.compute_macros,
+            rankings.ranking_macros,
+            rankings.teacher_forcing_test_macros,
+            rankings.baseline_test_macros,
+        ),
+        cases={**numbers.CASES, **dynamics.CASES, **experimental_setup.CASES, **rankings.CASES},
+        files={
+            "results_table.tex": _rows(
+                "one row per strategy, main.tex has the header", lambda i: numbers.results_rows(i.runs)
+            ),
+            "hyperparameters.tex": _rows(
+                "one row per setting, main.tex has the header",
+                lambda i: experimental_setup.hyperparameter_rows(i.runs),
+            ),
+            **{f"src/{name}": _source(name) for name in LISTED_SOURCES},
+        },
+        figures=lambda i, d: figures.make_figures(i.runs, d),
+    ),
+    Section(
+        "gpu",
+        "gpu.tex",
+        lambda i: (i.gpu_runs, i.runs, i.bench),
+        parts=(gpu.gpu_macros,),
+        cases=gpu.CASES,
+        files={
+            "gpu_results_table.tex": _rows(
+                "one row per strategy of the GPU runs",
+                lambda i: numbers.results_rows(i.gpu_runs) if i.gpu_runs else None,
+            )
+        },
+        figures=lambda i, d: gpu.draw_figures(i.gpu_runs, d),
+        switch="GpuCase",
+    ),
+    Section(
+        "study",
+        "study.tex",
+        lambda i: (i.study_runs, i.study_record, i.runs, i.study_roles),
+        parts=(study_numbers.study_macros,),
+        cases=study_numbers.CASES,
+        files={
+            "study_results_table.tex": _rows(
+                "one row per strategy of the study",
+                lambda i: study_numbers.results_rows(i.study_runs, i.study_roles),
+            )
+        },
+        figures=lambda i, d: study_figures.make_figures(i.study_runs, Path(d) / "study", i.study_roles),
+        switch="StudyCase",
+    ),
+    Section(
+        "loss balance",
+        "lossbalance.tex",
+        lambda i: (i.runs, i.screen),
+        parts=(balance.loss_balance_macros,),
+        cases=balance.CASES,
+        switch="LossBalanceCase",
+    ),
+    Section(
+        "bonus",
+        "bonus.tex",
+        lambda i: (i.runs,),
+        parts=(bonus.bonus_macros,),
+        cases=bonus.CASES,
+        files={
+            "bonus_rows.tex": _rows(
+                "one row per strategy, report/bonus.tex has the header", lambda i: bonus.bonus_rows(i.runs)
+            )
+        },
+        sentences="bonus.tex",
+    ),
 )
 
 
 def _chosen(names) -> list[Section]:
     unknown = set(names or ()) - {s.name for s in SECTIONS}
     if unknown:
-        raise ValueError(f"no report section {sorted(unknown)}; the sections are {[s.name for s in SECTIONS]}")
+        raise ValueError(
+            f"no report section {sorted(unknown)}; the sections are {[s.name for s in SECTIONS]}"
+        )
     return [s for s in SECTIONS if not names or s.name in names]
 
 
 def write_generated(inputs: Inputs, generated_dir, names=None) -> dict[str, Path]:
-    """Every section's generated files under ``generated_dir`` (``names``: those sections' only), {file: path}."""
+    """Every section's generated files under ``generated_dir`` (``names``: those sections' only), {file:
+    path}."""
     out = {}
     for s in _chosen(names):
-        texts = {s.tex: macro_file(f"lab4.report.sections ({s.name})", s.macros(inputs)),
-                 **{rel: text(inputs) for rel, text in s.files.items()}}
+        texts = {
+            s.tex: macro_file(f"lab4.report.sections ({s.name})", s.macros(inputs)),
+            **{rel: text(inputs) for rel, text in s.files.items()},
+        }
         for rel, text in texts.items():
             if text is not None:
                 out[rel] = Path(generated_dir) / rel
@@ -147,11 +218,13 @@ def write_generated(inputs: Inputs, generated_dir, names=None) -> dict[str, Path
 
 
 def draw_figures(inputs: Inputs, figures_dir, names=None) -> dict[str, dict]:
-    """Every section's figures under ``figures_dir`` (``names``: those sections' only), {section: its figures}."""
+    """Every section's figures under ``figures_dir`` (``names``: those sections' only), {section: its
+    figures}."""
     return {s.name: s.figures(inputs, Path(figures_dir)) for s in _chosen(names) if s.figures is not None}
 
 
 def unwritten(generated_dir, since: float = 0.0) -> list[str]:
-    """The sections' macro files that ``generated_dir`` lacks or holds from before ``since`` (a time stamp)."""
+    """The sections' macro files that ``generated_dir`` lacks or holds from before ``since`` (a time
+    stamp)."""
     gen = Path(generated_dir)
     return [s.tex for s in SECTIONS if not (gen / s.tex).is_file() or (gen / s.tex).stat().st_mtime < since]

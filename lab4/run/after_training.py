@@ -5,6 +5,7 @@ notebook and the one from the command line come from one place. Each takes eithe
 just trained (model and data already in memory) or a run folder (its checkpoint and the dataset it
 trained on).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,16 @@ import numpy as np
 import torch
 
 from lab4.datasets.official import load_split, load_test, load_test_gt
-from lab4.evaluate import (active_units, one_step_psnr, predict_test, rollout_draws, score, validate, write_gif,
-                           write_submission)
+from lab4.evaluate import (
+    active_units,
+    one_step_psnr,
+    predict_test,
+    rollout_draws,
+    score,
+    validate,
+    write_gif,
+    write_submission,
+)
 from lab4.plots import plot_psnr_run, save_strip
 from lab4.run.folder import RunDir
 from lab4.train import Trainer, load_trained
@@ -33,24 +42,32 @@ def _model_and_config(run, checkpoint: str, device: str):
 
 
 def _rollout(run, fn):
-    """fn(step_fn) with a Trainer's compiled rollout step (eager again if it fails), or eagerly. Always in fp32,
-    even after bf16 training: the 630-frame rollout amplifies bf16 rounding into dB (docs/speedrun.md)."""
+    """fn(step_fn) with a Trainer's compiled rollout step (eager again if it fails), or eagerly. Always in
+    fp32, even after bf16 training: the 630-frame rollout amplifies bf16 rounding into dB
+    (docs/speedrun.md)."""
     if isinstance(run, Trainer):
         return run.with_fallback(lambda: fn(run.compiled_rollout), step="rollout")
     return fn(None)
 
 
-def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | None = None,
-                 checkpoint: str = RunDir.LAST, device: str = "auto", progress: bool = False) -> dict:
+def evaluate_run(
+    run: Trainer | str | Path,
+    data_root: str = "",
+    seed: int | None = None,
+    checkpoint: str = RunDir.LAST,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict:
     """The validation rollout of a trained run -> psnr_per_frame.csv/.png, samples.png, val_summary.json.
 
     Returns val_summary.json's numbers plus ``seconds`` and ``cpu_seconds``. ``seed`` (of the prior's
     samples) defaults to the run's; a Trainer's own validation after its last epoch is reused when it used
     that seed. ``mean_psnr`` averages ``val_draws`` rollouts with different z draws (the first is the one in
-    psnr_per_frame.csv; each draw's score is in ``mean_psnr_draws``), because over 630 fed-back frames one draw
-    scores the draw as much as the model. ``one_step_psnr`` predicts every third frame from the true previous
-    one, so nothing compounds. val_summary.json also counts the active latent units (evaluate.active_units), the
-    report's measure of posterior collapse, and gives ``mean_psnr_z0``: the rollout with z = 0 (the prior's mean).
+    psnr_per_frame.csv; each draw's score is in ``mean_psnr_draws``), because over 630 fed-back frames one
+    draw scores the draw as much as the model. ``one_step_psnr`` predicts every third frame from the true
+    previous one, so nothing compounds. val_summary.json also counts the active latent units
+    (evaluate.active_units), the report's measure of posterior collapse, and gives ``mean_psnr_z0``: the
+    rollout with z = 0 (the prior's mean).
     """
     t0, c0 = time.perf_counter(), time.process_time()
     model, cfg, run_dir = _model_and_config(run, checkpoint, device)
@@ -59,26 +76,45 @@ def evaluate_run(run: Trainer | str | Path, data_root: str = "", seed: int | Non
         val = run.val_data
         res = run.last_val if run.last_val is not None and seed == cfg.seed else None
     else:
-        val = load_split(RunDir(run_dir).dataset(data_root, progress), "val", cfg.frame_H, cfg.frame_W, progress)
+        val = load_split(
+            RunDir(run_dir).dataset(data_root, progress), "val", cfg.frame_H, cfg.frame_W, progress
+        )
         res = None
     if res is None:
         res = _rollout(run, lambda step_fn: validate(model, val, seed=seed, step_fn=step_fn))
     # the other draws (seeds apart from every run's own) and z = 0, the prior's mean, as one batch
-    others = rollout_draws(model, val, [seed + 1000 * k for k in range(1, cfg.val_draws)] + [None])["mean_psnr_per_draw"]
+    others = rollout_draws(model, val, [seed + 1000 * k for k in range(1, cfg.val_draws)] + [None])[
+        "mean_psnr_per_draw"
+    ]
     draws, z0 = [res["mean_psnr"], *others[:-1]], others[-1]
     RunDir(run_dir).write_psnr(res)
     plot_psnr_run(run_dir / RunDir.PSNR_PNG, res, title=cfg.name)
     save_strip(run_dir / RunDir.SAMPLES, val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
-    summary = dict(name=cfg.name, mean_psnr=float(np.mean(draws)), mean_psnr_draws=draws, mean_ssim=res["mean_ssim"],
-                   baseline_mean_psnr=res["baseline_mean_psnr"], frames=len(val), seed=seed,
-                   mean_psnr_z0=z0, one_step_psnr=one_step_psnr(model, val, seed, stride=ONE_STEP_STRIDE),
-                   **active_units(model, val))
+    summary = dict(
+        name=cfg.name,
+        mean_psnr=float(np.mean(draws)),
+        mean_psnr_draws=draws,
+        mean_ssim=res["mean_ssim"],
+        baseline_mean_psnr=res["baseline_mean_psnr"],
+        frames=len(val),
+        seed=seed,
+        mean_psnr_z0=z0,
+        one_step_psnr=one_step_psnr(model, val, seed, stride=ONE_STEP_STRIDE),
+        **active_units(model, val),
+    )
     RunDir(run_dir).write_val_summary(summary)
     return {**summary, "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
 
 
-def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path = "", seed: int | None = None,
-                checkpoint: str = RunDir.LAST, device: str = "auto", progress: bool = False) -> dict:
+def predict_run(
+    run: Trainer | str | Path,
+    data_root: str = "",
+    out: str | Path = "",
+    seed: int | None = None,
+    checkpoint: str = RunDir.LAST,
+    device: str = "auto",
+    progress: bool = False,
+) -> dict:
     """The test rollout -> submission.csv (the course's format) and pred_seq<k>.gif beside it, plus the
     course's public/private PSNR where the dataset ships its test frames (SynthDance's test_gt/).
 
@@ -98,8 +134,13 @@ def predict_run(run: Trainer | str | Path, data_root: str = "", out: str | Path 
     scores = dict(public=None, private=None, overall=None)
     if (root / "test_gt").is_dir():
         scores = score(out, load_test_gt(root / "test_gt", cfg.frame_H, cfg.frame_W, progress=progress))
-    return dict(submission=str(out), sequences=len(preds), **scores, seconds=time.perf_counter() - t0,
-                cpu_seconds=time.process_time() - c0)
+    return dict(
+        submission=str(out),
+        sequences=len(preds),
+        **scores,
+        seconds=time.perf_counter() - t0,
+        cpu_seconds=time.process_time() - c0,
+    )
 
 
 def _number(x):
@@ -112,29 +153,49 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
     ``speed`` is what the run actually used (an option asked for may be unavailable or have failed:
     ``speed_fallback`` then says why). ``cpu_seconds`` is this process's CPU time (all its threads) for
     the same work as ``wall_seconds``; ``started_at``/``finished_at`` (Unix time) and ``threads`` let the
-    report say how many runs shared the machine, which the wall time alone hides. ``precision`` is the autocast
-    dtype the run trained in (bf16, fp16 or fp32, chosen by its device) and ``precision_reason`` why; ``machine``
-    names the versions, commit, CPU and GPU that made the numbers (lab4.util.machine).
+    report say how many runs shared the machine, which the wall time alone hides. ``precision`` is the
+    autocast dtype the run trained in (bf16, fp16 or fp32, chosen by its device) and ``precision_reason`` why;
+    ``machine`` names the versions, commit, CPU and GPU that made the numbers (lab4.util.machine).
     """
     cfg, device, mach = trainer.cfg, str(trainer.device), machine(trainer.device)
     if trainer.device.type == "cuda":
         device += f" ({torch.cuda.get_device_name(trainer.device)})"
     summary = dict(
-        name=cfg.name, profile=cfg.profile, kl_anneal_type=cfg.kl_anneal_type, tfr=cfg.tfr, tfr_sde=cfg.tfr_sde,
-        tfr_d_step=cfg.tfr_d_step, seed=cfg.seed, mean_psnr=_number(evaluation.get("mean_psnr")),
-        mean_ssim=_number(evaluation.get("mean_ssim")), mean_psnr_z0=_number(evaluation.get("mean_psnr_z0")),
+        name=cfg.name,
+        profile=cfg.profile,
+        kl_anneal_type=cfg.kl_anneal_type,
+        tfr=cfg.tfr,
+        tfr_sde=cfg.tfr_sde,
+        tfr_d_step=cfg.tfr_d_step,
+        seed=cfg.seed,
+        mean_psnr=_number(evaluation.get("mean_psnr")),
+        mean_ssim=_number(evaluation.get("mean_ssim")),
+        mean_psnr_z0=_number(evaluation.get("mean_psnr_z0")),
         mean_psnr_draws=[_number(x) for x in evaluation.get("mean_psnr_draws", [])],
         one_step_psnr=_number(evaluation.get("one_step_psnr")),
         baseline_mean_psnr=_number(evaluation.get("baseline_mean_psnr")),
-        public=_number(prediction.get("public")), private=_number(prediction.get("private")),
-        wall_seconds=round(trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2),
-        cpu_seconds=round(trainer.fit_cpu_seconds + evaluation.get("cpu_seconds", 0)
-                          + prediction.get("cpu_seconds", 0), 2),
-        threads=torch.get_num_threads(), cpus=mach["cpus"], processor=mach["cpu_model_name"],
-        started_at=round(trainer.started_at, 1) if trainer.started_at else None, finished_at=round(time.time(), 1),
-        active_units=evaluation.get("active_units"), latent_units=evaluation.get("latent_units"),
-        device=device, epochs=trainer.epoch, speed=trainer.speed, speed_fallback=trainer.fallback,
-        precision=trainer.precision.dtype, precision_reason=trainer.precision.reason, machine=mach,
+        public=_number(prediction.get("public")),
+        private=_number(prediction.get("private")),
+        wall_seconds=round(
+            trainer.fit_seconds + evaluation.get("seconds", 0) + prediction.get("seconds", 0), 2
+        ),
+        cpu_seconds=round(
+            trainer.fit_cpu_seconds + evaluation.get("cpu_seconds", 0) + prediction.get("cpu_seconds", 0), 2
+        ),
+        threads=torch.get_num_threads(),
+        cpus=mach["cpus"],
+        processor=mach["cpu_model_name"],
+        started_at=round(trainer.started_at, 1) if trainer.started_at else None,
+        finished_at=round(time.time(), 1),
+        active_units=evaluation.get("active_units"),
+        latent_units=evaluation.get("latent_units"),
+        device=device,
+        epochs=trainer.epoch,
+        speed=trainer.speed,
+        speed_fallback=trainer.fallback,
+        precision=trainer.precision.dtype,
+        precision_reason=trainer.precision.reason,
+        machine=mach,
     )
     RunDir(trainer.run_dir).write_summary(summary)
     return summary

@@ -8,6 +8,7 @@ number then falls back to what the other files hold (:meth:`RunDir.number`).
 A run's *strategy* is its name without a trailing ``-s<k>`` seed suffix, so ``cyclical`` and
 ``cyclical-s1`` are two seeds of one strategy.
 """
+
 from __future__ import annotations
 
 import csv
@@ -84,20 +85,33 @@ class RunDir:
     ``attempts`` always read afresh (the grid's progress display polls them while the run trains)."""
 
     CONFIG = "config.json"
-    METRICS = "metrics.csv"          # kind=iter rows per iteration, kind=epoch rows per epoch
+    METRICS = "metrics.csv"  # kind=iter rows per iteration, kind=epoch rows per epoch
     LAST = "last.pt"
-    SUMMARY = "summary.json"         # written last: its epoch count marks the run finished
+    SUMMARY = "summary.json"  # written last: its epoch count marks the run finished
     VAL_SUMMARY = "val_summary.json"  # the validation rollout's numbers (evaluate), before summary.json
-    PSNR = "psnr_per_frame.csv"      # frame, psnr, ssim, baseline_psnr, baseline_ssim
-    ATTEMPTS = "attempts.log"        # one line per failed attempt, written by the grid's task
-    DIVERGED = "diverged.json"       # where the loss became non-finite; the grid does not retry such a run
+    PSNR = "psnr_per_frame.csv"  # frame, psnr, ssim, baseline_psnr, baseline_ssim
+    ATTEMPTS = "attempts.log"  # one line per failed attempt, written by the grid's task
+    DIVERGED = "diverged.json"  # where the loss became non-finite; the grid does not retry such a run
     PSNR_PNG = "psnr_per_frame.png"
-    SAMPLES = "samples.png"          # ground truth above the generated validation frames
-    CURVES = "curves.png"            # 02_train's training curves
-    SUBMISSION = "submission.csv"    # and pred_seq<k>.gif beside it
-    # what an overwrite removes: every file a run writes (the grid's executed notebooks and locks are the driver's)
-    RUN_FILES = (CONFIG, METRICS, LAST, SUMMARY, VAL_SUMMARY, PSNR, ATTEMPTS, DIVERGED, PSNR_PNG, SAMPLES, CURVES,
-                 SUBMISSION)
+    SAMPLES = "samples.png"  # ground truth above the generated validation frames
+    CURVES = "curves.png"  # 02_train's training curves
+    SUBMISSION = "submission.csv"  # and pred_seq<k>.gif beside it
+    # what an overwrite removes: every file a run writes (the
+    # grid's executed notebooks and locks are the driver's)
+    RUN_FILES = (
+        CONFIG,
+        METRICS,
+        LAST,
+        SUMMARY,
+        VAL_SUMMARY,
+        PSNR,
+        ATTEMPTS,
+        DIVERGED,
+        PSNR_PNG,
+        SAMPLES,
+        CURVES,
+        SUBMISSION,
+    )
 
     def __init__(self, path):
         self.path = Path(path)
@@ -107,7 +121,8 @@ class RunDir:
         return f"RunDir({str(self.path)!r})"
 
     def _cached(self, name: str, parse, default):
-        """``parse(path)`` once per version of the file (inode, mtime, size); ``default()`` when it is absent."""
+        """``parse(path)`` once per version of the file (inode, mtime, size); ``default()`` when it is
+        absent."""
         p = self.path / name
         try:
             st = p.stat()
@@ -132,10 +147,12 @@ class RunDir:
         """The dataset to evaluate this run on: ``override``, else the one it trained on, checked against the
         record in config.json (lab4.datasets.official.run_dataset)."""
         from lab4.datasets.official import run_dataset
+
         return run_dataset(self.config(), self.path, override, progress)
 
     def write_config(self, cfg: Config | dict, **extra) -> None:
-        """config.json; ``extra`` adds records beside the fields (e.g. ``dataset``), which Config.load skips."""
+        """config.json; ``extra`` adds records beside the fields (e.g. ``dataset``), which Config.load
+        skips."""
         data = dict(cfg) if isinstance(cfg, dict) else cfg.to_dict()
         atomic_write_text(self.path / self.CONFIG, json.dumps({**data, **extra}, indent=2) + "\n")
 
@@ -177,8 +194,9 @@ class RunDir:
                 rows = list(csv.DictReader(f))
         except (OSError, ValueError, csv.Error):
             return []
-        return [{k: _cell(k, v) for k, v in r.items()} for r in rows
-                if None not in r and None not in r.values()]
+        return [
+            {k: _cell(k, v) for k, v in r.items()} for r in rows if None not in r and None not in r.values()
+        ]
 
     def write_metrics(self, rows: list[dict], fields: list[str]) -> None:
         """metrics.csv in one step (keys outside ``fields`` ignored, missing ones blank)."""
@@ -194,8 +212,14 @@ class RunDir:
 
     def last_val_psnr(self) -> float | None:
         """The last validation PSNR in metrics.csv, None before the first validation."""
-        return next((float(r["val_psnr"]) for r in reversed(self.metric_rows())
-                     if r.get("kind") == "epoch" and r.get("val_psnr") is not None), None)
+        return next(
+            (
+                float(r["val_psnr"])
+                for r in reversed(self.metric_rows())
+                if r.get("kind") == "epoch" and r.get("val_psnr") is not None
+            ),
+            None,
+        )
 
     # -- summaries ---------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -227,8 +251,10 @@ class RunDir:
         """psnr_per_frame.csv from a validation rollout (lab4.evaluate.validate's result)."""
         rows = ["frame,psnr,ssim,baseline_psnr,baseline_ssim"]
         for i in range(len(res["frame"])):
-            rows.append(f"{int(res['frame'][i])},{res['psnr'][i]:.4f},{res['ssim'][i]:.5f},"
-                        f"{res['baseline_psnr'][i]:.4f},{res['baseline_ssim'][i]:.5f}")
+            rows.append(
+                f"{int(res['frame'][i])},{res['psnr'][i]:.4f},{res['ssim'][i]:.5f},"
+                f"{res['baseline_psnr'][i]:.4f},{res['baseline_ssim'][i]:.5f}"
+            )
         atomic_write_text(self.path / self.PSNR, "\n".join(rows) + "\n")
 
     def psnr(self) -> pd.DataFrame | None:

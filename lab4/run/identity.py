@@ -2,8 +2,10 @@
 
 The CLI's ``--resume``/``--overwrite``, 02_train's ``resume``/``overwrite`` and the grid all end in
 :func:`claim`, called by ``Trainer.fit`` before it writes anything. What "the same run" means is the config
-with the fields of lab4.config.RESUME_MAY_CHANGE left out (extending a run, moving its folder, another device).
+with the fields of lab4.config.RESUME_MAY_CHANGE left out (extending a run, moving its folder, another
+device).
 """
+
 from __future__ import annotations
 
 from lab4.config import FIELDS, RESUME_MAY_CHANGE, Config, make_config
@@ -16,8 +18,10 @@ class RunConflict(Lab4Error):
     """Training would resume or replace another run: a refusal, in one line, with the ways on."""
 
 
-WAYS_ON = ("train into another folder (another name or run folder), or replace it (--overwrite; overwrite = True "
-           "in 02_train; lab4 grid --overwrite)")
+WAYS_ON = (
+    "train into another folder (another name or run folder), or replace it (--overwrite; overwrite = True "
+    "in 02_train; lab4 grid --overwrite)"
+)
 
 
 def differences(run: RunDir, cfg: Config) -> list[str]:
@@ -45,7 +49,8 @@ def differences(run: RunDir, cfg: Config) -> list[str]:
 def describe(run: RunDir) -> str:
     """'cyclical, 2 of 3 epochs trained' (', finished' once summary.json is written)."""
     cfg = run.config()
-    text = f"{cfg.get('name') or run.path.name}, {run.epochs_done()} of {cfg.get('num_epoch', '?')} epochs trained"
+    name, epochs = cfg.get("name") or run.path.name, cfg.get("num_epoch", "?")
+    text = f"{name}, {run.epochs_done()} of {epochs} epochs trained"
     return text + (", finished" if run.summary() else "")
 
 
@@ -59,13 +64,16 @@ def conflict(run: RunDir, cfg: Config, resume: bool) -> str | None:
     where, what = shown(run.path), describe(run)
     if diffs:
         return f"{where} holds another run ({what}); asked: {'; '.join(diffs)}. To keep it, {WAYS_ON}"
-    return f"{where} already holds this run ({what}); continue it (--resume; resume = True in 02_train), or {WAYS_ON}"
+    return (
+        f"{where} already holds this run ({what}); "
+        f"continue it (--resume; resume = True in 02_train), or {WAYS_ON}"
+    )
 
 
 def claim(run: RunDir, cfg: Config, resume: bool, overwrite: bool) -> str | None:
-    """Make ``run`` ready for ``cfg``: nothing to do for an empty folder or the same run resumed; a RunConflict
-    for anything else, unless ``overwrite``, which removes the run's files. Returns the line saying what an
-    overwrite replaced (None when nothing was)."""
+    """Make ``run`` ready for ``cfg``: nothing to do for an empty folder or the same run resumed; a
+    RunConflict for anything else, unless ``overwrite``, which removes the run's files. Returns the line
+    saying what an overwrite replaced (None when nothing was)."""
     why = conflict(run, cfg, resume)
     if why is None:
         return None
@@ -84,14 +92,19 @@ def _value(v) -> str:
 def check_epochs(run: RunDir, cfg: Config, trained: int) -> None:
     """A resumed run that has trained more epochs than asked would never count as finished: refuse."""
     if trained > cfg.num_epoch:
-        raise RunConflict(f"{shown(run.path)} has trained {trained} epochs, more than the {cfg.num_epoch} asked; "
-                          f"ask for at least {trained} (--num-epoch), or {WAYS_ON}")
+        raise RunConflict(
+            f"{shown(run.path)} has trained {trained} epochs, more than the {cfg.num_epoch} asked; "
+            f"ask for at least {trained} (--num-epoch), or {WAYS_ON}"
+        )
 
 
 def stretch_note(run: RunDir, cfg: Config) -> str | None:
-    """The line saying that extending a run stretches a schedule that spans it (None when nothing stretches)."""
+    """The line saying that extending a run stretches a schedule that spans it (None when nothing
+    stretches)."""
     before = run.config().get("num_epoch")
     if before in (None, cfg.num_epoch) or cfg.kl_anneal_type not in ("monotonic", "cyclical"):
         return None
-    return (f"{cfg.name}: num_epoch {before} -> {cfg.num_epoch}: the {cfg.kl_anneal_type} KL schedule spans the "
-            "run, so the epochs still to come follow the new length")
+    return (
+        f"{cfg.name}: num_epoch {before} -> {cfg.num_epoch}: the {cfg.kl_anneal_type} KL schedule spans the "
+        "run, so the epochs still to come follow the new length"
+    )

@@ -1,8 +1,22 @@
-"""One exception type for every problem a user can fix; the CLI prints it as one line, exit 2."""
+"""One exception type for every problem a user can fix, the CLI prints it as one line, exit 2; and its
+two kinds that stop training early."""
 
 
 class Lab4Error(Exception):
     """A user-facing error whose message names the path or setting and the problem."""
+
+
+class NonFiniteLoss(Lab4Error):
+    """Training met a non-finite loss; ``where`` holds its epoch and iteration, 1-based, as diverged.json
+    records them."""
+
+    def __init__(self, message: str, **where):
+        super().__init__(message)
+        self.where = where
+
+
+class OutOfMemory(Lab4Error):
+    """CUDA ran out of memory while training, reported with the batch size to lower."""
 
 
 def innermost_cause(e: BaseException) -> str:

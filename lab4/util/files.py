@@ -1,4 +1,6 @@
-"""Files that must never be seen half-written (checkpoints, metrics, configs, caches): write, fsync, rename."""
+"""Files that must never be seen half-written (checkpoints, metrics, configs, caches): write, fsync,
+rename."""
+
 from __future__ import annotations
 
 import os

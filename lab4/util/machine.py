@@ -3,6 +3,7 @@
 Results are bit-identical on one machine and one set of versions, not across processors or releases, so
 summary.json, study.json and the speedrun's records carry this description to tell such differences apart.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,9 @@ def git_state() -> tuple[str | None, bool | None]:
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True,
-                          timeout=GIT_TIMEOUT_S).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=GIT_TIMEOUT_S
+    ).stdout.strip()
 
 
 def _int(text: str | None) -> int | None:
@@ -70,25 +72,47 @@ def cpu_fields(cpuinfo: str | None = None) -> dict:
         if sep:
             fields.setdefault(key.strip(), value.strip())
     name = fields.get("model name") or platform.processor() or platform.machine()
-    ids = [("family", "cpu family"), ("model", "model"), ("stepping", "stepping"),
-           ("implementer", "CPU implementer"), ("part", "CPU part")]
+    ids = [
+        ("family", "cpu family"),
+        ("model", "model"),
+        ("stepping", "stepping"),
+        ("implementer", "CPU implementer"),
+        ("part", "CPU part"),
+    ]
     shown = " ".join(f"{word} {fields[key]}" for word, key in ids if fields.get(key))
-    return dict(cpu=f"{name} ({shown})" if shown else name, cpu_model_name=name,
-                cpu_family=_int(fields.get("cpu family")), cpu_model=_int(fields.get("model")),
-                cpu_stepping=_int(fields.get("stepping")))
+    return dict(
+        cpu=f"{name} ({shown})" if shown else name,
+        cpu_model_name=name,
+        cpu_family=_int(fields.get("cpu family")),
+        cpu_model=_int(fields.get("model")),
+        cpu_stepping=_int(fields.get("stepping")),
+    )
 
 
 def machine(device=None) -> dict:
     """This machine and its software: Python, torch, numpy and lab4 versions, the commit (None outside a
-    checkout), the CPU (:func:`cpu_fields`), its count and native bf16, and the GPU when ``device`` is CUDA."""
+    checkout), the CPU (:func:`cpu_fields`), its count and native bf16, and the GPU when ``device`` is
+    CUDA."""
     commit, dirty = git_state()
     device = torch.device(device) if device is not None else None
     gpu = capability = None
     if device is not None and device.type == "cuda":
         gpu = torch.cuda.get_device_name(device)
         capability = "{}.{}".format(*torch.cuda.get_device_capability(device))
-    return dict(python=platform.python_version(), torch=torch.__version__, torch_cuda=torch.version.cuda,
-                numpy=version("numpy"), lab4=version("lab4"), system=platform.system(), commit=commit, dirty=dirty,
-                **cpu_fields(), cpus=os.cpu_count(), native_bf16=cpu_has_native_bf16(),
-                cpu_bf16_env=os.environ.get("LAB4_CPU_BF16"), device=None if device is None else str(device),
-                gpu=gpu, gpu_capability=capability)
+    return dict(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        torch_cuda=torch.version.cuda,
+        numpy=version("numpy"),
+        lab4=version("lab4"),
+        system=platform.system(),
+        commit=commit,
+        dirty=dirty,
+        **cpu_fields(),
+        cpus=os.cpu_count(),
+        native_bf16=cpu_has_native_bf16(),
+        cpu_bf16_env=os.environ.get("LAB4_CPU_BF16"),
+        device=None if device is None else str(device),
+        gpu=gpu,
+        gpu_capability=capability,
+    )

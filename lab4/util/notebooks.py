@@ -9,6 +9,7 @@ or frozen process) is killed after HEARTBEAT_S instead of being waited for until
 Messages from the kernel are awaited in one-second slices instead of one wait without a limit: see
 :func:`slice_waits` for the hang this is meant to remove (jupyter/nbclient#312).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,17 +32,24 @@ KERNEL = "lab4"
 #   kernel still finishing its last reply then logs "KeyboardInterrupt caught in kernel." at ERROR
 #   (1 run in 30 on two loaded cores, measured), as does one stopped at a deadline mid-reply.
 KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]
-TRAINING_TAG = "training"      # the cell that trains: it gets the training deadline
-START_S = 120                  # a kernel that has not answered by then will not (two busy cores, cold imports)
-CELL_S = 20 * 60               # any untagged cell: evaluation, test prediction, figures, widgets
+TRAINING_TAG = "training"  # the cell that trains: it gets the training deadline
+START_S = 120  # a kernel that has not answered by then will not (two busy cores, cold imports)
+CELL_S = 20 * 60  # any untagged cell: evaluation, test prediction, figures, widgets
 # The training cell's deadline by profile, in seconds: several times the longest run measured on a 2-core
 # CPU without native bf16, so only a hang reaches it. $LAB4_TRAIN_DEADLINE (seconds) overrides it.
-TRAINING_S = {"tiny": 15 * 60, "quick": 60 * 60, "study": 2 * 3600, "gpu": 3 * 3600, "lab": 72 * 3600, "full": 72 * 3600}
-SLICE_S = 1.0                  # longest single wait on a kernel channel; see slice_waits
+TRAINING_S = {
+    "tiny": 15 * 60,
+    "quick": 60 * 60,
+    "study": 2 * 3600,
+    "gpu": 3 * 3600,
+    "lab": 72 * 3600,
+    "full": 72 * 3600,
+}
+SLICE_S = 1.0  # longest single wait on a kernel channel; see slice_waits
 # A kernel silent on its heartbeat channel this long is stopped or frozen (SIGSTOP, a suspended job): it is
 # killed. ipykernel answers heartbeats in a thread of its own, in zmq's C code without the GIL, so a busy cell
-# or one hung in a C call keeps beating (measured in docs/reliability.md): only the cell's deadline stops those.
-# $LAB4_HEARTBEAT (seconds) overrides it.
+# or one hung in a C call keeps beating (measured in docs/reliability.md): only the cell's deadline stops
+# those. $LAB4_HEARTBEAT (seconds) overrides it.
 HEARTBEAT_S = 60
 
 
@@ -81,7 +89,8 @@ def _seconds(name: str) -> float | None:
 
 
 def training_deadline(profile: str | None) -> float:
-    """Seconds the training cell may run: $LAB4_TRAIN_DEADLINE, else the profile's entry (else the longest)."""
+    """Seconds the training cell may run: $LAB4_TRAIN_DEADLINE, else the profile's entry (else the
+    longest)."""
     return _seconds("LAB4_TRAIN_DEADLINE") or TRAINING_S.get(profile or "", max(TRAINING_S.values()))
 
 
@@ -120,12 +129,13 @@ def slice_waits(channel, step: float = SLICE_S) -> None:
     Why: nbclient awaits the execute reply and the IOPub messages with ``get_msg(timeout=None)``, which is
     one ``zmq.asyncio`` poll without a limit. That poll can miss a message that has already arrived and then
     never wake: jupyter/nbclient#312 (open) reports a widget cell that "sometimes blocks", and it matches the
-    hang issue 21 saw in 04_explore, with the kernel and the client both idle (it did not reproduce here in 600
-    executions, so that cause is likely, not confirmed). A poll with a limit asks the socket
-    again when it runs out, so a missed message is picked up within ``step`` seconds; the caller's own
-    timeout is kept, so deadlines still fire.
+    hang issue 21 saw in 04_explore, with the kernel and the client both idle (it did not reproduce here in
+    600 executions, so that cause is likely, not confirmed). A poll with a limit asks the socket again when it
+    runs out, so a missed message is picked up within ``step`` seconds; the caller's own timeout is kept, so
+    deadlines still fire.
     """
     from queue import Empty
+
     get = channel.get_msg
 
     async def get_msg(timeout: float | None = None):
@@ -150,7 +160,9 @@ def _engine(patched: bool):
     from traitlets import Float
 
     class Client(PapermillNotebookClient):
-        heartbeat_timeout = Float(0.0, help="seconds without a heartbeat before the kernel is killed; 0: never")
+        heartbeat_timeout = Float(
+            0.0, help="seconds without a heartbeat before the kernel is killed; 0: never"
+        )
         unresponsive = False
 
         async def async_start_new_kernel_client(self):
@@ -163,7 +175,8 @@ def _engine(patched: bool):
             return kc
 
         async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
-            """A cell, with the heartbeat watched beside it; a kill by the watch is marked on DeadKernelError."""
+            """A cell, with the heartbeat watched beside it; a kill by the watch is marked on
+            DeadKernelError."""
             watch = asyncio.ensure_future(self._watch_heartbeat()) if self.heartbeat_timeout else None
             try:
                 return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
@@ -195,12 +208,30 @@ def _engine(patched: bool):
 
     class Engine(NBClientEngine):
         @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+        def execute_managed_notebook(
+            cls,
+            nb_man,
+            kernel_name,
+            log_output=False,
+            stdout_file=None,
+            stderr_file=None,
+            start_timeout=60,
+            execution_timeout=None,
+            **kwargs,
+        ):
             kwargs.pop("input_path", None)
-            return Client(nb_man, kernel_name=kernel_name, log=logger, log_output=log_output,
-                          stdout_file=stdout_file, stderr_file=stderr_file, startup_timeout=start_timeout,
-                          timeout=execution_timeout, **kwargs).execute()
+            return Client(
+                nb_man,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+                startup_timeout=start_timeout,
+                timeout=execution_timeout,
+                **kwargs,
+            ).execute()
+
     return Engine
 
 
@@ -208,20 +239,32 @@ def _engine(patched: bool):
 def _register(patched: bool) -> str:
     """Register the engine with papermill once per process; its name for ``engine_name``."""
     from papermill.engines import papermill_engines
+
     name = "lab4" if patched else "lab4-unpatched"
     papermill_engines.register(name, _engine(patched))
     return name
 
 
-def execute(notebook, out, parameters: dict, *, cwd=None, profile: str | None = None,
-            cell_timeout: float | None = None, training_timeout: float | None = None,
-            start_timeout: float = START_S, heartbeat: float | None = None, patched: bool = True):
+def execute(
+    notebook,
+    out,
+    parameters: dict,
+    *,
+    cwd=None,
+    profile: str | None = None,
+    cell_timeout: float | None = None,
+    training_timeout: float | None = None,
+    start_timeout: float = START_S,
+    heartbeat: float | None = None,
+    patched: bool = True,
+):
     """papermill with the lab4 kernel, every cell under a deadline and its heartbeat watched (``heartbeat``
     seconds, default heartbeat_limit()); run from ``cwd`` (default notebooks/, so relative paths resolve as in
-    JupyterLab). Raises NotebookTimeout, KernelDied or KernelUnresponsive (one line each, the executed notebook
-    kept at ``out``), or papermill's PapermillExecutionError for a cell's own error."""
+    JupyterLab). Raises NotebookTimeout, KernelDied or KernelUnresponsive (one line each, the executed
+    notebook kept at ``out``), or papermill's PapermillExecutionError for a cell's own error."""
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
     use_venv_kernel()  # here, not at import: on a Dask worker too, this interpreter's kernel is the one
     cell_timeout = cell_timeout or cell_deadline()
     training_timeout = training_timeout or max(cell_timeout, training_deadline(profile))
@@ -236,11 +279,21 @@ def execute(notebook, out, parameters: dict, *, cwd=None, profile: str | None = 
 
     try:
         return pm.execute_notebook(
-            str(notebook), str(out), parameters=parameters, kernel_name=KERNEL,
-            cwd=str(cwd or project_root() / "notebooks"), progress_bar=False, log_output=False,
-            extra_arguments=KERNEL_ARGS, engine_name=_register(patched), start_timeout=start_timeout,
-            execution_timeout=cell_timeout, timeout_func=deadline, on_cell_start=on_cell_start,
-            heartbeat_timeout=heartbeat)
+            str(notebook),
+            str(out),
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=str(cwd or project_root() / "notebooks"),
+            progress_bar=False,
+            log_output=False,
+            extra_arguments=KERNEL_ARGS,
+            engine_name=_register(patched),
+            start_timeout=start_timeout,
+            execution_timeout=cell_timeout,
+            timeout_func=deadline,
+            on_cell_start=on_cell_start,
+            heartbeat_timeout=heartbeat,
+        )
     except (CellTimeoutError, DeadKernelError, RuntimeError) as e:
         if not isinstance(e, (CellTimeoutError, DeadKernelError)) and not _kernel_start_failed(e):
             raise

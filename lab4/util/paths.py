@@ -5,6 +5,7 @@ repository checkout lab4 runs from, else the current folder; never into site-pac
 user typed is made absolute where it was typed (:func:`absolute`), before it reaches a notebook that
 runs in another folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,10 @@ def require_checkout(what: str) -> Path:
     """The repository root, or one line saying that ``what`` needs it (the notebooks are not installed)."""
     root = checkout()
     if root is None:
-        raise Lab4Error(f"{what} needs the lab4 repository checkout (its notebooks/ are not installed with "
-                        f"the package at {PACKAGE_DIR}); clone the repository and run it from there")
+        raise Lab4Error(
+            f"{what} needs the lab4 repository checkout (its notebooks/ are not installed with "
+            f"the package at {PACKAGE_DIR}); clone the repository and run it from there"
+        )
     return root
 
 
@@ -45,7 +48,8 @@ def project_root() -> Path:
 
 
 def shown(path) -> str:
-    """A path as lab4 prints it: relative to the project when inside it, so logs and HTML carry no machine paths."""
+    """A path as lab4 prints it: relative to the project when inside it, so logs and HTML carry no machine
+    paths."""
     try:
         return str(Path(path).resolve().relative_to(project_root().resolve()))
     except ValueError:
@@ -58,7 +62,8 @@ def absolute(path) -> Path:
 
 
 def named_dataset(given: str = "") -> str:
-    """The dataset a user named, as an absolute path: ``given``, else $LAB4_DATA; "" when neither (SynthDance).
+    """The dataset a user named, as an absolute path: ``given``, else $LAB4_DATA; "" when neither
+    (SynthDance).
 
     The one place a dataset path enters: made absolute against the folder it was typed in, before it reaches
     a notebook that runs in notebooks/ or a grid worker elsewhere."""
@@ -67,7 +72,8 @@ def named_dataset(given: str = "") -> str:
 
 
 def dataset_path(data_root: str = "", synth_preset: str = "small") -> Path:
-    """Where a run's data is, without making it: the named dataset, else SynthDance's folder for the preset."""
+    """Where a run's data is, without making it: the named dataset, else SynthDance's folder for the
+    preset."""
     named = named_dataset(data_root)
     return Path(named) if named else synth_folder(synth_preset)
 

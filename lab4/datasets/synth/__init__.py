@@ -19,11 +19,27 @@ output is byte-identical for a seed (tests/test_synth.py checks it).
     from lab4.datasets.synth import make_synthdance
     make_synthdance("data/synthdance-small", preset="small", seed=0)
 """
+
 from .body import JOINTS, ponytail, skeleton
-from .moves import CHANNELS, FPS, MOVES, choreography
 from .dataset import PRESETS, VERSION, make_synthdance, sequence
+from .moves import CHANNELS, FPS, MOVES, choreography
 from .pose_image import keypoints, render_pose
 from .render import background, render_frame
 
-__all__ = ["CHANNELS", "FPS", "JOINTS", "MOVES", "PRESETS", "VERSION", "background", "choreography",
-           "make_synthdance", "keypoints", "ponytail", "render_frame", "render_pose", "sequence", "skeleton"]
+__all__ = [
+    "CHANNELS",
+    "FPS",
+    "JOINTS",
+    "MOVES",
+    "PRESETS",
+    "VERSION",
+    "background",
+    "choreography",
+    "make_synthdance",
+    "keypoints",
+    "ponytail",
+    "render_frame",
+    "render_pose",
+    "sequence",
+    "skeleton",
+]

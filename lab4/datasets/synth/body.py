@@ -5,27 +5,52 @@ squashes everything lateral by cos(phi) and slides the face round the head.
 Lengths are in body units (standing height ~ BODY_HEIGHT), y points down,
 the floor is at y = 0 and x = 0 is the middle of the stage.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .moves import CHANNEL_INDEX, FPS
 
-JOINTS = ["pelvis", "neck", "head", "sh_r", "el_r", "wr_r", "sh_l", "el_l", "wr_l",
-          "hip_r", "kn_r", "an_r", "hip_l", "kn_l", "an_l", "toe_r", "toe_l",
-          "nose", "eye_r", "eye_l", "ear_r", "ear_l", "hand_r", "hand_l",
-          "tail"]  # tail = where the ponytail leaves the back of the head
+# tail = where the ponytail leaves the back of the head
+JOINTS = [
+    "pelvis",
+    "neck",
+    "head",
+    "sh_r",
+    "el_r",
+    "wr_r",
+    "sh_l",
+    "el_l",
+    "wr_l",
+    "hip_r",
+    "kn_r",
+    "an_r",
+    "hip_l",
+    "kn_l",
+    "an_l",
+    "toe_r",
+    "toe_l",
+    "nose",
+    "eye_r",
+    "eye_l",
+    "ear_r",
+    "ear_l",
+    "hand_r",
+    "hand_l",
+    "tail",
+]
 JOINT_INDEX = {name: i for i, name in enumerate(JOINTS)}
 
 # Body proportions, body units.
-TORSO = 0.30               # pelvis to neck
-SHOULDER_HALF = 0.105      # neck to each shoulder
-HIP_HALF = 0.068           # pelvis to each hip
+TORSO = 0.30  # pelvis to neck
+SHOULDER_HALF = 0.105  # neck to each shoulder
+HIP_HALF = 0.068  # pelvis to each hip
 UPPER_ARM, FOREARM = 0.16, 0.15
 THIGH, SHIN = 0.24, 0.23
 HEAD_RADIUS = 0.068
-NECK_TO_HEAD = 0.105       # neck to the head's centre
-SOLE = 0.03                # ankle above the floor
+NECK_TO_HEAD = 0.105  # neck to the head's centre
+SOLE = 0.03  # ankle above the floor
 BODY_HEIGHT = 0.975
 SIDES = (("r", -1.0), ("l", 1.0))  # the dancer's right is image-left when facing us
 
@@ -39,8 +64,8 @@ def skeleton(pose: np.ndarray, stage_half: float) -> np.ndarray:
     phi = np.clip(ch["phi"], -1.2, 1.2)
     squash, sin_phi = np.cos(phi), np.sin(phi)  # 2.5D turn: lateral offsets shrink by cos(phi)
     tilt = ch["tilt"]
-    up = np.stack([np.sin(tilt), -np.cos(tilt)], -1)      # (n, 2) torso axis, pelvis to neck
-    across = np.stack([np.cos(tilt), np.sin(tilt)], -1)   # (n, 2) torso lateral axis
+    up = np.stack([np.sin(tilt), -np.cos(tilt)], -1)  # (n, 2) torso axis, pelvis to neck
+    across = np.stack([np.cos(tilt), np.sin(tilt)], -1)  # (n, 2) torso lateral axis
     at = {"pelvis": np.zeros((n, 2))}  # joint name -> (n, 2); the pelvis is the origin
     at["neck"] = TORSO * up
     head_tilt = ch["tilt"] + ch["head"]
@@ -69,8 +94,10 @@ def skeleton(pose: np.ndarray, stage_half: float) -> np.ndarray:
         at["an_" + sd] = an = offset(s * SHIN * np.sin(h2), SHIN * np.cos(h2), kn, False)
         at["toe_" + sd] = an + np.stack([s * 0.03 * squash + 0.055 * sin_phi, np.full(n, 0.02)], -1)
     # face points on the head sphere: azimuth phi is the nose, ears at +-90 deg
-    rot = np.stack([np.cos(head_tilt), -np.sin(head_tilt), np.sin(head_tilt), np.cos(head_tilt)],
-                   -1).reshape(n, 2, 2)  # (n, 2, 2) the head's tilt
+    # (n, 2, 2) the head's tilt
+    rot = np.stack([np.cos(head_tilt), -np.sin(head_tilt), np.sin(head_tilt), np.cos(head_tilt)], -1).reshape(
+        n, 2, 2
+    )
 
     def on_head(azimuth, dy, radius=HEAD_RADIUS):
         v = np.stack([radius * np.sin(azimuth), np.full(n, dy)], -1)  # (n, 2) before the tilt

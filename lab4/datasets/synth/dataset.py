@@ -8,6 +8,7 @@ workers. The dataset is built in `<root>.partial-<pid>` and renamed into
 place with its manifest (synthdance.json) last: a crash leaves nothing
 behind, and a folder with the manifest is always complete.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,19 +50,24 @@ def sequence(seed: int, split: str, k: int, n: int, height: int, width: int) -> 
     p1, p2 = rng.uniform(0, 2 * np.pi, 2)
     flicker = 1 + 0.025 * np.sin(2 * np.pi * f1 * t + p1) + 0.01 * np.sin(2 * np.pi * f2 * t + p2)
     origin = np.array([width / 2, 0.92 * height])  # the middle of the stage on the floor, pixels
-    return dict(joints=(joints * scale + origin).astype(np.float32),  # (n, len(JOINTS), 2) pixels
-                tail=(tail * scale).astype(np.float32),              # (n, 2) pixels
-                phi=np.clip(pose[:, CHANNEL_INDEX["phi"]], -1.2, 1.2).astype(np.float32),  # (n,)
-                flicker=flicker.astype(np.float32), scale=scale)     # (n,), float
+    # (n,), float
+    return dict(
+        joints=(joints * scale + origin).astype(np.float32),  # (n, len(JOINTS), 2) pixels
+        tail=(tail * scale).astype(np.float32),  # (n, 2) pixels
+        phi=np.clip(pose[:, CHANNEL_INDEX["phi"]], -1.2, 1.2).astype(np.float32),  # (n,)
+        flicker=flicker.astype(np.float32),
+        scale=scale,
+    )
 
 
 class Chunk(NamedTuple):
     """One worker job: some consecutive frames of one sequence and where they go."""
+
     height: int
     width: int
-    seq: dict                     # sequence(), sliced to these frames
+    seq: dict  # sequence(), sliced to these frames
     image_paths: list[list[str]]  # per frame, every path its RGB image is written to
-    label_paths: list[str]        # per frame, its pose image
+    label_paths: list[str]  # per frame, its pose image
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -77,8 +83,11 @@ def render_chunk(job: Chunk) -> int:
     for i, (ip, lp) in enumerate(zip(image_paths, label_paths)):
         joints, phi = seq["joints"][i], float(seq["phi"][i])
         if ip:
-            data = png_bytes(render_frame(height, width, joints, seq["tail"][i], phi,
-                                          float(seq["flicker"][i]), seq["scale"]))
+            data = png_bytes(
+                render_frame(
+                    height, width, joints, seq["tail"][i], phi, float(seq["flicker"][i]), seq["scale"]
+                )
+            )
             for p in ip:
                 pathlib.Path(p).write_bytes(data)
         pathlib.Path(lp).write_bytes(png_bytes(render_pose(height, width, joints, phi)))
@@ -97,9 +106,11 @@ def chunks(tmp: pathlib.Path, cfg: dict, seed, height, width, chunk_len) -> Iter
             hi = min(n, lo + chunk_len)
             part = {key: (v[lo:hi] if isinstance(v, np.ndarray) else v) for key, v in seq.items()}
             if split == "test":
-                imgs = [[str(tmp / f"test_gt/{k}/frame{i}.png")]
-                        + ([str(tmp / f"test/test_img/{k}/frame0.png")] if i == 0 else [])
-                        for i in range(lo, hi)]
+                imgs = [
+                    [str(tmp / f"test_gt/{k}/frame{i}.png")]
+                    + ([str(tmp / f"test/test_img/{k}/frame0.png")] if i == 0 else [])
+                    for i in range(lo, hi)
+                ]
                 lbls = [str(tmp / f"test/test_label/{k}/frame{i}.png") for i in range(lo, hi)]
             else:
                 imgs = [[str(tmp / f"{split}/{split}_img/frame{i}.png")] for i in range(lo, hi)]
@@ -130,8 +141,9 @@ def is_finished(root: pathlib.Path, want: dict) -> bool:
     return all(have.get(k) == v for k, v in want.items())
 
 
-def make_synthdance(root, preset="small", seed=0, height=64, width=128, workers=None,
-             progress=True) -> pathlib.Path:
+def make_synthdance(
+    root, preset="small", seed=0, height=64, width=128, workers=None, progress=True
+) -> pathlib.Path:
     """Write a SynthDance dataset to root (atomically); skip if already there.
 
     Refuses (FileExistsError) to touch a non-empty root that is not this
@@ -140,14 +152,15 @@ def make_synthdance(root, preset="small", seed=0, height=64, width=128, workers=
     seed, height, width = int(seed), int(height), int(width)
     root = pathlib.Path(root)
     cfg = PRESETS[preset]
-    want = dict(generator="SynthDance", version=VERSION, preset=preset, seed=seed,
-                height=height, width=width)
+    want = dict(generator="SynthDance", version=VERSION, preset=preset, seed=seed, height=height, width=width)
     if root.exists():
         if is_finished(root, want):
             return root
         if not root.is_dir() or any(root.iterdir()):
-            raise FileExistsError(f"{root} exists and is not a SynthDance {preset} "
-                                  f"seed={seed} {height}x{width} dataset; refusing to touch it")
+            raise FileExistsError(
+                f"{root} exists and is not a SynthDance {preset} "
+                f"seed={seed} {height}x{width} dataset; refusing to touch it"
+            )
     tmp = root.parent / f"{root.name}.partial-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)  # our own leftover (same pid), never user data
@@ -162,8 +175,7 @@ def make_synthdance(root, preset="small", seed=0, height=64, width=128, workers=
         total = cfg["n_train"] + cfg["n_val"] + cfg["n_test"] * cfg["test_len"]
         chunk_len = int(np.clip(total // (workers * 16), 16, 256))  # ~16 chunks a worker
         jobs = chunks(tmp, cfg, seed, height, width, chunk_len)
-        with tqdm(total=total, desc=f"SynthDance[{preset}]", unit="frame",
-                  disable=not progress) as bar:
+        with tqdm(total=total, desc=f"SynthDance[{preset}]", unit="frame", disable=not progress) as bar:
             if workers == 1:
                 for job in jobs:
                     bar.update(render_chunk(job))

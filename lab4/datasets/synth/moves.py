@@ -9,6 +9,7 @@ Each move is data: a weight (how often it is picked), a function from the
 beat to the curves of the channels it sets (the others stay at NEUTRAL),
 and how it moves the dancer across the stage (most moves stay put).
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -19,16 +20,25 @@ FPS = 30.0  # frames per second of every sequence
 
 # Pose channels. Angles in radians; abd/hip = raise away from the body in the
 # frontal plane (0 = hanging down), el/kn = bend of the distal segment.
-CHANNELS = ["x",       # stage position, -1 (image left) .. 1 (image right)
-            "phi",     # facing: 0 = towards the camera, + = turned to the dancer's left
-            "lift",    # jump height, body units
-            "tilt",    # torso lean to the side
-            "head",    # head tilt relative to the torso
-            "abd_r", "el_r", "abd_l", "el_l",  # shoulder raise, elbow bend
-            "hip_r", "kn_r", "hip_l", "kn_l"]  # hip raise, knee bend
+# hip raise, knee bend
+CHANNELS = [
+    "x",  # stage position, -1 (image left) .. 1 (image right)
+    "phi",  # facing: 0 = towards the camera, + = turned to the dancer's left
+    "lift",  # jump height, body units
+    "tilt",  # torso lean to the side
+    "head",  # head tilt relative to the torso
+    "abd_r",
+    "el_r",
+    "abd_l",
+    "el_l",  # shoulder raise, elbow bend
+    "hip_r",
+    "kn_r",
+    "hip_l",
+    "kn_l",
+]
 CHANNEL_INDEX = {name: i for i, name in enumerate(CHANNELS)}
-NEUTRAL = dict(abd_r=0.15, el_r=0.25, abd_l=0.15, el_l=0.25,
-               hip_r=0.08, kn_r=0.06, hip_l=0.08, kn_l=0.06)  # relaxed standing pose
+# relaxed standing pose
+NEUTRAL = dict(abd_r=0.15, el_r=0.25, abd_l=0.15, el_l=0.25, hip_r=0.08, kn_r=0.06, hip_l=0.08, kn_l=0.06)
 NOISY_CHANNELS = range(CHANNEL_INDEX["tilt"], len(CHANNELS))  # every angle; not x, phi, lift
 
 
@@ -41,9 +51,9 @@ class Beat:
     def __init__(self, t: np.ndarray, w: float, amp: float, side: int):
         self.t, self.w, self.amp, self.side = t, w, amp, side
         self.lead, self.trail = ("r", "l") if side > 0 else ("l", "r")
-        self.half = np.sin(w * t / 2)           # (n,) one swing every two beats
-        self.full = np.sin(w * t)               # (n,) one swing a beat
-        self.bounce = (1 - np.cos(w * t)) / 2   # (n,) 0 -> 1 -> 0 once a beat
+        self.half = np.sin(w * t / 2)  # (n,) one swing every two beats
+        self.full = np.sin(w * t)  # (n,) one swing a beat
+        self.bounce = (1 - np.cos(w * t)) / 2  # (n,) 0 -> 1 -> 0 once a beat
 
 
 # ---------------------------------------------------------------- the moves
@@ -51,12 +61,14 @@ class Beat:
 # or an (n,) curve. Keep the arithmetic as written: the dataset's bytes depend on it.
 def sway(b: Beat) -> dict:
     """Lean from side to side every two beats, arms loose, knees bouncing on the beat."""
-    return {"tilt": 0.12 * b.amp * b.half,
-            "head": -0.1 * b.amp * b.half,  # the head stays upright
-            "abd_r": 0.4 + 0.25 * b.amp * b.half,
-            "abd_l": 0.4 - 0.25 * b.amp * b.half,
-            ("el_r", "el_l"): 0.6,
-            ("kn_r", "kn_l"): 0.06 + 0.18 * b.amp * b.bounce}
+    return {
+        "tilt": 0.12 * b.amp * b.half,
+        "head": -0.1 * b.amp * b.half,  # the head stays upright
+        "abd_r": 0.4 + 0.25 * b.amp * b.half,
+        "abd_l": 0.4 - 0.25 * b.amp * b.half,
+        ("el_r", "el_l"): 0.6,
+        ("kn_r", "kn_l"): 0.06 + 0.18 * b.amp * b.bounce,
+    }
 
 
 def wave(b: Beat) -> dict:
@@ -71,31 +83,37 @@ def wave(b: Beat) -> dict:
 
 def arms_up(b: Beat) -> dict:
     """Arms high overhead, rocking; a small knee bounce on the beat."""
-    return {"abd_r": 2.6 + 0.18 * b.amp * b.half,
-            "abd_l": 2.6 - 0.18 * b.amp * b.half,
-            ("el_r", "el_l"): 0.3 + 0.25 * b.amp * b.bounce,
-            "tilt": 0.1 * b.amp * b.half,
-            ("kn_r", "kn_l"): 0.05 + 0.15 * b.bounce}
+    return {
+        "abd_r": 2.6 + 0.18 * b.amp * b.half,
+        "abd_l": 2.6 - 0.18 * b.amp * b.half,
+        ("el_r", "el_l"): 0.3 + 0.25 * b.amp * b.bounce,
+        "tilt": 0.1 * b.amp * b.half,
+        ("kn_r", "kn_l"): 0.05 + 0.15 * b.bounce,
+    }
 
 
 def kick(b: Beat) -> dict:
     """Kick the lead leg out every two beats, leaning away; arms out for balance."""
     pulse = np.maximum(0, b.half) ** 2  # (n,) 0 .. 1, one kick every two beats
-    return {"hip_" + b.lead: 0.08 + 1.05 * b.amp * pulse,
-            "kn_" + b.lead: 0.1 + 0.5 * pulse * (1 - pulse),  # bent on the way up and down
-            "kn_" + b.trail: 0.06 + 0.12 * pulse,
-            "tilt": -b.side * 0.2 * b.amp * pulse,
-            ("abd_r", "abd_l"): 1.15,
-            ("el_r", "el_l"): 0.35}
+    return {
+        "hip_" + b.lead: 0.08 + 1.05 * b.amp * pulse,
+        "kn_" + b.lead: 0.1 + 0.5 * pulse * (1 - pulse),  # bent on the way up and down
+        "kn_" + b.trail: 0.06 + 0.12 * pulse,
+        "tilt": -b.side * 0.2 * b.amp * pulse,
+        ("abd_r", "abd_l"): 1.15,
+        ("el_r", "el_l"): 0.35,
+    }
 
 
 def squat(b: Beat) -> dict:
     """Sink down and up every two beats, arms rising as the knees bend."""
     depth = (1 - np.cos(b.w * b.t / 2)) / 2  # (n,) 0 standing .. 1 lowest
-    return {("hip_r", "hip_l"): 0.15 + 0.5 * b.amp * depth,
-            ("kn_r", "kn_l"): 0.1 + 1.15 * b.amp * depth,
-            ("abd_r", "abd_l"): 0.9 + 0.6 * depth,
-            ("el_r", "el_l"): 0.3 + 1.0 * depth}
+    return {
+        ("hip_r", "hip_l"): 0.15 + 0.5 * b.amp * depth,
+        ("kn_r", "kn_l"): 0.1 + 1.15 * b.amp * depth,
+        ("abd_r", "abd_l"): 0.9 + 0.6 * depth,
+        ("el_r", "el_l"): 0.3 + 1.0 * depth,
+    }
 
 
 def step(b: Beat) -> dict:
@@ -112,38 +130,46 @@ def step(b: Beat) -> dict:
 
 def turn(b: Beat) -> dict:
     """Arms out while the dancer turns to a new facing (see turn_around)."""
-    return {("abd_r", "abd_l"): 1.25 + 0.2 * b.amp * b.half,
-            ("el_r", "el_l"): 0.5,
-            ("kn_r", "kn_l"): 0.06 + 0.15 * b.bounce}
+    return {
+        ("abd_r", "abd_l"): 1.25 + 0.2 * b.amp * b.half,
+        ("el_r", "el_l"): 0.5,
+        ("kn_r", "kn_l"): 0.06 + 0.15 * b.bounce,
+    }
 
 
 def point(b: Beat) -> dict:
     """Point up with the lead arm and down with the other, seesawing every two beats."""
-    return {"abd_" + b.lead: 1.5 + 1.0 * b.amp * b.half,
-            "abd_" + b.trail: 1.5 - 1.0 * b.amp * b.half,
-            ("el_r", "el_l"): 0.15,  # straight arms
-            "tilt": 0.1 * b.amp * b.half,
-            "hip_r": 0.12 + 0.08 * b.half,
-            "hip_l": 0.12 - 0.08 * b.half}
+    return {
+        "abd_" + b.lead: 1.5 + 1.0 * b.amp * b.half,
+        "abd_" + b.trail: 1.5 - 1.0 * b.amp * b.half,
+        ("el_r", "el_l"): 0.15,  # straight arms
+        "tilt": 0.1 * b.amp * b.half,
+        "hip_r": 0.12 + 0.08 * b.half,
+        "hip_l": 0.12 - 0.08 * b.half,
+    }
 
 
 def hop(b: Beat) -> dict:
     """Jump every two beats, arms flung up in the air, knees bent on landing."""
     air = np.maximum(0, b.half) ** 2  # (n,) 0 on the ground .. 1 at the top
-    return {"lift": 0.06 * b.amp * air,
-            ("kn_r", "kn_l"): 0.06 + 0.45 * np.maximum(0, -b.half) ** 2,
-            ("abd_r", "abd_l"): 0.5 + 1.2 * air,
-            ("hip_r", "hip_l"): 0.1 + 0.15 * air}
+    return {
+        "lift": 0.06 * b.amp * air,
+        ("kn_r", "kn_l"): 0.06 + 0.45 * np.maximum(0, -b.half) ** 2,
+        ("abd_r", "abd_l"): 0.5 + 1.2 * air,
+        ("hip_r", "hip_l"): 0.1 + 0.15 * air,
+    }
 
 
 def roll(b: Beat) -> dict:
     """Roll the body and head from side to side, elbows bent, arms following the roll."""
-    return {"tilt": 0.2 * b.amp * b.half,
-            "head": 0.15 * b.amp * np.sin(b.w * b.t / 2 + 1.0),
-            "abd_r": 0.9 + 0.4 * b.amp * np.sin(b.w * b.t / 2 + 0.5),
-            "abd_l": 0.9 - 0.4 * b.amp * np.sin(b.w * b.t / 2 + 0.5),
-            ("el_r", "el_l"): 1.2,
-            ("hip_r", "hip_l"): 0.12}
+    return {
+        "tilt": 0.2 * b.amp * b.half,
+        "head": 0.15 * b.amp * np.sin(b.w * b.t / 2 + 1.0),
+        "abd_r": 0.9 + 0.4 * b.amp * np.sin(b.w * b.t / 2 + 0.5),
+        "abd_l": 0.9 - 0.4 * b.amp * np.sin(b.w * b.t / 2 + 0.5),
+        ("el_r", "el_l"): 1.2,
+        ("hip_r", "hip_l"): 0.12,
+    }
 
 
 # -------------------------------------------- where a move takes the dancer
@@ -165,9 +191,9 @@ def turn_around(rng: np.random.Generator, x: float, phi: float) -> tuple[float, 
 
 
 class Move(NamedTuple):
-    weight: float                            # relative chance of being picked next
-    curves: Callable[[Beat], dict]           # the channels it sets, over time
-    travel: Callable[..., tuple] = stay      # where the dancer is at its end
+    weight: float  # relative chance of being picked next
+    curves: Callable[[Beat], dict]  # the channels it sets, over time
+    travel: Callable[..., tuple] = stay  # where the dancer is at its end
 
 
 MOVES: dict[str, Move] = {  # any change here (even the order) changes every dataset: bump VERSION
@@ -192,7 +218,7 @@ def move_curves(move: Move, t: np.ndarray, w: float, amp: float, side: int) -> n
     for name, v in NEUTRAL.items():
         out[:, CHANNEL_INDEX[name]] = v
     for names, v in move.curves(Beat(t, w, amp, side)).items():
-        for name in ((names,) if isinstance(names, str) else names):
+        for name in (names,) if isinstance(names, str) else names:
             out[:, CHANNEL_INDEX[name]] = v
     return out
 

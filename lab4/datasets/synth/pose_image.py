@@ -1,4 +1,5 @@
 """Rendering the pose label image, as OpenPose draws it: coloured limbs and dots on black."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +8,67 @@ from PIL import Image, ImageDraw
 from .body import JOINT_INDEX, SIDES
 
 # OpenPose COCO-18 keypoints, in its order; "neck" is replaced by mid-shoulders.
-COCO18 = ["nose", "neck", "sh_r", "el_r", "wr_r", "sh_l", "el_l", "wr_l", "hip_r", "kn_r",
-          "an_r", "hip_l", "kn_l", "an_l", "eye_r", "eye_l", "ear_r", "ear_l"]
+COCO18 = [
+    "nose",
+    "neck",
+    "sh_r",
+    "el_r",
+    "wr_r",
+    "sh_l",
+    "el_l",
+    "wr_l",
+    "hip_r",
+    "kn_r",
+    "an_r",
+    "hip_l",
+    "kn_l",
+    "an_l",
+    "eye_r",
+    "eye_l",
+    "ear_r",
+    "ear_l",
+]
 NECK, EYE_R, EAR_R = 1, 14, 16  # indices into COCO18; EYE_L = EYE_R + 1, EAR_L = EAR_R + 1
 # limbs as (keypoint, keypoint), and the palette of keypoints and limbs, as in OpenPose
-LIMBS = [(1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
-         (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17)]
-COLORS = [(255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-          (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-          (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85)]
+LIMBS = [
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+]
+COLORS = [
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+    (85, 0, 255),
+    (170, 0, 255),
+    (255, 0, 255),
+    (255, 0, 170),
+    (255, 0, 85),
+]
 SUPERSAMPLE = 4  # draw at 4x and downsample: PIL's polygons are not anti-aliased
 LIMB_ALPHA = 153  # OpenPose's 0.6 blend of each limb over what is already drawn
 _ANGLES = np.linspace(0, 2 * np.pi, 24, endpoint=False)

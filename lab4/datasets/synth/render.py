@@ -4,6 +4,7 @@ Every body part is a tapered capsule (or, for the shirt, a convex polygon)
 with anti-aliased edges and Lambert shading from one key light. Pure numpy
 in float32; the dtypes and the order of the arithmetic fix the bytes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,15 +25,15 @@ def background(height: int, width: int) -> np.ndarray:
     """Light wall with a vertical gradient, baseboard, wooden floor -> (H, W, 3) float32."""
     if (height, width) not in _BACKGROUNDS:
         y = (np.arange(height)[:, None, None] + 0.5) / height  # (H, 1, 1)
-        x = (np.arange(width)[None, :, None] + 0.5) / width    # (1, W, 1)
+        x = (np.arange(width)[None, :, None] + 0.5) / width  # (1, W, 1)
         hz = 0.6  # horizon: where the wall meets the floor
-        wall = np.array([236, 232, 224.]) * (1.0 - 0.1 * y / hz)
+        wall = np.array([236, 232, 224.0]) * (1.0 - 0.1 * y / hz)
         fy = np.clip((y - hz) / (1 - hz), 1e-3, 1)  # 0 at the horizon, 1 at the bottom
-        floor = np.array([168, 130, 98.]) * (0.9 + 0.15 * fy)
+        floor = np.array([168, 130, 98.0]) * (0.9 + 0.15 * fy)
         board = ((x - 0.5) / fy * 0.5 + 0.5) * 14 % 1  # boards converge to a far point
         floor = floor * (1 - 0.05 * (np.abs(board - 0.5) < 0.06))
         bg = np.where(y < hz, wall, floor)
-        bg = np.where((y >= hz - 0.035) & (y < hz), np.array([150, 140, 130.]), bg)  # baseboard
+        bg = np.where((y >= hz - 0.035) & (y < hz), np.array([150, 140, 130.0]), bg)  # baseboard
         _BACKGROUNDS[(height, width)] = np.ascontiguousarray(bg, np.float32)  # (H, W, 3)
     return _BACKGROUNDS[(height, width)]
 
@@ -117,8 +118,7 @@ def render_frame(height, width, joints, tail, phi, flicker, scale) -> np.ndarray
     ctrl = a + np.array([0.35 * tail[0], 0.6 * np.hypot(*tail)])
     pts = [(1 - s) ** 2 * a + 2 * s * (1 - s) * ctrl + s * s * tip for s in (0, 0.33, 0.66, 1)]
     for i in range(3):
-        draw_capsule(img, pts[i], pts[i + 1], (0.032 - 0.006 * i) * unit, (0.026 - 0.006 * i) * unit,
-                     HAIR)
+        draw_capsule(img, pts[i], pts[i + 1], (0.032 - 0.006 * i) * unit, (0.026 - 0.006 * i) * unit, HAIR)
     far = 1 if phi > 0.2 else (-1 if phi < -0.2 else 0)  # side turned away from us (0: none)
 
     def leg(sd, k=1.0):
@@ -146,15 +146,20 @@ def render_frame(height, width, joints, tail, phi, flicker, scale) -> np.ndarray
     draw_capsule(img, shr, shl, 0.04 * unit, 0.04 * unit, SHIRT)
     hc = at("head")
     back = (hc - at("nose")) / max(np.hypot(*(hc - at("nose"))), 1e-6)  # (2,) away from the face
-    up = (hc - at("neck")) / max(np.hypot(*(hc - at("neck"))), 1e-6)    # (2,) up the head
+    up = (hc - at("neck")) / max(np.hypot(*(hc - at("neck"))), 1e-6)  # (2,) up the head
     hair_c = hc + (0.18 * up + 0.22 * back) * HEAD_RADIUS * unit
     draw_capsule(img, hair_c, hair_c, 1.02 * HEAD_RADIUS * unit, 1.02 * HEAD_RADIUS * unit, HAIR)
     face = hc - 0.12 * up * HEAD_RADIUS * unit - 0.1 * back * HEAD_RADIUS * unit
     draw_capsule(img, face, face, 0.93 * HEAD_RADIUS * unit, 0.93 * HEAD_RADIUS * unit, SKIN)
     fringe = hc + 0.6 * up * HEAD_RADIUS * unit
-    draw_capsule(img, fringe - 0.45 * c * HEAD_RADIUS * unit * np.array([up[1], -up[0]]),
-                 fringe + 0.45 * c * HEAD_RADIUS * unit * np.array([up[1], -up[0]]),
-                 0.3 * HEAD_RADIUS * unit, 0.3 * HEAD_RADIUS * unit, HAIR)
+    draw_capsule(
+        img,
+        fringe - 0.45 * c * HEAD_RADIUS * unit * np.array([up[1], -up[0]]),
+        fringe + 0.45 * c * HEAD_RADIUS * unit * np.array([up[1], -up[0]]),
+        0.3 * HEAD_RADIUS * unit,
+        0.3 * HEAD_RADIUS * unit,
+        HAIR,
+    )
     for sd, s in SIDES:  # eyes only where they face the camera
         if np.cos(phi + s * 0.5) > 0.2:
             e = at("eye_" + sd)

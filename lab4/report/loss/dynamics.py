@@ -9,6 +9,7 @@ Units: metrics.csv's ``kl`` is the lab's KL, summed over the N x H x W latent el
 averaged over the batch and summed over the clip's T-1 predicted frames (model.clip_loss); dividing by
 T-1 gives nats per frame, and by N*H*W more, nats per latent element.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ from lab4.run.folder import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
 ACTIVE_THRESHOLD = ACTIVE_VARIANCE  # the threshold behind summary.json's active_units
-RISE_TOLERANCE = 0.01      # a loss "rises" when an epoch's mean is more than 1% above the previous one
-GAIN_TOLERANCE_DB = 0.5    # a last-epoch change of validation PSNR within this is "flat"
+RISE_TOLERANCE = 0.01  # a loss "rises" when an epoch's mean is more than 1% above the previous one
+GAIN_TOLERANCE_DB = 0.5  # a last-epoch change of validation PSNR within this is "flat"
 CASES = {
     "ConvergenceCase": ("flat", "rising", "falling", "mixed", "unknown"),  # val PSNR over the last epoch
     "LossRiseCase": ("none", "ratio", "beta", "mixed", "neither"),  # what coincides with each loss rise
@@ -32,7 +33,9 @@ CASES = {
     "HighestKLCase": ("annealed", "constant", "unknown"),  # highest final KL: an annealed strategy or None
     "CollapseCase": ("all", "annealed", "constant", "unknown"),  # active latent units against annealing
     # is the MSE / KL / active-units winner above tested over seeds against the other side (lab4.report.stats)
-    "LowestMSETestCase": PAIR_CASES, "HighestKLTestCase": PAIR_CASES, "CollapseTestCase": PAIR_CASES,
+    "LowestMSETestCase": PAIR_CASES,
+    "HighestKLTestCase": PAIR_CASES,
+    "CollapseTestCase": PAIR_CASES,
 }
 
 
@@ -53,8 +56,11 @@ def kl_per_frame(run: RunDir) -> pd.Series:
     ep = run.epoch_metrics()
     if "kl" not in ep or not len(ep):
         return pd.Series(dtype=float)
-    return pd.Series(pd.to_numeric(ep["kl"], errors="coerce").to_numpy() / frames_per_clip(run),
-                     index=ep["epoch"].to_numpy() + 1, name=run.name)
+    return pd.Series(
+        pd.to_numeric(ep["kl"], errors="coerce").to_numpy() / frames_per_clip(run),
+        index=ep["epoch"].to_numpy() + 1,
+        name=run.name,
+    )
 
 
 def active_units_of(run: RunDir) -> float:
@@ -83,23 +89,38 @@ def mse_kl_macros(runs) -> dict[str, str]:
     """Which KL strategy ends with the lowest training MSE and the highest KL (means over seeds)."""
     g = _kl_groups(runs)
     mse = {s: _mean([_final(r, "mse") / frames_per_clip(r) for r in rs]) for s, rs in g.items()}
-    kl = {s: _mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
-          for s, rs in g.items()}
+    kl = {
+        s: _mean([kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan for r in rs])
+        for s, rs in g.items()
+    }
     m = {"FramesPerClip": str(frames_per_clip(runs[0])) if runs else NA}
     for s in KL_STRATEGIES:
         m[f"{display_name(s)}FinalMSE"] = fmt(mse.get(s, math.nan), 4)
         m[f"{display_name(s)}FinalKL"] = big(kl.get(s, math.nan))
     winner = {}
+
     def final_kl(r):
         return kl_per_frame(r).iloc[-1] if len(kl_per_frame(r)) else math.nan
 
-    per_seed = {"LowestMSE": {s: by_seed(rs, lambda r: _final(r, "mse") / frames_per_clip(r)) for s, rs in g.items()},
-                "HighestKL": {s: by_seed(rs, final_kl) for s, rs in g.items()}}
-    for key, vals, pick, case in (("LowestMSE", mse, min, "LowestMSECase"), ("HighestKL", kl, max, "HighestKLCase")):
+    per_seed = {
+        "LowestMSE": {s: by_seed(rs, lambda r: _final(r, "mse") / frames_per_clip(r)) for s, rs in g.items()},
+        "HighestKL": {s: by_seed(rs, final_kl) for s, rs in g.items()},
+    }
+    for key, vals, pick, case in (
+        ("LowestMSE", mse, min, "LowestMSECase"),
+        ("HighestKL", kl, max, "HighestKLCase"),
+    ):
         ok = {s: v for s, v in vals.items() if np.isfinite(v)}
         if "none" not in ok or len(ok) < 2:
-            m.update({f"{key}Strategy": NA, case: "unknown", f"{key}TestCase": "unknown", f"{key}Test": NA,
-                      f"{key}Rival": NA})
+            m.update(
+                {
+                    f"{key}Strategy": NA,
+                    case: "unknown",
+                    f"{key}TestCase": "unknown",
+                    f"{key}Test": NA,
+                    f"{key}Rival": NA,
+                }
+            )
             continue
         best = pick(ok, key=ok.get)
         winner[key] = best = "none" if ok["none"] == ok[best] else best  # a tie: annealing did no better
@@ -111,8 +132,9 @@ def mse_kl_macros(runs) -> dict[str, str]:
         m[f"{key}Rival"] = tex_escape(display_name(rival))
         # an MSE per frame is ~1e-3 and its differences ~1e-5: six decimals, or they print as 0.0000
         style = dict(digits=6, unit="") if key == "LowestMSE" else dict(unit="~nats")
-        m[f"{key}TestCase"], m[f"{key}Test"] = pair_test(per_seed[key][best], per_seed[key][rival],
-                                                         higher_wins=key == "HighestKL", **style)
+        m[f"{key}TestCase"], m[f"{key}Test"] = pair_test(
+            per_seed[key][best], per_seed[key][rival], higher_wins=key == "HighestKL", **style
+        )
     return m
 
 
@@ -122,14 +144,20 @@ def collapse_macros(runs) -> dict[str, str]:
     firsts = [kl_per_frame(r).iloc[0] for r in runs if len(kl_per_frame(r))]
     lasts = [kl_per_frame(r).iloc[-1] for r in runs if len(kl_per_frame(r))]
     units = {latent_units(r) for r in runs}
-    m = {"LatentUnits": big(units.pop()) if len(units) == 1 else NA,
-         "FirstKLMin": big(min(firsts)) if firsts else NA, "FirstKLMax": big(max(firsts)) if firsts else NA,
-         "FinalKLMin": big(min(lasts)) if lasts else NA, "FinalKLMax": big(max(lasts)) if lasts else NA,
-         "ActiveThreshold": f"{ACTIVE_THRESHOLD:g}"}
+    m = {
+        "LatentUnits": big(units.pop()) if len(units) == 1 else NA,
+        "FirstKLMin": big(min(firsts)) if firsts else NA,
+        "FirstKLMax": big(max(firsts)) if firsts else NA,
+        "FinalKLMin": big(min(lasts)) if lasts else NA,
+        "FinalKLMax": big(max(lasts)) if lasts else NA,
+        "ActiveThreshold": f"{ACTIVE_THRESHOLD:g}",
+    }
     au = {s: [active_units_of(r) for r in rs] for s, rs in g.items()}
     for s in KL_STRATEGIES:
         v = _mean(au.get(s, []))
-        m[f"{display_name(s)}ActiveUnits"] = NA if not np.isfinite(v) else f"{v:.0f}" if v == round(v) else f"{v:.1f}"
+        m[f"{display_name(s)}ActiveUnits"] = (
+            NA if not np.isfinite(v) else f"{v:.0f}" if v == round(v) else f"{v:.1f}"
+        )
     every = [active_units_of(r) for r in runs]
     known = [v for v in every if np.isfinite(v)]
     m["ActiveRunCount"] = str(len(known))
@@ -140,13 +168,18 @@ def collapse_macros(runs) -> dict[str, str]:
     none = _mean(au.get("none", []))
     m["CollapseTestCase"], m["CollapseTest"], m["CollapseRival"] = "unknown", NA, NA
     if annealed and np.isfinite(none) and known and not all(v == 0 for v in known):
-        best = max((s for s in ("monotonic", "cyclical") if s in au and np.isfinite(_mean(au[s]))),
-                   key=lambda s: _mean(au[s]))
+        best = max(
+            (s for s in ("monotonic", "cyclical") if s in au and np.isfinite(_mean(au[s]))),
+            key=lambda s: _mean(au[s]),
+        )
         winner, rival = (best, "none") if _mean(au[best]) > none else ("none", best)
         m["CollapseRival"] = tex_escape(display_name(rival))
-        m["CollapseTestCase"], m["CollapseTest"] = pair_test(by_seed(g[winner], active_units_of),
-                                                             by_seed(g[rival], active_units_of), higher_wins=True,
-                                                             digits=1)
+        m["CollapseTestCase"], m["CollapseTest"] = pair_test(
+            by_seed(g[winner], active_units_of),
+            by_seed(g[rival], active_units_of),
+            higher_wins=True,
+            digits=1,
+        )
     if not known:
         m["CollapseCase"] = "unknown"
     elif all(v == 0 for v in known):
@@ -163,13 +196,22 @@ def convergence_macros(runs, tol: float = GAIN_TOLERANCE_DB) -> dict[str, str]:
     """The change of validation PSNR over the last validated epoch of each run: still rising, or flat."""
     gains = [last_epoch_gain(r) for r in runs]
     gains = [x for x in gains if np.isfinite(x)]
-    m = {"GainTolerance": f"{tol:g}", "GainRunCount": str(len(gains)),
-         "GainRisingCount": str(sum(x > tol for x in gains)), "GainFallingCount": str(sum(x < -tol for x in gains))}
+    m = {
+        "GainTolerance": f"{tol:g}",
+        "GainRunCount": str(len(gains)),
+        "GainRisingCount": str(sum(x > tol for x in gains)),
+        "GainFallingCount": str(sum(x < -tol for x in gains)),
+    }
     if not gains:
         return {**m, "MinLastGain": NA, "MaxLastGain": NA, "ConvergenceCase": "unknown"}
     up, down = any(x > tol for x in gains), any(x < -tol for x in gains)
     case = "mixed" if up and down else "rising" if up else "falling" if down else "flat"
-    return {**m, "MinLastGain": signed(min(gains)), "MaxLastGain": signed(max(gains)), "ConvergenceCase": case}
+    return {
+        **m,
+        "MinLastGain": signed(min(gains)),
+        "MaxLastGain": signed(max(gains)),
+        "ConvergenceCase": case,
+    }
 
 
 def last_epoch_gain(run: RunDir) -> float:
@@ -190,12 +232,15 @@ def loss_rises(run: RunDir, tol: float = RISE_TOLERANCE) -> list[tuple[int, str]
         return []
     loss = pd.to_numeric(ep["loss"], errors="coerce").to_numpy()
     tfr = pd.to_numeric(ep["tfr"], errors="coerce").to_numpy() if "tfr" in ep else np.full(len(ep), np.nan)
-    beta = (it.groupby("epoch")["beta"].mean().reindex(ep["epoch"]).to_numpy()
-            if "beta" in it and len(it) else np.full(len(ep), np.nan))
+    beta = (
+        it.groupby("epoch")["beta"].mean().reindex(ep["epoch"]).to_numpy()
+        if "beta" in it and len(it)
+        else np.full(len(ep), np.nan)
+    )
     out = []
     for i in range(1, len(ep)):
         if np.isfinite(loss[i]) and np.isfinite(loss[i - 1]) and loss[i] > loss[i - 1] * (1 + tol):
-            why = ("ratio" if tfr[i] < tfr[i - 1] else "beta" if beta[i] > beta[i - 1] + 1e-9 else "neither")
+            why = "ratio" if tfr[i] < tfr[i - 1] else "beta" if beta[i] > beta[i - 1] + 1e-9 else "neither"
             out.append((int(ep["epoch"].iloc[i]) + 1, why))
     return out
 
@@ -204,8 +249,13 @@ def loss_rise_macros(runs) -> dict[str, str]:
     """Every rise of a run's per-epoch training loss, and whether the ratio or beta changed with it."""
     rises = [(r.name, e, why) for r in runs for e, why in loss_rises(r)]
     whys = {why for _, _, why in rises}
-    case = ("none" if not rises else "neither" if "neither" in whys else whys.pop() if len(whys) == 1 else "mixed")
-    return {"LossRiseCase": case, "LossRiseCount": str(len(rises)), "RiseTolerancePct": f"{100 * RISE_TOLERANCE:g}",
-            "LossRiseList": ", ".join(f"\\texttt{{{tex_escape(n)}}} {e}" for n, e, _ in rises) or NA,
-            "LossRiseNeitherCount": str(sum(w == "neither" for _, _, w in rises))}
-
+    case = (
+        "none" if not rises else "neither" if "neither" in whys else whys.pop() if len(whys) == 1 else "mixed"
+    )
+    return {
+        "LossRiseCase": case,
+        "LossRiseCount": str(len(rises)),
+        "RiseTolerancePct": f"{100 * RISE_TOLERANCE:g}",
+        "LossRiseList": ", ".join(f"\\texttt{{{tex_escape(n)}}} {e}" for n, e, _ in rises) or NA,
+        "LossRiseNeitherCount": str(sum(w == "neither" for _, _, w in rises)),
+    }

@@ -1,13 +1,14 @@
-"""A screened run's record: what scripts/screen_quick.py writes for one run it trains, and what the report reads
-back (lab4.report.loss.balance, from results/labloss-screen/). Both go through this module, so the file and
-its reader cannot drift apart.
+"""A screened run's record: what scripts/screen_quick.py writes for one run it trains, and what the report
+reads back (lab4.report.loss.balance, from results/labloss-screen/). Both go through this module, so the file
+and its reader cannot drift apart.
 
 One JSON object per run, ``<tag>-<strategy>-s<seed>.json``. Every record has
 
     tag        str         the screened setting, e.g. "L3"; the records of one tag share ``over``
     strategy   str         the grid entry (experiments.yaml, profile quick) whose overrides the run adds
     seed       int
-    over       dict        its overrides on top of the quick profile as it was when the screen ran, seed left out
+    over       dict        its overrides on top of the quick profile as it was when the screen ran,
+                           seed left out
     err        str | None  why training stopped (a diverged candidate is a result too); None when it finished
 
 and, where the run measured them (older records lack the later ones),
@@ -22,6 +23,7 @@ and, where the run measured them (older records lack the later ones),
     mod_grad               per epoch, each module's mean gradient norm
     amp                    whether the run trained under mixed-precision autocast
 """
+
 from __future__ import annotations
 
 import json

@@ -1,8 +1,9 @@
 """The longer-budget section's figures, from the study's runs (results/study/), each as PDF and PNG.
 
-The section also has the report's own PSNR-per-frame figure (lab4.report.figures.psnr_per_frame) of the KL
-schedules; the ones here are per epoch, which the quick grid cannot show: it validates once.
+The section also has the report's own PSNR-per-frame figure (lab4.report.figures.curves.psnr_per_frame) of
+the KL schedules; the ones here are per epoch, which the quick grid cannot show: it validates once.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lab4 import plots
-from lab4.report import figures as report_figures
+from lab4.report.figures import curves
 from lab4.report.format import display_name
 from lab4.report.loss.dynamics import frames_per_clip, latent_units
 from lab4.report.study.roles import Roles
@@ -49,19 +50,29 @@ def _milestones(ax, runs) -> None:
 
 
 def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
-    """Validation PSNR after every epoch: the three KL schedules (left), Monotonic against each quirk (right)."""
+    """Validation PSNR after every epoch: the three KL schedules (left), Monotonic against each quirk
+    (right)."""
     fig, (a, b) = plots.figure(1, 2, height=3.0, sharey=True)
     g = group(runs)
-    base = [v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])]
+    base = [
+        v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])
+    ]
     colors = quirk_colors(roles)
     quirks = list(dict.fromkeys(("monotonic", *colors)))
-    for ax, names, title in ((a, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
-                             (b, [s for s in quirks if s in g], "the template's quirks, each against Monotonic")):
+    for ax, names, title in (
+        (a, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
+        (b, [s for s in quirks if s in g], "the template's quirks, each against Monotonic"),
+    ):
         for s in names:
             color = colors.get(s) if s not in KL_STRATEGIES else None
-            plots.band_plot(ax, [_epoch_series(r, "val_psnr") for r in g[s]], color or plots.color_for(s),
-                            roles.label(s),
-                            marker="o", ms=2.5)
+            plots.band_plot(
+                ax,
+                [_epoch_series(r, "val_psnr") for r in g[s]],
+                color or plots.color_for(s),
+                roles.label(s),
+                marker="o",
+                ms=2.5,
+            )
         _milestones(ax, [r for s in names for r in g[s]])
         base_v = [v for v in base if np.isfinite(v)]
         if base_v:
@@ -90,7 +101,8 @@ def study_collapse(runs, figures_dir) -> list[Path]:
     plots.log_if_wide(a, kl_all)
     a.set(xlabel="epoch", ylabel="KL per frame (nats)", title="KL, epoch mean")
     b.set(xlabel="epoch", ylabel="active units (%)", title="variance of the posterior mean > 0.01")
-    b.set_ylim(-0.05 * max(au_max, 1.0), 1.1 * max(au_max, 1.0))  # a flat zero reads as zero, not as a tick range
+    # a flat zero reads as zero, not as a tick range
+    b.set_ylim(-0.05 * max(au_max, 1.0), 1.1 * max(au_max, 1.0))
     for ax in (a, b):
         ax.legend(fontsize=6)
     fig.tight_layout()
@@ -126,6 +138,9 @@ def make_figures(runs, figures_dir, roles: Roles) -> dict[str, list[Path]]:
         return {}
     figures_dir = Path(figures_dir)
     kl = [r for r in runs if r.strategy in KL_STRATEGIES]
-    return {"study_val_psnr": study_val_psnr(runs, figures_dir, roles),
-            "study_collapse": study_collapse(runs, figures_dir), "study_real": study_real(runs, figures_dir, roles),
-            "psnr_per_frame": report_figures.psnr_per_frame(kl, figures_dir)}
+    return {
+        "study_val_psnr": study_val_psnr(runs, figures_dir, roles),
+        "study_collapse": study_collapse(runs, figures_dir),
+        "study_real": study_real(runs, figures_dir, roles),
+        "psnr_per_frame": curves.psnr_per_frame(kl, figures_dir),
+    }

@@ -4,6 +4,7 @@ Every macro is prefixed ``Study``. The runs are those of study.yaml as lab4/grid
 three KL annealing schedules, three quirk runs each paired by seed with Monotonic, and real footage; which run
 is which comes from study.yaml (lab4.report.study.roles).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lab4.config import make_config
-from lab4.report import numbers as report_numbers
-from lab4.report import stats
+from lab4.report import numbers as report_numbers, rankings, stats
 from lab4.report.format import NA, display_name, fmt, order_text, tex_escape
 from lab4.report.loss.dynamics import kl_per_frame
 from lab4.report.study.roles import QUIRK_KEYS, Roles
@@ -28,15 +28,17 @@ MULTIPLES = {2: "twice", 3: "three times", 4: "four times", 5: "five times"}
 QUIRK_CASES = ("better", "worse", "same", "untested", "missing")
 CASES = {
     "StudyCase": ("present", "absent"),
-    "StudyRankCase": stats.RANK_CASES,
+    "StudyRankCase": rankings.RANK_CASES,
     "StudyLossCase": ("lab", "other"),  # the KL summed with weight 1, as the lab's loss, or another weight
-    "StudyAgreeCase": stats.AGREE_CASES,  # the study's order of the KL schedules against the quick grid's
+    "StudyAgreeCase": rankings.AGREE_CASES,  # the study's order of the KL schedules against the quick grid's
     "StudyActiveCase": ("never", "some", "unknown"),  # any active latent unit at any validated epoch
-    "StudyFlatCase": ("all", "some", "none", "unknown"),  # schedules whose curve flattened before the last epoch
+    # schedules whose curve flattened before the last epoch
+    "StudyFlatCase": ("all", "some", "none", "unknown"),
     **{f"Study{k}Case": QUIRK_CASES for k in QUIRK_KEYS.values()},
     "StudyRealLabCase": ("finished", "diverged", "absent"),  # the lab's loss on real footage
     "StudyRealRunCase": ("lab", "mean", "none"),  # which loss the real-footage verdict below is from
-    "StudyRealCase": ("beats", "loses", "absent"),  # real footage against repeat-the-first-frame, whole rollout
+    # real footage against repeat-the-first-frame, whole rollout
+    "StudyRealCase": ("beats", "loses", "absent"),
     "StudyRealFirstCase": ("beats", "loses", "absent"),  # the same over the first FIRST_FRAMES frames
 }
 
@@ -60,8 +62,14 @@ def kl_runs(runs) -> list[RunDir]:
 def header_macros(runs, record: dict) -> dict[str, str]:
     """Where and from what the study came: machine, commit, time, runs, epochs and the multiple of quick's."""
     mach = record.get("machine") or {}
-    cpu = " ".join(x for x in (mach.get("processor") or "an unrecorded processor",
-                               f"({mach['cpu_id']})" if mach.get("cpu_id") else "") if x)
+    cpu = " ".join(
+        x
+        for x in (
+            mach.get("processor") or "an unrecorded processor",
+            f"({mach['cpu_id']})" if mach.get("cpu_id") else "",
+        )
+        if x
+    )
     span = record.get("span_seconds")
     epochs = max((int(r.config().get("num_epoch", 0) or 0) for r in kl_runs(runs)), default=0)
     quick = make_config("quick").num_epoch
@@ -71,14 +79,22 @@ def header_macros(runs, record: dict) -> dict[str, str]:
     cfg = kl_runs(runs)[0].config() if kl_runs(runs) else {}
     weight, clip, gamma = (float(cfg.get(key, math.nan)) for key in ("kl_weight", "clip_grad", "gamma"))
     seeds = [len(rs) for s, rs in group(runs).items() if s in KL_STRATEGIES]
-    return {"StudyMachine": tex_escape(cpu), "StudyCores": str(mach.get("cores", NA)),
-            "StudyTorch": tex_escape(mach.get("torch", NA)),
-            "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
-            "StudyMinutes": f"{span / 60:.0f}" if span else NA, "StudyRuns": str(len(runs)),
-            "StudyEpochs": str(epochs), "StudyMultiple": multiple,
-            "StudyPrecision": "bf16 autocast" if amp else "fp32", "StudySeeds": stats_range(seeds),
-            "StudyLossCase": "lab" if weight == 1.0 else "other", "StudyKLWeight": f"{weight:.3g}",
-            "StudyClip": f"{clip:g}" if clip > 0 else "0", "StudyLrFactor": f"{1 / gamma:g}" if gamma > 0 else NA}
+    return {
+        "StudyMachine": tex_escape(cpu),
+        "StudyCores": str(mach.get("cores", NA)),
+        "StudyTorch": tex_escape(mach.get("torch", NA)),
+        "StudyCommit": tex_escape(str(record.get("commit", NA))[:7]),
+        "StudyMinutes": f"{span / 60:.0f}" if span else NA,
+        "StudyRuns": str(len(runs)),
+        "StudyEpochs": str(epochs),
+        "StudyMultiple": multiple,
+        "StudyPrecision": "bf16 autocast" if amp else "fp32",
+        "StudySeeds": stats_range(seeds),
+        "StudyLossCase": "lab" if weight == 1.0 else "other",
+        "StudyKLWeight": f"{weight:.3g}",
+        "StudyClip": f"{clip:g}" if clip > 0 else "0",
+        "StudyLrFactor": f"{1 / gamma:g}" if gamma > 0 else NA,
+    }
 
 
 def stats_range(ns) -> str:
@@ -88,10 +104,15 @@ def stats_range(ns) -> str:
 
 def ranking_macros(runs, quick_runs) -> dict[str, str]:
     """The report's test on the study's KL schedules, and their order against the quick grid's."""
-    scores = {s: v for s, v in stats.psnr_by_strategy(runs).items() if s in KL_STRATEGIES}
-    m = stats.rank_macros(scores, "Study")
-    case, mine, theirs = stats.order_agreement(runs, quick_runs)
-    return {**m, "StudyAgreeCase": case, "StudyOrder": order_text(mine), "StudyQuickOrder": order_text(theirs)}
+    scores = {s: v for s, v in rankings.psnr_by_strategy(runs).items() if s in KL_STRATEGIES}
+    m = rankings.rank_macros(scores, "Study")
+    case, mine, theirs = rankings.order_agreement(runs, quick_runs)
+    return {
+        **m,
+        "StudyAgreeCase": case,
+        "StudyOrder": order_text(mine),
+        "StudyQuickOrder": order_text(theirs),
+    }
 
 
 def _per_epoch(run: RunDir, col: str):
@@ -119,10 +140,13 @@ def collapse_macros(runs) -> dict[str, str]:
             firsts.append(f"{display_name(s)} from epoch {first}")
     kl_last = [last_kl(r) for r in kl_runs(runs)]
     kl_last = [v for v in kl_last if np.isfinite(v)]
-    return {"StudyActiveCase": "unknown" if not seen else "some" if firsts else "never",
-            "StudyActiveList": tex_escape("; ".join(firsts)) or NA, "StudyActiveMax": str(peak),
-            "StudyKLMin": fmt(min(kl_last), 3) if kl_last else NA,
-            "StudyKLMax": fmt(max(kl_last), 3) if kl_last else NA}
+    return {
+        "StudyActiveCase": "unknown" if not seen else "some" if firsts else "never",
+        "StudyActiveList": tex_escape("; ".join(firsts)) or NA,
+        "StudyActiveMax": str(peak),
+        "StudyKLMin": fmt(min(kl_last), 3) if kl_last else NA,
+        "StudyKLMax": fmt(max(kl_last), 3) if kl_last else NA,
+    }
 
 
 def last_kl(run: RunDir) -> float:
@@ -141,13 +165,14 @@ def mean_curve(rs) -> tuple[np.ndarray, np.ndarray]:
 def flat_epoch(epochs, curve, gain: float = GAIN_DB) -> int | None:
     """The first epoch after which the curve never gains more than ``gain`` dB; None if only the last is."""
     for i in range(len(curve) - 1):
-        if np.max(curve[i + 1:]) - curve[i] < gain:
+        if np.max(curve[i + 1 :]) - curve[i] < gain:
             return int(epochs[i])
     return None
 
 
 def flatten_macros(runs) -> dict[str, str]:
-    """Where each schedule's mean validation curve flattens, and how many runs still gained in their last epoch."""
+    """Where each schedule's mean validation curve flattens, and how many runs still gained in their last
+    epoch."""
     parts, flat, n, gaining, losing, milestones = [], 0, 0, 0, 0, ()
     for s, rs in group(kl_runs(runs)).items():
         milestones = tuple(rs[0].config().get("milestones") or ())
@@ -157,30 +182,48 @@ def flatten_macros(runs) -> dict[str, str]:
         n += 1
         e = flat_epoch(epochs, curve)
         flat += e is not None
-        parts.append(f"{display_name(s)} " + (f"after epoch {e} ({curve[list(epochs).index(e)]:.1f}~dB)"
-                                             if e is not None else "not before its last epoch"))
+        parts.append(
+            f"{display_name(s)} "
+            + (
+                f"after epoch {e} ({curve[list(epochs).index(e)]:.1f}~dB)"
+                if e is not None
+                else "not before its last epoch"
+            )
+        )
         for r in rs:
             _, v = _per_epoch(r, "val_psnr")
             gaining += len(v) >= 2 and v[-1] - v[-2] > GAIN_DB
             losing += len(v) >= 2 and v[-2] - v[-1] > GAIN_DB
     case = "unknown" if not n else "all" if flat == n else "some" if flat else "none"
-    return {"StudyFlatCase": case, "StudyFlatList": "; ".join(parts) or NA, "StudyGaining": str(gaining),
-            "StudyLosing": str(losing),
-            "StudyKLRuns": str(len(kl_runs(runs))), "StudyGainDB": f"{GAIN_DB:g}",
-            "StudyMilestones": " and ".join(str(m) for m in milestones) or NA}
+    return {
+        "StudyFlatCase": case,
+        "StudyFlatList": "; ".join(parts) or NA,
+        "StudyGaining": str(gaining),
+        "StudyLosing": str(losing),
+        "StudyKLRuns": str(len(kl_runs(runs))),
+        "StudyGainDB": f"{GAIN_DB:g}",
+        "StudyMilestones": " and ".join(str(m) for m in milestones) or NA,
+    }
 
 
 def quirk_settings(g: dict, roles: Roles) -> dict[str, str]:
     """What each quirk run set, from its config: the late milestone, the slope, the held ramp's epochs."""
+
     def cfg(s):
         return g[s][0].config() if g.get(s) else {}
+
     late, leaky, held = (cfg(roles.quirks[key][0]) for key in ("LrLate", "Leaky", "Held"))
-    ramp = (float(held.get("kl_anneal_cycle", math.nan)) * float(held.get("kl_anneal_ratio", math.nan)) if held
-            else math.nan)
-    return {"StudyQuirkEpochs": str(leaky.get("num_epoch") or held.get("num_epoch") or NA),
-            "StudyLrLateDrop": " and ".join(str(m) for m in late.get("milestones") or ()) or NA,
-            "StudyLeakySlope": f"{leaky['leaky_true_slope']:g}" if "leaky_true_slope" in leaky else NA,
-            "StudyHeldRamp": f"{ramp:g}" if np.isfinite(ramp) else NA}
+    ramp = (
+        float(held.get("kl_anneal_cycle", math.nan)) * float(held.get("kl_anneal_ratio", math.nan))
+        if held
+        else math.nan
+    )
+    return {
+        "StudyQuirkEpochs": str(leaky.get("num_epoch") or held.get("num_epoch") or NA),
+        "StudyLrLateDrop": " and ".join(str(m) for m in late.get("milestones") or ()) or NA,
+        "StudyLeakySlope": f"{leaky['leaky_true_slope']:g}" if "leaky_true_slope" in leaky else NA,
+        "StudyHeldRamp": f"{ramp:g}" if np.isfinite(ramp) else NA,
+    }
 
 
 def quirk_macros(runs, roles: Roles) -> dict[str, str]:
@@ -189,31 +232,47 @@ def quirk_macros(runs, roles: Roles) -> dict[str, str]:
 
     def score(s):
         return stats.by_seed(g.get(s, []), lambda r: r.number("mean_psnr"))
-    ivs = stats.holm([stats.seed_diff(score(q), score(ref)) if score(q) and score(ref) else None
-                      for q, ref in roles.quirks.values()])
+
+    ivs = stats.holm(
+        [
+            stats.seed_diff(score(q), score(ref)) if score(q) and score(ref) else None
+            for q, ref in roles.quirks.values()
+        ]
+    )
     m = quirk_settings(g, roles)
     for (key, (q, ref_name)), iv in zip(roles.quirks.items(), ivs):
         mine, ref = score(q), score(ref_name)
         m[f"Study{key}PSNR"] = fmt(np.mean(list(mine.values()))) if mine else NA
         m[f"Study{key}RefPSNR"] = fmt(np.mean(list(ref.values()))) if ref else NA
         m[f"Study{key}Test"] = stats.interval_text(iv) if iv is not None else NA
-        m[f"Study{key}Case"] = ("missing" if not mine or not ref else "untested" if iv is None
-                                else {"above": "better", "below": "worse"}.get(iv.verdict, "same"))
+        m[f"Study{key}Case"] = (
+            "missing"
+            if not mine or not ref
+            else "untested"
+            if iv is None
+            else {"above": "better", "below": "worse"}.get(iv.verdict, "same")
+        )
     return m
 
 
 def real_macros(runs, roles: Roles) -> dict[str, str]:
     """The real-footage run against repeat-the-first-frame: the whole rollout, the first frames, the end; from
-    the lab's loss where that run finished, else from the report's loss balance; and whether the lab's diverged."""
+    the lab's loss where that run finished, else from the report's loss balance; and whether the lab's
+    diverged."""
     by = {r.name: r for r in runs if r.name in (roles.real, roles.real_mean)}
     lab = by.get(roles.real)
-    m = {"StudyRealLabCase": "absent" if lab is None else "diverged" if lab.diverged() else "finished",
-         "StudyRealEpochs": str(next(iter(by.values())).config().get("num_epoch", NA)) if by else NA}
+    m = {
+        "StudyRealLabCase": "absent" if lab is None else "diverged" if lab.diverged() else "finished",
+        "StudyRealEpochs": str(next(iter(by.values())).config().get("num_epoch", NA)) if by else NA,
+    }
     if lab is not None and lab.diverged():
         d, val = lab.diverged(), lab.epoch_metrics().get("val_psnr")
         val = val.dropna() if val is not None else []
-        m.update(StudyRealDivergedEpoch=str(d.get("epoch", NA)), StudyRealDivergedOf=str(d.get("num_epoch", NA)),
-                 StudyRealDivergedPSNR=fmt(val.iloc[-1]) if len(val) else NA)
+        m.update(
+            StudyRealDivergedEpoch=str(d.get("epoch", NA)),
+            StudyRealDivergedOf=str(d.get("num_epoch", NA)),
+            StudyRealDivergedPSNR=fmt(val.iloc[-1]) if len(val) else NA,
+        )
     run = next((by[n] for n in (roles.real, roles.real_mean) if n in by and by[n].psnr() is not None), None)
     m["StudyRealRunCase"] = "none" if run is None else "lab" if run.name == roles.real else "mean"
     if run is None:
@@ -222,24 +281,38 @@ def real_macros(runs, roles: Roles) -> dict[str, str]:
     p, b = psnr["psnr"].to_numpy(float), psnr["baseline_psnr"].to_numpy(float)
     first, last = slice(0, FIRST_FRAMES), slice(-100, None)
     below = np.flatnonzero(p < b)
-    return {**m, "StudyRealCase": "beats" if p.mean() > b.mean() else "loses",
-            "StudyRealFirstCase": "beats" if p[first].mean() > b[first].mean() else "loses",
-            "StudyRealPSNR": fmt(p.mean()), "StudyRealBaseline": fmt(b.mean()),
-            "StudyRealGap": fmt(abs(p.mean() - b.mean())),
-            "StudyRealFirstPSNR": fmt(p[first].mean()), "StudyRealFirstBaseline": fmt(b[first].mean()),
-            "StudyRealFirstFrames": str(FIRST_FRAMES), "StudyRealFrameOne": fmt(p[0]),
-            "StudyRealFrameOneBase": fmt(b[0]),
-            "StudyRealBelowFrame": str(int(psnr["frame"].iloc[below[0]])) if len(below) else NA,
-            "StudyRealLastPSNR": fmt(p[last].mean()), "StudyRealLastBaseline": fmt(b[last].mean()),
-            "StudyRealFrames": str(len(p))}
+    return {
+        **m,
+        "StudyRealCase": "beats" if p.mean() > b.mean() else "loses",
+        "StudyRealFirstCase": "beats" if p[first].mean() > b[first].mean() else "loses",
+        "StudyRealPSNR": fmt(p.mean()),
+        "StudyRealBaseline": fmt(b.mean()),
+        "StudyRealGap": fmt(abs(p.mean() - b.mean())),
+        "StudyRealFirstPSNR": fmt(p[first].mean()),
+        "StudyRealFirstBaseline": fmt(b[first].mean()),
+        "StudyRealFirstFrames": str(FIRST_FRAMES),
+        "StudyRealFrameOne": fmt(p[0]),
+        "StudyRealFrameOneBase": fmt(b[0]),
+        "StudyRealBelowFrame": str(int(psnr["frame"].iloc[below[0]])) if len(below) else NA,
+        "StudyRealLastPSNR": fmt(p[last].mean()),
+        "StudyRealLastBaseline": fmt(b[last].mean()),
+        "StudyRealFrames": str(len(p)),
+    }
 
 
 def study_macros(runs, record: dict, quick_runs, roles: Roles) -> dict[str, str]:
     """Every ``Study*`` macro of main.tex's longer-budget section; only StudyCase without study runs."""
     if not runs:
         return {"StudyCase": "absent"}
-    return {"StudyCase": "present", **header_macros(runs, record), **ranking_macros(runs, quick_runs),
-            **collapse_macros(runs), **flatten_macros(runs), **quirk_macros(runs, roles), **real_macros(runs, roles)}
+    return {
+        "StudyCase": "present",
+        **header_macros(runs, record),
+        **ranking_macros(runs, quick_runs),
+        **collapse_macros(runs),
+        **flatten_macros(runs),
+        **quirk_macros(runs, roles),
+        **real_macros(runs, roles),
+    }
 
 
 def results_rows(runs, roles: Roles) -> str | None:

@@ -7,6 +7,7 @@ paragraphs the entry is (QUIRK_KEYS); a quirk of another field has no paragraph 
 real-footage runs are the entries with a data_root: one on the lab's loss (KL weight 1), one with the KL
 averaged.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,7 +28,9 @@ NOT_SETTINGS = {"name", "seed", "predict", "run_dir"}  # what differs between tw
 @dataclass(frozen=True)
 class Roles:
     """``quirks``: macro key -> (quirk run, its Monotonic reference), both None where the grid has no such
-    quirk; ``real`` and ``real_mean``: the real-footage runs; ``labels``: how tables and figures name a run."""
+    quirk; ``real`` and ``real_mean``: the real-footage runs; ``labels``: how tables and figures name a
+    run."""
+
     quirks: dict = field(default_factory=lambda: {key: (None, None) for key in QUIRK_KEYS.values()})
     real: str | None = None
     real_mean: str | None = None
@@ -50,7 +53,8 @@ def _settings(over: dict) -> dict:
 
 
 def roles(grid) -> Roles:
-    """The roles in ``grid`` (``[(run name, overrides)]``; [] gives a study without quirks or real footage)."""
+    """The roles in ``grid`` (``[(run name, overrides)]``; [] gives a study without quirks or real
+    footage)."""
     entries = _first_seeds(grid)
     cfg = {s: _settings(over) for s, over in entries.items()}
     reals = [s for s, over in entries.items() if over.get("data_root")]
@@ -58,20 +62,27 @@ def roles(grid) -> Roles:
     quirks = Roles().quirks
     for q in (s for s in sim if s not in KL_STRATEGIES):
         for ref in sim:
-            if ref == q or cfg[ref]["kl_anneal_type"] != "monotonic" or not set(entries[ref]) <= set(entries[q]):
+            if (
+                ref == q
+                or cfg[ref]["kl_anneal_type"] != "monotonic"
+                or not set(entries[ref]) <= set(entries[q])
+            ):
                 continue
             changed = [k for k in cfg[q] if cfg[q][k] != cfg[ref][k]]
             if len(changed) != 1 or changed[0] not in QUIRK_KEYS:
                 continue
             key = QUIRK_KEYS[changed[0]]
             if quirks[key][0] not in (None, q):
-                raise Lab4Error(f"the study grid has two runs that change {changed[0]} on Monotonic: "
-                                f"{quirks[key][0]} and {q}; the report has one paragraph for it")
+                raise Lab4Error(
+                    f"the study grid has two runs that change {changed[0]} on Monotonic: "
+                    f"{quirks[key][0]} and {q}; the report has one paragraph for it"
+                )
             quirks[key] = (q, ref)
     quick = make_config(PROFILE).num_epoch
 
     def epochs(s):
         return f", {cfg[s]['num_epoch']} epochs" if cfg[s]["num_epoch"] != quick else ""
+
     labels = {}
     for key, (q, ref) in quirks.items():
         if q is not None:

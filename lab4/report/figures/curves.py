@@ -1,11 +1,10 @@
-"""The report's comparison figures, one function per figure, each written as PDF and PNG.
+"""The report's figures drawn from the runs' numbers: training curves per iteration (loss, MSE, KL, beta,
+teacher forcing, collapse) and validation PSNR (per strategy, per epoch, per frame).
 
-notebooks/03_compare.ipynb calls these on the runs of lab4.run.folder.load_runs; report/main.tex includes
-the PDFs by the names in FIGURES. A missing piece (no psnr_per_frame.csv, no checkpoint) gives a
-figure that says what is missing instead of an exception, so one bad run never stops the others.
 Training curves are per iteration (a rolling mean over SMOOTH iterations, epoch boundaries dotted):
 epoch means hide what happens inside an epoch, such as a cyclical reset of beta.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,17 +14,12 @@ import numpy as np
 import pandas as pd
 
 from lab4 import plots
-from lab4.evaluate import read_sequence
 from lab4.report.format import display_name
 from lab4.report.loss.dynamics import ACTIVE_THRESHOLD, active_units_of, frames_per_clip, latent_units
 from lab4.report.stats import welch_diff
-from lab4.run.folder import RunDir, best_run, group
+from lab4.run.folder import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
-FIGURES = ("dataset", "loss_curves", "tfr_vs_loss", "val_psnr", "psnr_per_frame", "strip", "submission_strip")
-# drawn too, but in the report only where they show something: beta_curves in the notebook (the loss figure has
-# a beta panel), collapse where some latent unit is active (else the report says so in one sentence)
-EXTRA_FIGURES = ("beta_curves", "collapse")
 SMOOTH = 25  # iterations in the centred rolling mean of a per-iteration curve
 
 
@@ -37,7 +31,9 @@ def _per_iter(run: RunDir, col: str, smooth: int = SMOOTH) -> pd.Series | None:
         return None
     v = pd.to_numeric(it[col], errors="coerce") / (frames_per_clip(run) if col == "kl" else 1)
     s = pd.Series(v.to_numpy(), index=it["progress"].to_numpy(), name=run.name)
-    return s.rolling(max(1, min(smooth, len(s) // 10)), center=True, min_periods=1).mean() if smooth > 1 else s
+    return (
+        s.rolling(max(1, min(smooth, len(s) // 10)), center=True, min_periods=1).mean() if smooth > 1 else s
+    )
 
 
 def _epochs(runs) -> int:
@@ -64,14 +60,17 @@ def _seeds(n: int) -> str:
     return f"{n} seed{'s' if n != 1 else ''}"
 
 
-# -- the figures --------------------------------------------------------------------------------
 def loss_curves(runs, figures_dir) -> list[Path]:
     """Total loss, MSE, KL and beta per iteration for Monotonic, Cyclical and None (mean over seeds, band)."""
     fig, axes = plots.figure(2, 2, height=3.4, sharex=True)
     axes = axes.ravel()
     groups = _kl_groups(runs)
-    panels = (("loss", "total loss"), ("mse", "MSE (summed over the predicted frames)"),
-              ("kl", "KL (nats per predicted frame)"), ("beta", r"KL weight $\beta$"))
+    panels = (
+        ("loss", "total loss"),
+        ("mse", "MSE (summed over the predicted frames)"),
+        ("kl", "KL (nats per predicted frame)"),
+        ("beta", r"KL weight $\beta$"),
+    )
     for ax, (col, title) in zip(axes, panels):
         vals = []
         for i, (s, rs) in enumerate(groups.items()):
@@ -205,7 +204,9 @@ def val_psnr_per_epoch(runs, figures_dir) -> list[Path]:
         ser = []
         for r in rs:
             ep = r.epoch_metrics().dropna(subset=["val_psnr"])
-            ser.append((ep.set_index("epoch")["val_psnr"]).set_axis(ep["epoch"].to_numpy() + 1).rename(r.name))
+            ser.append(
+                (ep.set_index("epoch")["val_psnr"]).set_axis(ep["epoch"].to_numpy() + 1).rename(r.name)
+            )
             base += ep["baseline_psnr"].dropna().tolist()
         plots.band_plot(ax, ser, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
     if base:
@@ -231,7 +232,7 @@ def psnr_per_frame(runs, figures_dir) -> list[Path]:
         plots.band_plot(ax, ser, plots.color_for(s, i), "mean over seeds" if len(rs) > 1 else "model", lw=0.9)
         mean = np.mean([r.number("mean_psnr") for r in rs])
         ax.set_title(f"{display_name(s)}: {mean:.2f} dB ({_seeds(len(rs))})")
-    for ax in axes.ravel()[len(groups):]:
+    for ax in axes.ravel()[len(groups) :]:
         ax.set_visible(False)
     if not groups:
         plots.empty(axes[0, 0], "no psnr_per_frame.csv in these runs")
@@ -243,106 +244,3 @@ def psnr_per_frame(runs, figures_dir) -> list[Path]:
         ax.set(ylabel="PSNR (dB)")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "psnr_per_frame")
-
-
-# -- frames ---------------------------------------------------------------------------------------
-def _data_root(run: RunDir) -> Path | None:
-    """The dataset ``run`` trained on, or None when it is not on this machine."""
-    from lab4.datasets.official import default_synth_root
-    root = run.config().get("data_root") or ""
-    root = Path(root) if root else default_synth_root(run.config().get("synth_preset", "small"))
-    return root if root.is_dir() else None
-
-
-def _val_split(run: RunDir):
-    from lab4.datasets.official import load_split
-    root = _data_root(run)
-    if root is None:
-        return None
-    return load_split(root, "val", run.config().get("frame_H", 32), run.config().get("frame_W", 64), progress=False)
-
-
-def _rollout(run: RunDir):
-    """(ground truth uint8, prediction float) of a fresh validation rollout, or None if impossible."""
-    if not (run.path / RunDir.LAST).is_file() or not run.config():
-        return None
-    from lab4.evaluate import validate
-    from lab4.train import load_trained
-    val = _val_split(run)
-    if val is None:
-        return None
-    model, cfg = load_trained(run.path, device="cpu")
-    res = validate(model, val, seed=cfg.seed)
-    return val.frames[:len(res["pred"])], res["pred"]
-
-
-def strip(runs, figures_dir, n: int = 5, rollout: bool = True) -> list[Path]:
-    """Ground truth above generated frames of the best run: a fresh validation rollout from its
-    checkpoint when ``rollout`` and the dataset is at hand, else the run's samples.png."""
-    run = best_run(runs)
-    pair = None
-    try:
-        pair = _rollout(run) if run is not None and rollout else None
-    except Exception as e:  # a missing or foreign dataset must not stop the other figures
-        print(f"strip: no fresh rollout for {run.name} ({type(e).__name__}: {e}); using samples.png")
-    if pair is not None:
-        return plots.save_strip(Path(figures_dir) / "strip", *pair, n=n, xlabel="validation frame index")
-    fig, ax = plots.figure(height=2.0)
-    png = run.path / RunDir.SAMPLES if run is not None else None
-    if png is not None and png.is_file():
-        import matplotlib.image as mpimg
-        ax.imshow(mpimg.imread(png), interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    else:
-        plots.empty(ax, "no checkpoint and no samples.png")
-    fig.tight_layout()
-    return plots.save(fig, Path(figures_dir) / "strip")
-
-
-def submission_strip(runs, figures_dir, n: int = 5) -> list[Path]:
-    """The first test sequence as the best strategy's submission has it, above its hidden frames where the
-    dataset ships them (SynthDance's test_gt/), else above nothing but the given first frame."""
-    with_sub = [r for r in runs if (r.path / RunDir.SUBMISSION).is_file()]
-    stem = Path(figures_dir) / "submission_strip"
-    run = best_run(with_sub)
-    if run is None:
-        fig, ax = plots.figure(height=1.5)
-        plots.empty(ax, "no run wrote a submission")
-        return plots.save(fig, stem)
-    H, W = int(run.config().get("frame_H", 32)), int(run.config().get("frame_W", 64))
-    pred = read_sequence(run.path / RunDir.SUBMISSION, 0, H=H, W=W)
-    root = _data_root(run)
-    gt, labels = pred[:1].expand_as(pred), ("first frame", "generated")
-    if root is not None and (root / "test_gt").is_dir():
-        from lab4.datasets.official import load_test_gt
-        gt, labels = load_test_gt(root / "test_gt", H, W, progress=False)[0][:len(pred)], ("ground truth", "generated")
-    return plots.save_strip(stem, gt, pred.float() / 255, n=n, xlabel="test sequence 0, frame index", labels=labels)
-
-
-def dataset(runs, figures_dir, n: int = 6) -> list[Path]:
-    """Validation frames above their pose images, from the dataset the runs trained on."""
-    val = None
-    try:
-        val = _val_split(runs[0]) if runs and runs[0].config() else None
-    except Exception as e:  # a missing or foreign dataset must not stop the other figures
-        print(f"dataset: cannot load the validation split ({type(e).__name__}: {e})")
-    stem = Path(figures_dir) / "dataset"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    if val is None:
-        fig, ax = plots.figure(height=1.5)
-        plots.empty(ax, "the runs' dataset is not on this machine")
-        return plots.save(fig, stem)
-    step = max(1, min(60, (len(val) - 1) // (n - 1)))
-    out = []
-    for ext in ("pdf", "png"):
-        plots.save_dataset_preview(stem.with_suffix(f".{ext}"), val, n=n, step=step)
-        out.append(stem.with_suffix(f".{ext}"))
-    return out
-
-
-def make_figures(runs, figures_dir, rollout: bool = True) -> dict[str, list[Path]]:
-    """Every figure in FIGURES; ``rollout=False`` draws the strip from samples.png, without a checkpoint."""
-    out = {stem: globals()[stem](runs, figures_dir) for stem in FIGURES + EXTRA_FIGURES if stem != "strip"}
-    out["strip"] = strip(runs, figures_dir, rollout=rollout)
-    return out
