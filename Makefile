@@ -42,11 +42,12 @@ browser:
 real-footage:
 	@bash scripts/install_real_footage.sh
 
-# two workers (a test file each), so that the suite's kernels and subprocesses keep both cores busy
+# two workers that take tests from each other's queue when idle (worksteal), so that the suite's kernels and
+# subprocesses keep both cores busy to the end
 test: setup tex browser real-footage
 	$(PY) -m ruff check lab4 tests scripts
 	$(PY) -m ruff format --check lab4 tests scripts
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist worksteal
 
 demo: setup
 	$(PY) -m lab4 make-data --preset small
