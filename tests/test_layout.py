@@ -155,3 +155,20 @@ def test_every_command_has_help_flags_and_a_runner_in_the_cli(command):
     add_flags, run = importlib.import_module(c.module).COMMANDS[command]
     assert callable(add_flags) and callable(run)
     assert sum(command in (x.name for x in group) for group in (STUDENT, MAINTAINER)) == 1
+
+
+def test_run_file_names_are_spelled_only_in_run_folder():
+    """RunDir owns a run folder: every other module names its files through RunDir's constants, so renaming
+    one is a change in one place."""
+    from lab4.run.folder import RunDir
+
+    names = set(RunDir.RUN_FILES)
+    owner = PACKAGE / "run" / "folder.py"
+    spelled = []
+    for _, path in _modules():
+        if path == owner:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                spelled.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.value!r}")
+    assert not spelled, "\n".join(spelled)
