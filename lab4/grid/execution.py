@@ -125,59 +125,29 @@ def execute(run: Entry, train: bool = True, retries: int = RETRIES) -> Result | 
         import papermill as pm
 
         retried = []
+
+        def ended(status: str, notebook, error: str = "", **kw) -> Result:
+            return Result(run.name, status, time.perf_counter() - t0, str(notebook), error, **kw)
+
         while True:
             try:
                 execute_notebook(TRAIN_NB, run.notebook, notebook_parameters(run), profile=run.profile)
                 break
             except pm.PapermillExecutionError as e:  # the notebook's own error: another try would repeat it
                 if diverged := RunDir(run.run_dir).diverged():
-                    return Result(
-                        run.name,
-                        "diverged",
-                        time.perf_counter() - t0,
-                        str(run.notebook),
-                        diverged.get("message", ""),
-                        retried=retried,
-                    )
-                return Result(
-                    run.name,
-                    "failed",
-                    time.perf_counter() - t0,
-                    str(run.notebook),
-                    f"{e.ename}: {e.evalue}",
-                    retried=retried,
-                )
+                    return ended("diverged", run.notebook, diverged.get("message", ""), retried=retried)
+                return ended("failed", run.notebook, f"{e.ename}: {e.evalue}", retried=retried)
             except notebooks.NotebookStopped as e:  # a deadline or a dead kernel: resume from last.pt
                 kept = keep_attempt(run, len(retried) + 1, e)
                 retried.append(e.what)
                 if len(retried) > retries:
-                    return Result(
-                        run.name,
-                        "failed",
-                        time.perf_counter() - t0,
-                        str(kept),
-                        f"{e.what} (tried {len(retried)} times)",
-                        retried=retried[:-1],
-                    )
+                    error = f"{e.what} (tried {len(retried)} times)"
+                    return ended("failed", kept, error, retried=retried[:-1])
             # a missing kernel spec, a broken notebook file: still only this run's problem
             except Exception as e:
                 msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                return Result(
-                    run.name,
-                    "failed",
-                    time.perf_counter() - t0,
-                    str(run.notebook),
-                    f"{type(e).__name__}: {msg}",
-                    retried=retried,
-                )
-        return Result(
-            run.name,
-            "done",
-            time.perf_counter() - t0,
-            str(run.notebook),
-            summary=RunDir(run.run_dir).summary(),
-            retried=retried,
-        )
+                return ended("failed", run.notebook, f"{type(e).__name__}: {msg}", retried=retried)
+        return ended("done", run.notebook, summary=RunDir(run.run_dir).summary(), retried=retried)
     finally:
         lock.release()
 
