@@ -1,6 +1,29 @@
 # lab4: `make report` is the main job, `make test` the test suite. Every target sets itself up.
 SHELL := /bin/bash
-PY := .venv/bin/python
+# The environment every target runs in: the active one (an activated venv, or a conda environment other than
+# base), else .venv, built here. Either way `make setup` installs -e .[dev] into it and registers its `lab4`
+# kernel; in an active environment it records the checkout it installed, so another clone reinstalls.
+ifneq ($(strip $(VIRTUAL_ENV)),)
+ACTIVE_ENV := $(abspath $(VIRTUAL_ENV))
+else ifneq ($(strip $(CONDA_PREFIX)),)
+# conda's base (named so, or holding conda itself in condabin/) is conda's home, not a project's
+ifeq ($(filter base,$(CONDA_DEFAULT_ENV))$(wildcard $(CONDA_PREFIX)/condabin),)
+ACTIVE_ENV := $(abspath $(CONDA_PREFIX))
+endif
+endif
+ifeq ($(ACTIVE_ENV),$(CURDIR)/.venv)
+ACTIVE_ENV :=
+endif
+ifdef ACTIVE_ENV
+ENV_DIR := $(ACTIVE_ENV)
+BIN := $(ACTIVE_ENV)/bin
+INSTALLED := $(ACTIVE_ENV)/.lab4-installed
+else
+ENV_DIR := $(CURDIR)/.venv
+BIN := .venv/bin
+INSTALLED := .venv/.installed
+endif
+PY := $(BIN)/python
 PROFILE ?= quick
 DATA ?=
 RUNS ?= runs/$(PROFILE)
@@ -15,20 +38,30 @@ export LAB4_DATA := $(abspath $(DATA))
 else ifneq ($(strip $(LAB4_DATA)),)
 export LAB4_DATA := $(abspath $(LAB4_DATA))
 endif
-# the venv's own `lab4` kernel first, whatever other checkouts registered per user
-export JUPYTER_PATH := $(CURDIR)/.venv/share/jupyter
+# the environment's own kernels first, whatever other checkouts registered per user: its `lab4`, and its
+# `python3` (the notebooks' own kernelspec), which runs its python
+export JUPYTER_PATH := $(ENV_DIR)/share/jupyter
 
 .PHONY: setup tex browser real-footage test demo experiments figures html pdf report study lab bench gpu-wheels clean
 
-setup: .venv/.installed
-	@bash scripts/install_git_filters.sh $(CURDIR)/.venv/bin/python
+setup: $(INSTALLED)
+	@bash scripts/install_git_filters.sh $(ENV_DIR)/bin/python
 
+ifdef ACTIVE_ENV
+# the user's environment: no venv and no pip upgrade; again when it was set up from another checkout
+$(INSTALLED): pyproject.toml $(if $(filter-out $(CURDIR),$(shell cat $(INSTALLED) 2>/dev/null)),FORCE)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name lab4 --display-name "Python (lab4)" >/dev/null
+	echo '$(CURDIR)' >$@
+else
 .venv/.installed: pyproject.toml
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name lab4 --display-name "Python (lab4)" >/dev/null
 	touch $@
+endif
+FORCE:
 
 # XeLaTeX, latexmk, CJK fonts and pdftotext from Debian, when we may install them.
 tex:
@@ -80,7 +113,7 @@ study: setup real-footage
 # else the training notebook. Outputs never reach git (the nbstripout filter from `make setup`).
 LAB_NB = $(if $(wildcard runs/*/last.pt runs/*/*/last.pt runs/*/*/*/last.pt),04_explore,02_train)
 lab: setup
-	.venv/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/$(LAB_NB).ipynb \
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks/$(LAB_NB).ipynb \
 		--MappingKernelManager.default_kernel_name=lab4 $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup

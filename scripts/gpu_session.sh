@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU device session in one command (issue #17; docs/gpu-session.md has the exact `run` call).
+# One prepared GPU session: installs the carried wheels, then runs lab4 gpucheck within BUDGET_S seconds (docs/gpu-session.md).
 #
 #   BUDGET_S=480 bash scripts/gpu_session.sh [extra `lab4 gpucheck` flags, e.g. --steps bench,grid]
 #

@@ -224,10 +224,14 @@ def test_explorer_and_training_notebook_in_jupyterlab(lab, browser, tmp_path):
     w = Watch(browser, lab["url"])
     page = w.page
     try:
-        # (1) the landing page is the explorer, with the lab4 kernel; run all cells
+        # (1) the landing page is the explorer, on its own kernelspec, the stock python3: the environment's
+        # (JUPYTER_PATH), whose `python` jupyter_client runs as the server's own interpreter; run all cells
         open_notebook(page, lab["url"])
         assert page.url.split("?")[0].endswith("/lab/tree/notebooks/04_explore.ipynb")
-        assert page.locator(".jp-Toolbar-kernelName").first.inner_text().strip() == "Python (lab4)"
+        specs = json.load(urllib.request.urlopen(f"{lab['url']}/api/kernelspecs?token={TOKEN}", timeout=30))
+        python3 = specs["kernelspecs"]["python3"]["spec"]
+        assert python3["argv"][0] in ("python", "python3", sys.executable), python3["argv"]
+        assert page.locator(".jp-Toolbar-kernelName").first.inner_text().strip() == python3["display_name"]
         run_all(page)
         box = page.locator(".widget-vbox", has=page.locator("button", has_text="resample z")).first
         box.wait_for(timeout=120_000)

@@ -55,8 +55,15 @@ def filtered_repo(path: Path, notebooks=NOTEBOOKS) -> Path:
 
 
 def save_as_jupyterlab_does(path: Path) -> None:
-    """Outputs, execution counts and the metadata JupyterLab and papermill add when they save."""
+    """Outputs, execution counts and the metadata JupyterLab and papermill add when they save, and the
+    kernelspec of the kernel it ran: the stock python3, as ipykernel registers it."""
+    from ipykernel.kernelspec import get_kernel_dict
+
     nb = nbformat.read(str(path), as_version=4)
+    spec = get_kernel_dict()
+    nb.metadata.kernelspec = dict(
+        name="python3", display_name=spec["display_name"], language=spec["language"]
+    )
     for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = i + 1
         figure = {"text/plain": "<Figure>", "image/png": "iVBORw0KGgo="}

@@ -114,7 +114,10 @@ def test_html_export_of_an_executed_notebook(train_run, tmp_path):
 def test_committed_notebooks_are_clean(path):
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
-    assert nb.metadata.kernelspec.name == "lab4"
+    # the stock kernelspec, which Colab, Kaggle and VS Code look for, named as ipykernel names it (so a save
+    # from JupyterLab changes nothing); the driver names its `lab4` kernel itself
+    spec = nb.metadata.kernelspec
+    assert (spec.name, spec.display_name) == ("python3", "Python 3 (ipykernel)")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "parameters" in code[0].metadata.get("tags", []), "first code cell must be tagged 'parameters'"
     for c in code:
@@ -160,6 +163,37 @@ def test_train_parameters_cell_is_the_one_flat_list(tmp_path):
     assert cfg.batch_size == 2  # None keeps the profile's value
     assert notebook_config(dict(profile="tiny", name="n", run_dir="", extra={"lr": 0.5}, lr=None)).lr == 0.5
     assert notebook_config(dict(profile="tiny", name="n", run_dir="")).run_dir.endswith("runs/tiny/n")
+
+
+def test_parameter_comments_agree_with_the_config():
+    """A parameter named like a Config field has a comment that starts with the first sentence of the field's
+    help (lab4/config/fields.py), then the notebook's own note; an enumeration's comment names every choice.
+    So a notebook says what `lab4 train --help` and docs/config.md say."""
+    import ast
+    import io
+    import re
+    import tokenize
+
+    from lab4.config import FIELDS, choices, summary
+
+    wrong, checked = [], 0
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        source = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", [])).source
+        tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+        comments = {t.start[0]: t.string.lstrip("#").strip() for t in tokens if t.type == tokenize.COMMENT}
+        for node in ast.parse(source).body:
+            name = node.targets[0].id if isinstance(node, ast.Assign) else None
+            if name not in FIELDS:
+                continue
+            checked += 1
+            comment = comments.get(node.lineno, "")
+            missing = set(choices(name)) - set(re.findall(r"[\w:-]+", comment))
+            if not comment.startswith(summary(name)) or missing:
+                wrong.append(f"{path.name}: {name}: {comment!r} should start with {summary(name)!r}")
+                wrong += [f"    and name {', '.join(sorted(missing))}"] if missing else []
+    assert not wrong, "\n".join(wrong)
+    assert checked >= 20  # 01_dataset's, 02_train's and 04_explore's
 
 
 def test_driver_kernels_start_quietly(tmp_path):

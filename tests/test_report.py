@@ -4,6 +4,7 @@ report."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -17,11 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN_TEX = ROOT / "report" / "main.tex"
+AUTHOR_TEX = ROOT / "report" / "author.tex"  # the title page's author, student ID and date
 NAMES = ("cyclical", "monotonic", "none", "cyclical-s1")
 
 
 def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
-    """The tiny run copied under four names, with psnr_per_frame.csv and summary.json as 02_train writes.
+    """The tiny run copied under four names, with psnr_per_frame.csv, short_psnr.csv and summary.json (its
+    short-rollout score among them) as 02_train writes.
 
     A second training run would cost more than the whole budget on 2 cores, so the seed copy
     ``cyclical-s1`` is the same run with its scores shifted; it exercises the seed aggregation.
@@ -32,11 +35,13 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
     from lab4.evaluate import active_units, validate
     from lab4.plots import strip_image
     from lab4.run.folder import RunDir
+    from lab4.short_rollouts import score_rows, short_rollouts, short_scores
     from lab4.train import load_trained
 
     model, cfg = load_trained(tiny_run, device="cpu")
     val = load_split(cfg.data_root, "val", cfg.frame_H, cfg.frame_W, progress=False)
     res = validate(model, val, seed=cfg.seed)
+    short = short_rollouts(model, val)  # the primary score, as evaluate_run records it
     samples = Image.fromarray(strip_image(val.frames, res["pred"])[0])
     au = active_units(model, val)
     for i, name in enumerate(NAMES):
@@ -48,8 +53,13 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
         c.update(name=name, kl_anneal_type=name.split("-")[0], seed=i)
         (d / "config.json").write_text(json.dumps(c))
         RunDir(d).write_psnr(res)
+        RunDir(d).write_short(score_rows(short))
         samples.save(d / "samples.png")
         shift = 0.3 * i
+        scores = short_scores(short)
+        scores.update(
+            short_psnr=scores["short_psnr"] + shift, short_psnr_early=scores["short_psnr_early"] + shift
+        )
         (d / "summary.json").write_text(
             json.dumps(
                 dict(
@@ -74,6 +84,7 @@ def make_runs(tiny_run: Path, runs_dir: Path) -> Path:
                     processor="Test CPU",
                     device="cpu",
                     epochs=cfg.num_epoch,
+                    **scores,
                     **au,
                 )
             )
@@ -90,9 +101,20 @@ def built(tiny_run, tmp_path_factory):
     # no GPU
     inputs = sections.Inputs.load(make_runs(tiny_run, base / "runs"), gpu_dir=base / "results" / "gpu")
     figs = report_figures.make_figures(inputs.runs, base / "figures")
-    written = sections.write_generated(inputs, base / "report" / "generated", names=("main", "gpu"))
+    written = sections.write_generated(
+        inputs, base / "report" / "generated", names=("main", "gpu", "comparisons", "noise")
+    )
     return dict(
-        base=base, runs=inputs.runs, figs=figs, out=dict(macros=written["macros.tex"], gpu=written["gpu.tex"])
+        base=base,
+        runs=inputs.runs,
+        figs=figs,
+        out=dict(
+            macros=written["macros.tex"],
+            gpu=written["gpu.tex"],
+            comparisons=written["comparisons.tex"],
+            noise=written["noise.tex"],
+        ),
+        written=written,
     )
 
 
@@ -113,6 +135,19 @@ def group_at(text: str, i: int) -> tuple[str, int]:
         if depth == 0:
             return text[i + 1 : j], j + 1
     raise AssertionError(f"unbalanced braces from {text[i : i + 40]!r}")
+
+
+def comparison_args(text: str) -> list[tuple[str, ...]]:
+    """The five arguments of each \\Comparison{verdict}{compared}{reference}{test}{detectable} in ``text``
+    (the test's own braces kept)."""
+    out = []
+    for hit in re.finditer(r"\\Comparison(?=\{)", text):
+        args, i = [], hit.end()
+        for _ in range(5):
+            arg, i = group_at(text, i)
+            args.append(arg)
+        out.append(tuple(args))
+    return out
 
 
 def cases_in_tex(tex: str) -> dict[str, list[set[str]]]:
@@ -166,6 +201,7 @@ def have_tex() -> bool:
 
 def build_pdf(report_dir: Path) -> Path:
     shutil.copy(MAIN_TEX, report_dir / "main.tex")
+    shutil.copy(AUTHOR_TEX, report_dir / "author.tex")
     r = subprocess.run(
         ["bash", str(ROOT / "scripts" / "build_pdf.sh"), str(report_dir)],
         capture_output=True,
@@ -186,25 +222,48 @@ def test_figures_and_macros(built):
         for ext in ("pdf", "png"):
             p = built["base"] / "figures" / f"{stem}.{ext}"
             assert p.is_file() and p.stat().st_size > 1000, p
-    defined = macro_defs(built["out"]["macros"].read_text())
+    defined = macro_defs(built["out"]["macros"].read_text()) | macro_defs(
+        built["out"]["comparisons"].read_text()
+    )
     tex = MAIN_TEX.read_text()
     # our macros are CamelCase, LaTeX's but these are not; main.tex defines a few from ours (\DataName)
     latex = {"IfStrEqCase", "IfStrEq", "PackageError", "DeclareRobustCommand", "IfFileExists", "OR", "AND"}
-    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", tex)) - macro_defs(tex) - latex
+    code = re.sub(r"(?<!\\)%[^\n]*", "", tex)  # a macro named in a comment is not used
+    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", code)) - macro_defs(tex) - macro_defs(AUTHOR_TEX.read_text())
+    used -= latex
     # test_gpu_section_macros,
-    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss", "Study"))}
-    # test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed and tests/test_study.py check the GPU,
-    # loss-balance and longer-budget ones
+    gpu = {u for u in used if u.startswith(("Gpu", "LossBalance", "LabLoss", "Study", "Noise"))}
+    # test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed, tests/test_study.py and
+    # tests/test_comparisons.py check the GPU, loss-balance, longer-budget and noise ones
     assert used - gpu - defined == set(), (
-        f"main.tex uses macros that macros.tex lacks: {sorted(used - gpu - defined)}"
+        f"main.tex uses macros that macros.tex and comparisons.tex lack: {sorted(used - gpu - defined)}"
     )
     assert macro_values(built["out"]["gpu"]) == {"GpuCase": "absent"}
+    assert macro_values(built["out"]["noise"]) == {"NoiseCase": "absent"}  # no results/noise/ record
+    assert "noise_table.tex" not in built["written"] and "power_table.tex" not in built["written"]
     m = macro_values(built["out"]["macros"])
     assert m["LabParamCount"] == "1{,}585{,}620"
     assert m["NumRuns"] == "4" and m["SeedsPerStrategy"] == "1--2"
-    # the best strategy (none) has one seed, so no ranking
-    # can be tested; cyclical's two seeds are 0.9 dB apart
-    assert (m["RankCase"], m["KLRankCase"], m["RankBest"]) == ("single", "single", "None")
+    # the questions: Monotonic and None have one seed each, Cyclical two on other seeds than None's, so the KL
+    # question is not tested; the grid ran no tf-off, so the TF question has nothing to compare
+    q = macro_values(built["out"]["comparisons"])
+    assert (q["KLCase"], q["TFCase"], q["ScoreName"], q["ScoreIsPrimary"]) == (
+        "untested",
+        "missing",
+        "short-rollout score",
+        "yes",
+    )
+    assert q["KLComparisons"] == (
+        r"\Comparison{untested}{Monotonic}{None}{n/a}{n/a} \Comparison{untested}{Cyclical}{None}{n/a}{n/a}"
+    )
+    assert q["TFComparisons"] == r"\Comparison{missing}{TF off}{Cyclical}{n/a}{n/a}"
+    assert q["SeedCorrelation"] == "n/a" and q["KLDiverged"] == "0"
+    rows = (built["base"] / "report" / "generated" / "comparisons_table.tex").read_text().splitlines()[1:]
+    # each of the three comparisons on both scores, none of them tested
+    assert len(rows) == 6 and all(r.endswith(r"-- \\") for r in rows), rows
+    assert (
+        sum("short-rollout score" in r for r in rows) == 3 and sum("630-frame score" in r for r in rows) == 3
+    )
     assert m["StrategyGap"] == "0.30" and m["MaxSeedStd"] == "0.64" and m["SeedCountCase"] == "mixed"
     assert (
         m["BaselineTestCase"] in ("above", "below", "mixed")
@@ -350,6 +409,37 @@ def test_compare_notebook_runs(built, tmp_path):
     assert (tmp_path / "figures" / "strip.png").is_file()
 
 
+def title_page() -> dict[str, str]:
+    """report/author.tex's settings: {ReportAuthor, StudentID, ReportDate}."""
+    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", AUTHOR_TEX.read_text()))
+
+
+def test_title_page_comes_from_author_tex():
+    """report/author.tex is the one setting for the title page: the author, the student ID and the date
+    (empty: the build's date); main.tex reads it and writes neither name nor number of its own."""
+    author = title_page()
+    assert set(author) == {"ReportAuthor", "StudentID", "ReportDate"} and author["ReportAuthor"]
+    tex = MAIN_TEX.read_text()
+    title = tex[tex.index("\\input{author}") : tex.index("\\begin{document}")]
+    assert "\\author{\\StudentID{} \\ReportAuthor}" in title
+    assert "\\date{\\ifthenelse{\\equal{\\ReportDate}{}}{\\today}{\\ReportDate}}" in title
+    assert author["StudentID"] not in tex and author["ReportAuthor"] not in tex
+
+
+def test_main_tex_has_no_python_escape_accidents():
+    """A LaTeX command written into main.tex from a Python string without r"" loses its backslash and first
+    letter to an escape: \\ref to a carriage return + "ef", \\newcommand to a line break + "ewcommand",
+    \\textbf to a tab, \\frac to a form feed, \\begin to a backspace. TeX then prints the rest as words."""
+    tex = MAIN_TEX.read_text()
+    controls = sorted({hex(ord(c)) for c in tex if ord(c) < 32 and c != "\n"})
+    assert not controls, f"control characters in main.tex: {controls}"
+    broken = re.findall(
+        r"(?m)^[ \t]*((?:ef|eqref|ewcommand|ewline|ewpage|oindent|extbf|extit|exttt|rac|egin)\{[^}\n]*\})",
+        tex,
+    )
+    assert not broken, f"commands that lost their backslash and first letter: {broken}"
+
+
 def test_report_compiles(built):
     from lab4.report.figures import FIGURES
 
@@ -362,9 +452,19 @@ def test_report_compiles(built):
     collapse = macro_values(built["out"]["macros"])["CollapseCase"] in ("annealed", "constant")
     assert len(captions) == len(FIGURES) + collapse, captions
     words = pdf_words(pdf)
-    assert "thisrankingisnottestedandmaybenoise" in words  # RankCase "single": the best strategy has one seed
+    # KLCase "untested" and its \Comparison sentences; TFCase "missing": the grid ran no tf-off
+    assert says(words, "MonotonicagainstNoneisnottested:onesidehasfewerthantwoseeds.")
+    assert says(words, "CyclicalagainstNoneisnottested:onesidehasfewerthantwoseeds.Withasingleseedonaside")
+    assert says(words, "TFofforCyclicalhasnoscoredrun,sotheyarenotcompared.")
+    assert says(words, "Theserunsdonotincludethestrategiesthequestioncompares.")
+    assert "Thischeckouthasnorecordofthescores" in words  # NoiseCase "absent": one sentence, no tables
     assert "ThesamecomparisononaGPU" not in words  # GpuCase "absent": no section at all
     assert "Norunsatalongertrainingbudgetareincludedinthisbuild." in words  # no study.tex: one sentence
+    # the title page: report/author.tex's student ID, author and date (none given: the day of the build)
+    author, today = title_page(), datetime.date.today()
+    title = f"{author['StudentID']}{author['ReportAuthor']}"
+    title += author["ReportDate"] or f"{today:%B} {today.day}, {today.year}"
+    assert re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", title)) in words
     for bad in ("??", "...", "undefined"):
         assert bad not in text, f"{bad!r} in the PDF text"
     # the main part fits 8 pages: the appendix starts on a page of its own (\clearpage) after them
@@ -581,15 +681,16 @@ FLIPS = {
             active={},
         ),
         {
-            "RankCase": ("clear", "itsleadovereveryotherstrategysurvivesatestoverseeds"),
-            "KLRankCase": ("clear", "significantlyagainsteachotherone(Holmcorrected:"),
+            "KLCase": ("differs", "Soatthisbudgetthechoiceofscheduleshowsinthescore."),
+            "TFCase": ("differs", "Soatthisbudgetteacherforcingshowsinthescore."),
             "TFOffTestCase": ("better", "Overseeds,noteacherforcingisbetterthanthedecayingratio"),
             "TFHalfTestCase": ("worse", "Thefixedratioof0.5isworsethanthedecayingratio"),
             "BaselineTestCase": ("above", "everystrategywithseveralseedsisabovethe"),
             "GpuCase": ("present", "ThesamecomparisononaGPU"),
-            "GpuRankCase": ("clear", "againsteachoftheotherKLannealingstrategies"),
-            "GpuAgreeCase": ("same", "TheGPUgridorderstheKLannealingstrategiesastheCPUgriddoes"),
-            "GpuEvidenceCase": ("both", "Bothrankingsrestonintervals"),
+            "GpuKLCase": (
+                "differs",
+                "OntheGPU,annealedagainstnone(630framescore):MonotonicscoreshigherthanNone(",
+            ),
             "GpuBenchCase": ("measured", "timesasfastasthelab"),
             "LowestMSETestCase": ("distinct", "isbelowthatofNone,thebestoftheotherside"),
             "HighestKLTestCase": ("distinct", "finalKLisabove"),
@@ -598,7 +699,7 @@ FLIPS = {
             "GradClipCase": ("on", "thegradientnormisclippedto1"),
             "TFPerEpoch": ("true", "Atthestartofeveryepochonecoin"),
             "DataKind": ("synth", "onSynthDance(tinypreset)"),
-            "SeedCountCase": ("several", "With3seedsonlylargedifferencescanbetoldapart"),
+            "SeedCountCase": ("several", "Eachentryisthemean"),
             "BaselineCase": ("all", "All15runsendabovetherepeatfirstframebaseline"),
             "GradNormPeakCase": ("first", "largestinthefirstepoch"),
             "GradClipActsCase": ("acts", "aclipatnorm1actson"),
@@ -610,7 +711,7 @@ FLIPS = {
             "ConcurrencyCase": ("several", "Upto15runstrainedatonce"),
             "ScoredCase": ("scored", "thesearenotKagglescores"),
             "StudyCase": ("present", "Toseewhatmoretrainingchanges"),
-            "StudyRankCase": ("clear", "significantlyagainsteachoftheotherschedules"),
+            "StudyKLCase": ("differs", "Atthisbudget,onthelab"),
             "StudyLrLateCase": ("better", "raisedthevalidationPSNRfrom"),
             "StudyLeakyCase": ("same", "identitygave"),
             "StudyHeldCase": ("worse", "lowereditto"),
@@ -641,8 +742,16 @@ FLIPS = {
             baseline=25.3,
         ),
         {
-            "RankCase": ("tied", "atthisbudgetnostrategycanbetoldapartfromthebest"),
-            "KLRankCase": ("single", "thisorderisnottested"),
+            "KLCase": (
+                "untested",
+                "CyclicalagainstNoneisnottested:onesidehasfewerthantwoseeds."
+                "Withasingleseedonaside,thisquestionisnottested.",
+            ),
+            "TFCase": (
+                "untested",
+                "TFoffagainstCyclicalisnottested:onesidehasfewerthantwoseeds."
+                "Withasingleseedonaside,thisquestionisnottested.",
+            ),
             "TFOffTestCase": ("untested", "Noteacherforcingisnottested"),
             "TFHalfTestCase": ("same", "Thefixedratioof0.5andthedecayingratioarenotdistinguishable"),
             "BaselineTestCase": ("mixed", "thestrategiesdonotagree"),
@@ -665,7 +774,7 @@ FLIPS = {
             "CollapseCase": ("annealed", "Anannealedstrategykeepsmoreunitsactive"),
             "ConcurrencyCase": ("one", "together,oneafteranotheron"),
             "ScoredCase": ("unscored", "norunhasatestscore"),
-            "StudyRankCase": ("tied", "butnootherscheduleisdistinguishablefromit"),
+            "StudyKLCase": ("open", "Atthreeseedsandonedrawof"),
             "StudyLrLateCase": ("worse", "loweredthevalidationPSNRfrom"),
             "StudyLeakyCase": ("better", "identityraiseditto"),
             "StudyHeldCase": ("untested", "gave20.00dB,withtoofewseedstotest"),
@@ -691,12 +800,18 @@ FLIPS = {
             scored=False,
         ),
         {
-            "RankCase": ("single", "thisrankingisnottestedandmaybenoise"),
+            "KLCase": ("missing", "Theserunsdonotincludetheschedulesthequestioncompares."),
+            "TFCase": (
+                "untested",
+                "TFoffagainstCyclicalisnottested:onesidehasfewerthantwoseeds."
+                "Withasingleseedonaside,thisquestionisnottested.",
+            ),
             "BaselineTestCase": ("single", "Withoneseedperstrategythesemarginsarenottested"),
             "TFBestCase": ("decay", "Thedecayingratiohasthehighestmean"),
             "SeedCountCase": ("one", "Everystrategyhasasingleseed,sonodifference"),
             "BaselineCase": ("no", "Norunendsabovetherepeatfirstframebaseline"),
-            "GradNormPeakCase": ("unknown", "Therunsdonotlogthegradientnorm"),
+            # pdftotext can set the line "gradient norm." before the sentence's start (beside a float)
+            "GradNormPeakCase": ("unknown", "Therunsdonotlogthe"),
             "ConvergenceCase": ("rising", "werestillimprovingwhenthebudgetended"),
             "LossRiseCase": ("neither", "sotheschedulesdonotexplainthem"),
             "LowestMSECase": ("unknown", "theMSEofannealingcannotbecompared"),
@@ -705,6 +820,26 @@ FLIPS = {
             "ConcurrencyCase": ("unknown", "theircomputeisnotreported"),
             "StudyCase": ("absent", "Norunsatalongertrainingbudgetareincluded"),
         },
+    ),
+}
+
+# main.tex's \Comparison sentences (one per verdict) that each set's PDF must show: its questions', and the
+# study's where the set has one
+COMPARISON_SENTENCES = {
+    "a": (
+        "MonotonicscoreshigherthanNone(",
+        "CyclicalscoreshigherthanNone(",
+        "TFoffscoreshigherthanCyclical(",
+        "CyclicalscoreslowerthanNone(",  # the study's
+    ),
+    "b": (
+        "MonotonicagainstNoneisnottested:onesidehasfewerthantwoseeds.",
+        "MonotonicandNonearenotdistinguishable(",  # the study's, with what it could have found
+        "wouldhavebeenfoundwith80%power.",
+    ),
+    "c": (
+        "MonotonicorNonehasnoscoredrun,sotheyarenotcompared.",
+        "CyclicalorNonehasnoscoredrun,sotheyarenotcompared.",
     ),
 }
 
@@ -752,10 +887,12 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
     from conftest import write_study_folder
 
     from lab4.grid.spec import load_grid
-    from lab4.report import rankings, sections
+    from lab4.report import sections
+    from lab4.report.comparisons.questions import question_macros
     from lab4.report.study import numbers as report_study
     from lab4.report.study.roles import roles
     from lab4.run.folder import strategy_of
+    from lab4.run.questions import LAB_QUESTIONS
 
     study_roles = roles(load_grid(ROOT / "study.yaml", "study"))
     tex = have_tex()
@@ -777,13 +914,15 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
             )
         inputs = sections.Inputs(runs, gpu_runs, bench, study_runs, study_record, study_roles)
         out = sections.write_generated(
-            inputs, project / "report" / "generated", names=("main", "gpu", "study")
+            inputs, project / "report" / "generated", names=("main", "gpu", "study", "comparisons")
         )
         sections.draw_figures(inputs, built["base"] / "figures", names=("gpu", "study"))
-        m = {k: v for f in ("macros.tex", "gpu.tex", "study.tex") for k, v in macro_values(out[f]).items()}
+        files = ("macros.tex", "gpu.tex", "study.tex", "comparisons.tex")
+        m = {k: v for f in files for k, v in macro_values(out[f]).items()}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
-        assert rankings.ranking_macros(single)["RankCase"] == "single"
+        alone = question_macros(single, LAB_QUESTIONS)
+        assert {alone["KLCase"], alone["TFCase"]} <= {"untested", "missing"}, alone
         assert {strategy_of(r.name) for r in single} == {strategy_of(r.name) for r in runs}
         if tex:
             (project / "figures").symlink_to(built["base"] / "figures")
@@ -791,13 +930,18 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
     if not tex:
         pytest.skip("macros checked; xelatex, latexmk or pdftotext missing for the sentences (make tex)")
     for key, (_, want) in FLIPS.items():
+        for phrase in COMPARISON_SENTENCES[key]:
+            assert says(words[key], phrase), f"\\Comparison: {phrase!r} missing from the PDF of set {key}"
         for name, (value, phrase) in want.items():
             assert says(words[key], phrase), f"{name}: {phrase!r} missing from the PDF of set {key}"
             for other, (_, theirs) in FLIPS.items():
                 if other != key and name in theirs and theirs[name][0] != value:
                     # strict here: allowing a gap could match two unrelated sentences' pieces
                     assert phrase not in words[other], f"{name}: {phrase!r} in the PDF of set {other} too"
-        assert "n/a" not in words[key], f"set {key}: a number the runs cannot give is printed as n/a"
+        at = words[key].find("n/a")
+        assert at < 0, (
+            f"set {key}: a number the runs cannot give is printed as n/a: {words[key][at - 300 : at + 60]}"
+        )
 
 
 def test_every_new_verdict_value_is_reachable(tmp_path):
@@ -826,33 +970,54 @@ def test_every_new_verdict_value_is_reachable(tmp_path):
     assert (kl["FinalKLMin"], kl["FirstKLMax"], kl["LatentUnits"]) == ("1.00", "1{,}000", "8{,}192")
 
 
-def test_ranking_cases_from_their_functions():
-    """The ranking values the PDF sets above do not reach, from lab4.report.rankings on plain numbers."""
+def test_question_cases_from_their_functions():
+    """The question values the PDF sets above do not reach ("open" for the grid's questions), from
+    lab4.report.comparisons on plain numbers, and the \\Comparison arguments main.tex turns into sentences."""
     from lab4.report import rankings as R
+    from lab4.report.comparisons.questions import scores_macros
+    from lab4.run.questions import LAB_QUESTIONS
 
-    partial = R.rank_macros(
+    none = {0: 25.0, 1: 25.5, 2: 25.2}
+    mixed = scores_macros(
         {
-            "none": [25.0, 25.5, 25.2],
-            "monotonic": [24.9, 25.6, 25.0],
-            "cyclical": [20.0, 21.0, 20.5],
-            "tf-off": [19.0],
+            "none": none,
+            "monotonic": {0: 24.9, 1: 25.6, 2: 25.0},  # -0.1, +0.1, -0.2: not distinguishable
+            "cyclical": {0: 20.0, 1: 21.0, 2: 20.5},  # about -4.7: lower
+            "tf-off": {0: 19.0},  # one seed
         },
+        LAB_QUESTIONS,
         "X",
+        "some score",
     )
-    assert (partial["XRankCase"], partial["XRankBest"], partial["XRankAboveList"]) == (
-        "partial",
-        "None",
-        "Cyclical",
+    assert (mixed["XKLCase"], mixed["XTFCase"], mixed["XScoreName"]) == ("differs", "untested", "some score")
+    # Cyclical's is the smaller p: tested first, at 2.5%, so its interval is the 97.5% one; Monotonic's then
+    # at 5%, not rejected, with the smallest difference three seeds would have found
+    (mono, mono_test, mono_detect), (cyc, cyc_test, cyc_detect) = (
+        (c[:3], c[3], c[4]) for c in comparison_args(mixed["XKLComparisons"])
     )
-    assert (partial["XRankSpanList"], partial["XRankUntestedList"], partial["XRankBestSeeds"]) == (
-        "Monotonic",
-        "TF off",
-        "3",
+    assert (mono, cyc) == (("notdist", "Monotonic", "None"), ("worse", "Cyclical", "None"))
+    for needle in ("$-$0.07~dB", "[$-$0.45, 0.31]", r"$p_{\mathrm{Holm}} = 0.53$"):
+        assert needle in mono_test, (needle, mono_test)
+    assert (
+        r"95\% interval" in mono_test and "detectable" not in mono_test
+    )  # the sentence gives the detectable
+    for needle in ("$-$4.73~dB", r"97.5\% interval", "[$-$5.63, $-$3.83]", r"$p_{\mathrm{Holm}} = 0.00188$"):
+        assert needle in cyc_test, (needle, cyc_test)
+    assert (mono_detect, cyc_detect) == ("0.5", "1.2")  # dB found with 80% power at each one's level
+    assert comparison_args(mixed["XTFComparisons"]) == [("untested", "TF off", "Cyclical", "n/a", "n/a")]
+    both_close = scores_macros(
+        {"none": none, "monotonic": {0: 24.9, 1: 25.6, 2: 25.0}, "cyclical": {0: 25.3, 1: 25.1, 2: 25.6}},
+        LAB_QUESTIONS,
+        "",
+        "s",
     )
-    tests = partial["XRankTests"]
-    assert tests.startswith("Monotonic $+$0.07~dB [$-$") and "Cyclical $+$4.73~dB [" in tests
-    assert R.rank_macros({"none": [25.0, 25.1]}, "")["RankCase"] == "none"
-    assert R.rank_macros({}, "")["RankCase"] == "none"
+    assert (both_close["KLCase"], both_close["TFCase"]) == ("open", "missing")
+    assert both_close["KLComparisons"].count(r"\Comparison{notdist}") == 2
+    assert both_close["TFComparisons"] == r"\Comparison{missing}{TF off}{Cyclical}{n/a}{n/a}"
+    assert scores_macros({}, LAB_QUESTIONS, "", "s")["KLCase"] == "missing"
+    # the rankings module keeps only the tests' level and the seeds they need, which main.tex quotes
+    assert R.ranking_macros([]) == {"TestLevel": "95", "TestAlpha": "0.05", "TestMinSeeds": "2"}
+    assert not hasattr(R, "rank_macros")  # the best-against-the-rest test is gone
 
 
 def test_teacher_forcing_and_baseline_tests(tmp_path):
@@ -869,38 +1034,26 @@ def test_teacher_forcing_and_baseline_tests(tmp_path):
 
 
 def test_gpu_comparison_verdicts(tmp_path):
-    """The GPU section's comparison with the CPU ranking follows both grids' numbers."""
+    """The GPU section asks the KL question of the GPU grid's runs alone, whatever the CPU grid says."""
     from lab4.report.gpu import gpu_macros
 
     kw = dict(falling=None, clip=1.0, per_epoch=True, data_root="")
-    # KL order Cyclical > Monotonic > None, untested
-    cpu_b = synthetic_runs(tmp_path, FLIPS["b"][0]["psnr"], **kw)
-    gpu_b = synthetic_runs(tmp_path, GPU_SETS["b"][0], **kw)  # None > Monotonic (spans) > Cyclical
-    m = gpu_macros(gpu_b, cpu_b)
-    assert (m["GpuAgreeCase"], m["GpuRankCase"], m["GpuEvidenceCase"], m["GpuBenchCase"]) == (
-        "differ",
-        "partial",
-        "neither",
-        "none",
-    )
-    assert (
-        m["GpuOrder"] == "None $>$ Monotonic $>$ Cyclical"
-        and m["GpuCpuOrder"] == "Cyclical $>$ Monotonic $>$ None"
-    )
-    # Cyclical > Monotonic > None, all separated
     cpu_a = synthetic_runs(tmp_path, FLIPS["a"][0]["psnr"], **kw)
-    gpu_best = synthetic_runs(
-        tmp_path, seeds(cyclical=[23.0, 23.1], none=[21.0, 21.1], monotonic=[20.0, 20.1]), **kw
-    )
-    m = gpu_macros(gpu_best, cpu_a)
-    assert (m["GpuAgreeCase"], m["GpuEvidenceCase"]) == ("best", "both")
+    # None > Monotonic (about 0.1 dB, not distinguishable) > Cyclical (4.7 dB lower)
+    gpu_b = synthetic_runs(tmp_path, GPU_SETS["b"][0], **kw)
+    m = gpu_macros(gpu_b, cpu_a)
+    assert (m["GpuKLCase"], m["GpuBenchCase"], m["GpuScoreName"]) == ("differs", "none", "630-frame score")
+    found = re.findall(r"\\Comparison\{(\w+)\}\{([^}]*)\}\{([^}]*)\}", m["GpuKLComparisons"])
+    assert found == [("notdist", "Monotonic", "None"), ("worse", "Cyclical", "None")]
+    assert gpu_macros(gpu_b, []) == m  # the CPU grid does not enter the GPU's question
     tied = synthetic_runs(
         tmp_path, seeds(cyclical=[23.0, 21.0], monotonic=[22.0, 22.5], none=[21.5, 22.6]), **kw
     )
-    m = gpu_macros(tied, cpu_a)
-    assert (m["GpuRankCase"], m["GpuEvidenceCase"]) == ("tied", "one")
-    no_kl = synthetic_runs(tmp_path, seeds(tf_off=[20.0, 20.1]), **kw)
-    assert gpu_macros(gpu_b, no_kl)["GpuAgreeCase"] == "unknown"
+    assert gpu_macros(tied, cpu_a)["GpuKLCase"] == "open"
+    single = synthetic_runs(tmp_path, {"cyclical": 23.0, "monotonic": 22.0, "none": 21.0}, **kw)
+    assert gpu_macros(single, cpu_a)["GpuKLCase"] == "untested"
+    no_kl = synthetic_runs(tmp_path, seeds(tf_off=[20.0, 20.1]), **kw)  # the question's schedules not run
+    assert gpu_macros(no_kl, cpu_a)["GpuKLCase"] == "missing"
     assert gpu_macros([], cpu_a) == {"GpuCase": "absent"}
 
 
@@ -955,9 +1108,16 @@ def test_readme_table_mean_std(tmp_path, capsys):
 
     runs = synthetic_runs(tmp_path, seeds(cyclical=[25.0, 25.2, 25.1], tf_off=[26.0]), None, 1.0, True, "")
     table = report_numbers.readme_table(runs).splitlines()
-    assert table[0].startswith("| Strategy | Seeds | Val PSNR (dB) |") and len(table) == 4
-    assert table[2].startswith("| Cyclical | 3 | 25.10 ± 0.10 |") and table[3].startswith(
-        "| TF off | 1 | 26.00 |"
+    assert table[0].startswith("| Strategy | Seeds | Score (dB) | 630-frame PSNR (dB) |") and len(table) == 4
+    # these runs have no short-rollout score: a dash, then the lab's 630-frame score
+    assert table[2].startswith("| Cyclical | 3 | – | 25.10 ± 0.10 |") and table[3].startswith(
+        "| TF off | 1 | – | 26.00 |"
+    )
+    runs[0].summary()["short_psnr"] = 24.0  # the cached summary: as if the first seed had the primary score
+    assert (
+        report_numbers.readme_table(runs)
+        .splitlines()[2]
+        .startswith("| Cyclical | 3 | 24.00 | 25.10 ± 0.10 |")
     )
     assert main(["report", "table", "--runs", str(tmp_path / "none")]) == 2
     assert "no runs with metrics.csv" in capsys.readouterr().err
@@ -978,7 +1138,7 @@ def test_training_rankings_are_tested_over_seeds(tmp_path):
     )
     m = {**T.mse_kl_macros(runs), **T.collapse_macros(runs)}
     assert (m["LowestMSETestCase"], m["HighestKLTestCase"], m["CollapseTestCase"]) == ("distinct",) * 3
-    assert m["LowestMSETest"].startswith("$-$0.028571 [") and m["CollapseRival"] == "None"
+    assert m["LowestMSETest"].startswith("$-$0.028571, 95\\% interval [") and m["CollapseRival"] == "None"
     for k, r in enumerate(runs):  # the seeds' final MSE and KL now overlap, and so do their active units
         m = r.metrics()  # the cached frame: an edit holds while metrics.csv is unchanged
         ep = m["kind"] == "epoch"
@@ -1048,7 +1208,10 @@ def test_loss_balance_pairs_the_lab_loss_screen_with_the_grid_by_seed(tmp_path):
     assert m["LossBalanceBetterCount"] == "2" and "None $+$0.10~dB" in m["LossBalanceTests"], m[
         "LossBalanceTests"
     ]
-    assert m["LabLossRankBest"] == "None" and m["LabLossRankCase"] in ("clear", "partial")
+    # the KL question on the screen's lab-loss runs: both annealed schedules about 10 dB below None, paired
+    assert (m["LabLossKLCase"], m["LabLossScoreName"]) == ("differs", "630-frame score")
+    found = re.findall(r"\\Comparison\{(\w+)\}\{([^}]*)\}\{([^}]*)\}", m["LabLossKLComparisons"])
+    assert found == [("worse", "Monotonic", "None"), ("worse", "Cyclical", "None")], m["LabLossKLComparisons"]
     assert m["LossBalancePrecisionCase"] == "unknown"  # the synthetic screen records no precision
     tex = MAIN_TEX.read_text()
     used = {u for u in re.findall(r"\\([A-Z][A-Za-z]+)", tex) if u.startswith(("LossBalance", "LabLoss"))}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import shutil
 import sys
 import textwrap
@@ -62,6 +63,11 @@ MAINTAINER = (
         "lab4.cli.maintainer_commands",
         "real footage (OpenCV's vtest.avi) in the official layout",
     ),
+    Command(
+        "config-doc",
+        "lab4.cli.doc_commands",
+        "write docs/config.md (every config field, profile and environment variable) from the config",
+    ),
 )
 COMMANDS = {c.name: c for c in STUDENT + MAINTAINER}
 
@@ -70,8 +76,9 @@ DESCRIPTION = (
     "sequences, score them and build the report."
 )
 EPILOG = (
-    "'lab4 COMMAND --help' shows a command's flags. Flags are kebab-case (--num-epoch); the config "
-    "fields' snake_case (--num_epoch) works too. Exit status 0 on success, 2 with one line on bad input."
+    "'lab4 COMMAND --help' shows a command's flags; docs/config.md explains every config field. Flags are "
+    "lower-case kebab (--num-epoch, --f-dim); the config fields' own spelling (--num_epoch, --F_dim) works "
+    "too. Exit status 0 on success, 2 with one line on bad input."
 )
 
 
@@ -100,6 +107,12 @@ class CommandParser(argparse.ArgumentParser):
     def format_help(self) -> str:
         self.load()
         return super().format_help()
+
+    def error(self, message: str):
+        """Bad input is one line, as a Lab4Error is (a command's usage lists every flag: too long to help),
+        naming a flag by its one spelling in help, not all of them (--f-dim, not --f-dim/--F-dim/--F_dim)."""
+        message = re.sub(r"(--[\w-]+)(?:/--[\w-]+)+", r"\1", message)
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 class Version(argparse.Action):

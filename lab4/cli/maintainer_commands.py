@@ -18,9 +18,9 @@ def bench_flags(ap) -> None:
     from lab4.perf import bench
 
     ap.description = bench.__doc__.splitlines()[0]
-    add_flag(ap, "device", default="auto")
+    add_flag(ap, "device", default="auto", help="where to measure: auto, cpu, cuda or cuda:N (default auto)")
     add_flag(ap, "seconds", type=float, default=None, help="timed seconds per training mode (CPU 8, GPU 30)")
-    add_flag(ap, "out", default="bench.json")
+    add_flag(ap, "out", default="bench.json", help="the JSON record to write (default bench.json)")
     add_flag(ap, "data-root", default="", help="dataset (default: $LAB4_DATA, else SynthDance small)")
     add_flag(ap, "dims", default="128,32,12,192", help="F,L,N,D (the lab's defaults)")
     add_flag(ap, "batch", type=int, default=None, help="fast-path batch (CPU 2, GPU 16)")
@@ -69,16 +69,21 @@ def speedrun_flags(ap) -> None:
         if name == "table":
             continue
         add_flag(s, "budget_s", type=float, default=45.0, help="training CPU-seconds per run")
-        add_flag(s, "profile", default="quick")
+        add_flag(s, "profile", default="quick", help="the profile the levers change (default quick)")
         add_flag(
             s, "data_root", default="", help="dataset (default: $LAB4_DATA, else the profile's SynthDance)"
         )
         if name == "run":
             add_flag(s, "variant", required=True, help=", ".join(speedrun.VARIANTS))
-            add_flag(s, "seed", type=int, default=0)
+            add_flag(s, "seed", type=int, default=0, help="the run's seed (default 0)")
         else:
-            add_flag(s, "variants", default=",".join(v for v in speedrun.VARIANTS if v != "threads2"))
-            add_flag(s, "seeds", default="0,1,2")
+            add_flag(
+                s,
+                "variants",
+                default=",".join(v for v in speedrun.VARIANTS if v != "threads2"),
+                help="comma-separated variants to run (default: all but threads2)",
+            )
+            add_flag(s, "seeds", default="0,1,2", help="comma-separated seeds per variant (default 0,1,2)")
             add_flag(s, "jobs", type=int, default=2, help="processes at a time, one thread each")
 
 
@@ -161,8 +166,8 @@ def real_footage_flags(ap) -> None:
     add_flag(b, "video", default="", help=f"video file (default: {real_footage.VTEST})")
     add_flag(b, "val_frames", type=int, default=630, help="last frames that form val (the rest is train)")
     add_flag(b, "frames", type=int, default=0, help="use only the first N frames (0: all)")
-    add_flag(b, "height", type=int, default=64)
-    add_flag(b, "width", type=int, default=128)
+    add_flag(b, "height", type=int, default=64, help="frame height in pixels (default 64)")
+    add_flag(b, "width", type=int, default=128, help="frame width in pixels (default 128)")
 
 
 def cmd_real_footage(a) -> int:

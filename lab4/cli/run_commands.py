@@ -11,34 +11,20 @@ import dataclasses
 import json
 from pathlib import Path
 
-from lab4.cli.flags import add_flag
-from lab4.config import PROFILES, Config, make_config
+from lab4.cli.flags import add_flag, config_flag
+from lab4.config import SYNTH_PRESETS, Config, field_help, make_config, summary
 from lab4.run.folder import RunDir
 from lab4.util.errors import Lab4Error
 from lab4.util.paths import absolute, run_folder, shown
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    """Every config field as ``--field-name`` (``--field_name``, as in the notebooks' parameters cells, works
-    too)."""
-    g = p.add_argument_group("config fields (default: the lab's, then the profile's)")
+    """Every config field as ``--field-name``, with the help and choices of the field's metadata
+    (``--field_name``, as in the notebooks' parameters cells, works too)."""
+    g = p.add_argument_group("config fields (default: the lab's, then the profile's; docs/config.md)")
     for f in dataclasses.fields(Config):
-        if f.name in ("profile", "run_dir"):
-            continue
-        if isinstance(f.default, bool):
-            add_flag(g, f.name, type=_bool, default=None, metavar="{true,false}")
-        elif isinstance(f.default, tuple):
-            add_flag(g, f.name, type=int, nargs="+", default=None)
-        else:
-            add_flag(g, f.name, type=type(f.default), default=None)
-
-
-def _bool(s: str) -> bool:
-    if s.lower() in ("1", "true", "yes", "on"):
-        return True
-    if s.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+        if f.name not in ("profile", "run_dir"):
+            config_flag(g, f.name)
 
 
 def _overrides(args) -> dict:
@@ -50,16 +36,16 @@ def _overrides(args) -> dict:
 
 
 def make_data_flags(s) -> None:
-    add_flag(s, "preset", default="small", choices=["tiny", "small", "full"])
+    add_flag(s, "preset", default="small", choices=SYNTH_PRESETS, help=field_help("synth_preset"))
     add_flag(
         s,
         "out",
         default="",
         help="folder (default data/synthdance-<preset> under $LAB4_HOME, else the checkout, else here)",
     )
-    add_flag(s, "seed", type=int, default=0)
-    add_flag(s, "height", type=int, default=64)
-    add_flag(s, "width", type=int, default=128)
+    add_flag(s, "seed", type=int, default=0, help="the dataset's random seed: another seed, other dances")
+    add_flag(s, "height", type=int, default=64, help="frame height in pixels, as written to the PNGs")
+    add_flag(s, "width", type=int, default=128, help="frame width in pixels, as written to the PNGs")
 
 
 def cmd_make_data(args) -> None:
@@ -75,12 +61,13 @@ def cmd_make_data(args) -> None:
 
 
 def train_flags(s) -> None:
-    add_flag(s, "profile", default="quick", choices=list(PROFILES))
-    add_flag(
+    config_flag(s, "profile", default="quick", help=f"{field_help('profile')} Default here: quick.")
+    config_flag(
         s,
         "run_dir",
         default="",
-        help="default runs/<profile>/<name> under $LAB4_HOME, else the checkout, else here",
+        help=f"{summary('run_dir')} Default: runs/<profile>/<name> under $LAB4_HOME, else the checkout, else "
+        "here.",
     )
     add_flag(
         s,
@@ -115,12 +102,12 @@ def cmd_train(args) -> None:
 
 
 def evaluate_flags(s) -> None:
-    add_flag(s, "run_dir", required=True)
+    add_flag(s, "run_dir", required=True, help="the run folder (lab4 train's or 02_train's)")
     add_flag(
         s, "checkpoint", default=RunDir.LAST, help="in <run-dir>, or a path; ours or the course template's"
     )
     add_flag(s, "data_root", default="", help="dataset (default: the one the run trained on)")
-    add_flag(s, "device", default="auto")
+    config_flag(s, "device", default="auto")
     add_flag(s, "seed", type=int, default=None, help="seed of the prior samples (default: the run's seed)")
 
 
@@ -173,10 +160,15 @@ def cmd_predict(args) -> None:
 
 
 def score_flags(s) -> None:
-    s.add_argument("submission")
+    s.add_argument("submission", help="the submission.csv to score")
     add_flag(s, "gt", default="", help="folder of test ground truth <gt>/<k>/frame<N>.png")
     add_flag(s, "data_root", default="", help="dataset whose test_gt/ to use (default SynthDance)")
-    add_flag(s, "synth_preset", default="small")
+    config_flag(
+        s,
+        "synth_preset",
+        default="small",
+        help="the SynthDance whose test_gt/ to use when no dataset is named",
+    )
     add_flag(s, "json", default="", help="also write the scores here")
 
 
@@ -197,7 +189,7 @@ def cmd_score(args) -> None:
 
 
 def export_flags(s) -> None:
-    add_flag(s, "run_dir", required=True)
+    add_flag(s, "run_dir", required=True, help="the run folder")
     add_flag(s, "checkpoint", default=RunDir.LAST, help="in <run-dir>, or a path")
     add_flag(s, "out", required=True, help="the file to write, e.g. model.ckpt")
 

@@ -24,6 +24,20 @@ from lab4.util.errors import Lab4Error
 CPU_JOBS = 3  # runs at once without GPUs: `make experiments`' default, measured on 2 cores
 POLL_S = 2.0  # how often the driver looks at task states and metrics.csv when no run ends; at 0.5 s the
 # driver and its workers took a quarter of one of 2 cores away from the runs (make study, Zen 4)
+# Dask's housekeeping in a LocalCluster, paced for tasks that are notebook runs of minutes to hours. At Dask's
+# defaults the driver and its 3 workers took 8% of 2 cores while the runs trained, with these and
+# slow_heartbeats under 1% (scripts/grid_overhead.py, docs/reliability.md). Each feeds only the dashboard.
+QUIET = {
+    # a statistical profiler in every worker's event loop, 100 samples a second, of a task that waits on zmq
+    "distributed.worker.profile.enabled": False,
+    # the event-loop health check in every server (scheduler, each nanny, each worker), 50 a second; it still
+    # notices a loop blocked past distributed.admin.tick.limit (3 s)
+    "distributed.admin.tick.interval": "1s",
+    # psutil's process, disk and network counters for the dashboard in every server, twice a second
+    "distributed.admin.system-monitor.interval": "5s",
+}
+HEARTBEAT_S = 5.0  # worker heartbeats: Dask asks every 0.5 s of clusters under 11 workers; a worker that
+# dies is seen by its nanny and its closed connection at once, the heartbeats only feed the dashboard
 
 
 def visible_gpus() -> list[str]:
@@ -104,9 +118,33 @@ def local_cluster(jobs: int, gpus: list[str]):
     # Dask sets MALLOC_TRIM_THRESHOLD_ for its workers, and the kernels would inherit it: glibc then hands
     # freed memory back at once, which costs torch on the CPU. The kernels keep the default, as in a terminal.
     no_trim = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-    with warnings.catch_warnings(), dask.config.set(no_trim):
+    # the scheduler, the nannies and (through the config each nanny hands its worker) the workers read these
+    # as they are made, here; a worker that a nanny restarts gets them again
+    with warnings.catch_warnings(), dask.config.set({**QUIET, **no_trim}):
         warnings.simplefilter("ignore")  # "port 8787 is in use, using another": the link printed says which
         return LocalCluster(**kw)
+
+
+@contextlib.contextmanager
+def slow_heartbeats(seconds: float = HEARTBEAT_S):
+    """Workers of the schedulers in this process heartbeat every ``seconds`` at most, while inside.
+
+    Dask has no setting for it: its scheduler tells each worker, in every heartbeat's reply, to come back
+    after ``distributed.scheduler.heartbeat_interval(workers)``, 0.5 s for a small cluster; 4 heartbeats a
+    second from 2 workers were about 0.5% of 2 cores, 40% of what QUIET left. The scheduler paces its
+    clients at 10 times that (50 s), which nothing here waits on. Only a LocalCluster's scheduler lives in
+    this process; a remote one keeps its own pace."""
+    from distributed import scheduler
+
+    dask_interval = getattr(scheduler, "heartbeat_interval", None)
+    if dask_interval is None:  # another Dask: its own pace
+        yield
+        return
+    scheduler.heartbeat_interval = lambda n: max(seconds, dask_interval(n))
+    try:
+        yield
+    finally:
+        scheduler.heartbeat_interval = dask_interval
 
 
 @contextlib.contextmanager
@@ -123,7 +161,7 @@ def connect(scheduler: str | None, jobs: int, gpus: list[str]):
             workers = client.scheduler_info().get("workers", {}).values()
             yield client, any(w.get("resources", {}).get("GPU") for w in workers)
         return
-    with local_cluster(jobs, gpus) as cluster, Client(cluster) as client:
+    with slow_heartbeats(), local_cluster(jobs, gpus) as cluster, Client(cluster) as client:
         if gpus:
             client.register_plugin(PinGPU(gpus))
         yield client, bool(gpus)
@@ -196,8 +234,8 @@ def run_all(client, fn, runs, gpu_runs: set[str], on_result, on_tick) -> None:
     there although another worker is free."""
     waiting, pending = list(runs), {}
     while waiting or pending:
-        free = slots(client) - len(pending)
-        if waiting and free > 0:
+        free = slots(client) - len(pending) if waiting else 0  # a call to the scheduler: only when needed
+        if free > 0:
             batch, waiting = waiting[:free], waiting[free:]
             pending.update(submit(client, fn, batch, gpu_runs))
         finished = [f for f in pending if f.done()]

@@ -27,8 +27,9 @@ from pathlib import Path
 
 from lab4.config import make_config
 from lab4.grid.execution import RETRIES, TRAIN_NB, Entry, Result, execute
-from lab4.grid.spec import load_grid  # noqa: F401  (the driver's grid file; re-exported)
+from lab4.grid.spec import load_grid, load_questions  # noqa: F401  (the driver's grid file; re-exported)
 from lab4.run.folder import RunDir
+from lab4.run.questions import write_questions
 from lab4.util.errors import Lab4Error
 from lab4.util.paths import require_checkout, shown
 
@@ -107,6 +108,9 @@ def run_grid(
                 )
         entries = [(n, o) for n, o in entries if any(fnmatch.fnmatchcase(n, p) for p in only)]
     runs_dir = Path(runs_dir).resolve()
+    questions = load_questions(grid)
+    if questions:  # the report of this folder tests what its grid asked
+        write_questions(runs_dir, questions)
     runs = [Entry(n, o, runs_dir / n, profile, overwrite) for n, o in entries]
     n = len(runs)
     results, todo = [], []

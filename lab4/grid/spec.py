@@ -8,10 +8,20 @@ import re
 from pathlib import Path
 
 from lab4.config import FIELDS, PROFILES, make_config, run_name, seeded_name
+from lab4.run.folder import strategy_of
+from lab4.run.questions import Question, parse_questions
 from lab4.util.errors import Lab4Error
 
 DRIVER_SET = {"name", "profile", "run_dir"}  # the driver sets these; a grid may not override them
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def load_questions(path) -> tuple[Question, ...]:
+    """The grid file's questions (lab4.run.questions), () when it names none; load_grid has checked them."""
+    import yaml
+
+    raw = (yaml.safe_load(Path(path).read_text()) or {}).get("questions")
+    return parse_questions(raw, str(path)) if raw is not None else ()
 
 
 def load_grid(path, profile: str) -> list[tuple[str, dict]]:
@@ -33,7 +43,7 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
         ) from None
     if not isinstance(grid, dict) or not isinstance(grid.get("experiments"), list):
         raise Lab4Error(f"{path}: expected a mapping with an 'experiments' list")
-    unknown_top = set(grid) - {"experiments", "seeds"}
+    unknown_top = set(grid) - {"experiments", "seeds", "questions"}
     if unknown_top:
         raise Lab4Error(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown_top))}")
     seeds = grid.get("seeds") or {}
@@ -78,6 +88,13 @@ def load_grid(path, profile: str) -> list[tuple[str, dict]]:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise Lab4Error(f"{path}: duplicate run name(s): {', '.join(dup)}")
+    strategies = {strategy_of(n) for n, _ in runs}
+    for q in parse_questions(grid["questions"], str(path)) if "questions" in grid else ():
+        missing = [s for s in (q.reference, *q.compare) if s not in strategies]
+        if missing:
+            raise Lab4Error(
+                f"{path}: question {q.key!r} names {', '.join(missing)}, which the grid does not run"
+            )
     for name, overrides in runs:  # bad values fail here, in one line, not minutes later in a notebook
         try:
             make_config(profile, name=name, **overrides)

@@ -3,6 +3,7 @@
 python -m lab4 report figures --runs runs/quick   # notebooks/03_compare.ipynb -> report/build/
 python -m lab4 report html --runs runs/quick      # executed notebooks -> report/build/html/
 python -m lab4 report table --runs runs/quick     # the README's results table, printed
+python -m lab4 report noise --runs runs/quick     # more z draws and start points -> results/noise/noise.json
 """
 
 from __future__ import annotations

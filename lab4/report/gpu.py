@@ -16,17 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lab4.report import experimental_setup, figures as report_figures, numbers as report_numbers, rankings
-from lab4.report.format import order_text, thousands
+from lab4.report import experimental_setup, figures as report_figures, numbers as report_numbers
+from lab4.report.comparisons.questions import QUESTION_CASES, question_macros
+from lab4.report.format import thousands
 from lab4.run.folder import RunDir, load_runs
+from lab4.run.questions import LAB_QUESTIONS
 from lab4.schedules import KL_STRATEGIES
 
 GPU_FIGURES = ("psnr_per_frame", "val_psnr_per_epoch", "loss_curves", "collapse")
 CASES = {
     "GpuCase": ("present", "absent"),  # are there GPU runs
-    "GpuRankCase": rankings.RANK_CASES,  # the GPU grid's best KL strategy against the others
-    "GpuAgreeCase": rankings.AGREE_CASES,  # GPU order of the KL strategies vs the CPU's
-    "GpuEvidenceCase": ("both", "one", "neither"),  # which grids separate their best from every other
+    "GpuKLCase": QUESTION_CASES,  # the KL question on the GPU grid
     "GpuBenchCase": ("measured", "none"),  # is there a bench record beside the runs
 }
 
@@ -60,16 +60,7 @@ def gpu_macros(gpu_runs, cpu_runs, bench: dict | None = None) -> dict[str, str]:
         **{f"Gpu{k}": strat[k] for k in ("NumStrategies", "SeedsPerStrategy")},
         "GpuBaselinePSNR": report_numbers.best_run_macros(gpu_runs)["BaselinePSNR"],
     }
-    gpu_kl = {s: v for s, v in rankings.psnr_by_strategy(gpu_runs).items() if s in KL_STRATEGIES}
-    cpu_kl = {s: v for s, v in rankings.psnr_by_strategy(cpu_runs).items() if s in KL_STRATEGIES}
-    m.update(rankings.rank_macros(gpu_kl, "Gpu"))
-    common = set(gpu_kl) & set(cpu_kl)
-    m["GpuAgreeCase"], g_order, c_order = rankings.order_agreement(gpu_runs, cpu_runs)
-    m["GpuOrder"], m["GpuCpuOrder"] = order_text(g_order), order_text(c_order)
-    cpu_case = rankings.rank_macros({s: cpu_kl[s] for s in common}, "")["RankCase"]
-    gpu_case = rankings.rank_macros({s: gpu_kl[s] for s in common}, "")["RankCase"]
-    clear = (cpu_case == "clear") + (gpu_case == "clear")
-    m["GpuEvidenceCase"] = ("both", "one", "neither")[2 - clear]
+    m.update(question_macros([r for r in gpu_runs if r.strategy in KL_STRATEGIES], LAB_QUESTIONS[:1], "Gpu"))
     ok = bench is not None and all(
         np.isfinite(float(bench.get(k, np.nan)))
         for k in ("ratio_vs_lab", "train_frames_per_s", "lab_train_frames_per_s")

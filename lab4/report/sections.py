@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab4.report import bonus, experimental_setup, figures, gpu, numbers, rankings
+from lab4.report.comparisons import figure as comparisons_figure, noise, questions
 from lab4.report.format import check_cases, macro_file
 from lab4.report.loss import balance, dynamics, screen_record
 from lab4.report.study import figures as study_figures, numbers as study_numbers
 from lab4.report.study.roles import Roles, roles
 from lab4.run.folder import load_runs
+from lab4.run.questions import LAB_QUESTIONS, Question, read_questions
 from lab4.util.paths import PACKAGE_DIR
 
 GENERATED = Path("report") / "generated"  # 03_compare's default, under the checkout
@@ -38,12 +40,16 @@ class Inputs:
     study_record: dict = field(default_factory=dict)
     study_roles: Roles = field(default_factory=Roles)
     screen: list = field(default_factory=list)
+    questions: tuple[Question, ...] = LAB_QUESTIONS
+    noise: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, runs_dir, gpu_dir=None, study_dir=None, screen_dir=None, study_grid=()) -> Inputs:
+    def load(
+        cls, runs_dir, gpu_dir=None, study_dir=None, screen_dir=None, study_grid=(), noise_dir=None
+    ) -> Inputs:
         """From the folders (None or a missing folder: that section is absent). ``study_grid`` is study.yaml
         as lab4.grid.spec.load_grid expands it: the caller reads it, as the report does not import the
-        grid."""
+        grid. The questions are the runs folder's (lab4.run.questions)."""
         gpu_runs, bench = gpu.load_gpu(gpu_dir) if gpu_dir else ([], None)
         study_runs, record = study_numbers.load_study(study_dir) if study_dir else ([], {})
         return cls(
@@ -54,6 +60,8 @@ class Inputs:
             record,
             roles(study_grid),
             screen_record.load(screen_dir) if screen_dir else [],
+            read_questions(runs_dir),
+            noise.load_noise(noise_dir),
         )
 
 
@@ -136,6 +144,42 @@ SECTIONS = (
             **{f"src/{name}": _source(name) for name in LISTED_SOURCES},
         },
         figures=lambda i, d: figures.make_figures(i.runs, d),
+    ),
+    Section(
+        "comparisons",
+        "comparisons.tex",
+        lambda i: (i.runs, i.questions),
+        parts=(questions.question_macros,),
+        cases={
+            **{f"{q.key}Case": questions.QUESTION_CASES for q in LAB_QUESTIONS},
+            "SeedCorrelationCase": questions.CORRELATION_CASES,
+            "ScoreIsPrimary": ("yes", "no"),
+            "SteadierCase": ("short", "lab", "unknown"),
+        },
+        files={
+            "comparisons_table.tex": _rows(
+                "one row per comparison and score, main.tex has the header",
+                lambda i: questions.table_rows(i.runs, i.questions),
+            )
+        },
+        figures=lambda i, d: {"comparisons": comparisons_figure.draw(i.runs, i.questions, d)},
+    ),
+    Section(
+        "noise",
+        "noise.tex",
+        lambda i: (i.runs, i.study_runs, i.noise, i.questions),
+        parts=(noise.noise_macros,),
+        cases={"NoiseCase": ("measured", "absent")},
+        files={
+            "noise_table.tex": _rows(
+                "one row per source of noise, main.tex has the header",
+                lambda i: noise.noise_rows(i.runs, i.study_runs, i.noise, i.questions),
+            ),
+            "power_table.tex": _rows(
+                "one row per score, main.tex has the header", lambda i: noise.power_rows(i.runs, i.questions)
+            ),
+        },
+        switch="NoiseCase",
     ),
     Section(
         "gpu",

@@ -28,6 +28,7 @@ from lab4.evaluate import (
 )
 from lab4.plots import plot_psnr_run, save_strip
 from lab4.run.folder import RunDir
+from lab4.short_rollouts import score_rows, short_rollouts, short_scores
 from lab4.train import Trainer, load_trained
 from lab4.util.machine import machine  # results are bit-identical on one machine, not across processors
 
@@ -87,7 +88,9 @@ def evaluate_run(
         "mean_psnr_per_draw"
     ]
     draws, z0 = [res["mean_psnr"], *others[:-1]], others[-1]
+    short = _rollout(run, lambda step_fn: short_rollouts(model, val, step_fn=step_fn))
     RunDir(run_dir).write_psnr(res)
+    RunDir(run_dir).write_short(score_rows(short))
     plot_psnr_run(run_dir / RunDir.PSNR_PNG, res, title=cfg.name)
     save_strip(run_dir / RunDir.SAMPLES, val.frames, res["pred"], title=f"{cfg.name}: validation rollout")
     summary = dict(
@@ -99,6 +102,7 @@ def evaluate_run(
         frames=len(val),
         seed=seed,
         mean_psnr_z0=z0,
+        **short_scores(short),
         one_step_psnr=one_step_psnr(model, val, seed, stride=ONE_STEP_STRIDE),
         **active_units(model, val),
     )
@@ -172,6 +176,11 @@ def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:
         mean_ssim=_number(evaluation.get("mean_ssim")),
         mean_psnr_z0=_number(evaluation.get("mean_psnr_z0")),
         mean_psnr_draws=[_number(x) for x in evaluation.get("mean_psnr_draws", [])],
+        **{
+            k: _number(v) if isinstance(v, float) else v
+            for k, v in evaluation.items()
+            if k.startswith("short_")
+        },
         one_step_psnr=_number(evaluation.get("one_step_psnr")),
         baseline_mean_psnr=_number(evaluation.get("baseline_mean_psnr")),
         public=_number(prediction.get("public")),

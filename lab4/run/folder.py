@@ -90,6 +90,7 @@ class RunDir:
     SUMMARY = "summary.json"  # written last: its epoch count marks the run finished
     VAL_SUMMARY = "val_summary.json"  # the validation rollout's numbers (evaluate), before summary.json
     PSNR = "psnr_per_frame.csv"  # frame, psnr, ssim, baseline_psnr, baseline_ssim
+    SHORT = "short_psnr.csv"  # start, draw, psnr, psnr_early: the short rollouts behind the primary score
     ATTEMPTS = "attempts.log"  # one line per failed attempt, written by the grid's task
     DIVERGED = "diverged.json"  # where the loss became non-finite; the grid does not retry such a run
     PSNR_PNG = "psnr_per_frame.png"
@@ -105,6 +106,7 @@ class RunDir:
         SUMMARY,
         VAL_SUMMARY,
         PSNR,
+        SHORT,
         ATTEMPTS,
         DIVERGED,
         PSNR_PNG,
@@ -256,6 +258,17 @@ class RunDir:
                 f"{res['baseline_psnr'][i]:.4f},{res['baseline_ssim'][i]:.5f}"
             )
         atomic_write_text(self.path / self.PSNR, "\n".join(rows) + "\n")
+
+    def write_short(self, rows: list[dict]) -> None:
+        """short_psnr.csv: each start point and draw of the short rollouts (lab4.short_rollouts)."""
+        lines = ["start,draw,psnr,psnr_early"] + [
+            f"{r['start']},{r['draw']},{r['psnr']},{r['psnr_early']}" for r in rows
+        ]
+        atomic_write_text(self.path / self.SHORT, "\n".join(lines) + "\n")
+
+    def short(self) -> pd.DataFrame | None:
+        """short_psnr.csv, or None without one (a run evaluated before the short score existed)."""
+        return self._cached(self.SHORT, lambda p: pd.read_csv(p, dtype={"draw": str}), lambda: None)
 
     def psnr(self) -> pd.DataFrame | None:
         """psnr_per_frame.csv, or None without one."""

@@ -24,6 +24,8 @@ from pathlib import Path
 from lab4.util.errors import Lab4Error
 from lab4.util.paths import project_root, shown
 
+# The kernel the driver names, overriding the notebooks' own kernelspec (the stock python3, for Colab and
+# the like): `make setup` registers it in the project's environment, whatever python3 means on the machine.
 KERNEL = "lab4"
 # The kernel's own log stays off the driver's terminal (a cell's error is in the executed notebook):
 # - ipykernel >= 7.3 warns on every start that its TCP sockets are unencrypted (it binds to 127.0.0.1 and

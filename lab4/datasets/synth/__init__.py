@@ -9,6 +9,7 @@ One sequence flows through the modules top to bottom:
 
     moves.py         seeded random chain of MOVES -> pose channels over time (n, 13)
     body.py          pose -> 2D joints of a 2.5D stick figure (n, 25, 2); ponytail spring
+    look.py          light and wall colour per frame: a flicker, or the control presets' random ones
     render.py        joints -> RGB frame: studio, shadow, shaded capsules (H, W, 3) uint8
     pose_image.py    joints -> OpenPose COCO-18 label image (H, W, 3) uint8
     dataset.py       presets, seeds per sequence, parallel PNG writing, atomic install

@@ -24,7 +24,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .body import BODY_HEIGHT, JOINT_INDEX, ponytail, skeleton
-from .moves import CHANNEL_INDEX, FPS, choreography
+from .look import LOOKS, WALL, WALLS, control, flicker
+from .moves import CHANNEL_INDEX, choreography
 from .pose_image import render_pose
 from .render import render_frame
 
@@ -32,32 +33,48 @@ PRESETS: dict[str, dict] = {  # frames per split; test = n_test sequences of tes
     "full": dict(n_train=23410, n_val=630, n_test=5, test_len=630),
     "small": dict(n_train=2400, n_val=630, n_test=5, test_len=630),
     "tiny": dict(n_train=64, n_val=24, n_test=5, test_len=24),
+    # the positive control: small's (tiny's) poses in a room whose light and wall colour the pose does not
+    # determine, worth ~1.6e-3 MSE a frame at up to ~2 nats; lab4.datasets.synth.look has the arithmetic
+    "control": dict(n_train=2400, n_val=630, n_test=5, test_len=630, look="control"),
+    "control-tiny": dict(n_train=64, n_val=24, n_test=5, test_len=24, look="control"),
 }
 VERSION = 1  # bump when the output changes, so old datasets are not reused
+LOOK_STREAM = 7  # the 4th word of the control look's seed: a stream apart from the pose's
 SPLIT_CODE = {"train": 1, "val": 2, "test": 3}  # part of each sequence's random seed
 
 
-def sequence(seed: int, split: str, k: int, n: int, height: int, width: int) -> dict:
-    """Everything needed to render the n frames of sequence k of a split, in pixels."""
+def sequence(
+    seed: int, split: str, k: int, n: int, height: int, width: int, look: str = "flicker", look_seed=None
+) -> dict:
+    """Everything needed to render the n frames of sequence k of a split, in pixels.
+
+    ``look`` (lab4.datasets.synth.look) draws the light and wall: "flicker" from the pose's stream, after the
+    choreography, "control" from a stream of its own, ``look_seed`` (default: this sequence's), so that the
+    same poses can be lit by another draw."""
     rng = np.random.default_rng([seed, SPLIT_CODE[split], k])
     scale = 0.78 * height / BODY_HEIGHT  # pixels per body unit
     stage_half = max(0.0, 0.5 * width / scale - 0.45)  # body units the dancer may travel
     pose = choreography(rng, n)
     joints = skeleton(pose, stage_half)
     tail = ponytail(joints[:, JOINT_INDEX["tail"]], pose[:, CHANNEL_INDEX["phi"]])
-    t = np.arange(n) / FPS
-    f1, f2 = rng.uniform(0.1, 0.4), rng.uniform(0.6, 1.3)  # light flicker: two slow sines, Hz
-    p1, p2 = rng.uniform(0, 2 * np.pi, 2)
-    flicker = 1 + 0.025 * np.sin(2 * np.pi * f1 * t + p1) + 0.01 * np.sin(2 * np.pi * f2 * t + p2)
+    if look not in LOOKS:
+        raise ValueError(f"unknown look {look!r}; valid looks: {', '.join(LOOKS)}")
+    stream = np.random.default_rng(
+        [seed, SPLIT_CODE[split], k, LOOK_STREAM] if look_seed is None else look_seed
+    )
+    if look == "flicker":
+        light, wall = flicker(rng if look_seed is None else stream, n), None
+    else:
+        light, wall = control(stream, n)
     origin = np.array([width / 2, 0.92 * height])  # the middle of the stage on the floor, pixels
-    # (n,), float
-    return dict(
+    out = dict(
         joints=(joints * scale + origin).astype(np.float32),  # (n, len(JOINTS), 2) pixels
         tail=(tail * scale).astype(np.float32),  # (n, 2) pixels
         phi=np.clip(pose[:, CHANNEL_INDEX["phi"]], -1.2, 1.2).astype(np.float32),  # (n,)
-        flicker=flicker.astype(np.float32),
+        flicker=light.astype(np.float32),  # (n,) the light level, about 1
         scale=scale,
     )
+    return out if wall is None else {**out, "wall": wall}  # (n,) index into look.WALLS
 
 
 class Chunk(NamedTuple):
@@ -83,15 +100,18 @@ def render_chunk(job: Chunk) -> int:
     for i, (ip, lp) in enumerate(zip(image_paths, label_paths)):
         joints, phi = seq["joints"][i], float(seq["phi"][i])
         if ip:
-            data = png_bytes(
-                render_frame(
-                    height, width, joints, seq["tail"][i], phi, float(seq["flicker"][i]), seq["scale"]
-                )
-            )
+            data = png_bytes(render_at(seq, i, height, width))
             for p in ip:
                 pathlib.Path(p).write_bytes(data)
         pathlib.Path(lp).write_bytes(png_bytes(render_pose(height, width, joints, phi)))
     return len(image_paths)
+
+
+def render_at(seq: dict, i: int, height: int, width: int) -> np.ndarray:
+    """Frame ``i`` of a sequence() (H, W, 3) uint8, in its wall colour where its look has one."""
+    wall = WALLS[int(seq["wall"][i])] if "wall" in seq else WALL
+    args = (seq["joints"][i], seq["tail"][i], float(seq["phi"][i]), float(seq["flicker"][i]), seq["scale"])
+    return render_frame(height, width, *args, wall=wall)
 
 
 def chunks(tmp: pathlib.Path, cfg: dict, seed, height, width, chunk_len) -> Iterator[Chunk]:
@@ -101,7 +121,7 @@ def chunks(tmp: pathlib.Path, cfg: dict, seed, height, width, chunk_len) -> Iter
     plan = [("train", 0, cfg["n_train"]), ("val", 0, cfg["n_val"])]
     plan += [("test", k, cfg["test_len"]) for k in range(cfg["n_test"])]
     for split, k, n in plan:
-        seq = sequence(seed, split, k, n, height, width)
+        seq = sequence(seed, split, k, n, height, width, look=cfg.get("look", "flicker"))
         for lo in range(0, n, chunk_len):
             hi = min(n, lo + chunk_len)
             part = {key: (v[lo:hi] if isinstance(v, np.ndarray) else v) for key, v in seq.items()}

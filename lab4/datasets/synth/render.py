@@ -17,25 +17,28 @@ LIGHT = np.array([-0.45, -0.55, 0.70]) / np.linalg.norm([-0.45, -0.55, 0.70])  #
 # the same direction as Python floats, so that float32 pixel maths stays float32
 LIGHT_X, LIGHT_Y, LIGHT_Z = (float(v) for v in LIGHT)
 FAR_SIDE_DIM = 0.8  # brightness of the arm and leg turned away from the camera
-_BACKGROUNDS: dict = {}  # (height, width) -> (H, W, 3) float32
+WALL = (236.0, 232.0, 224.0)  # the wall's colour (the control preset switches it: lab4.datasets.synth.look)
+_BACKGROUNDS: dict = {}  # (height, width, wall) -> (H, W, 3) float32
 PIXEL_CENTRES = np.arange(1 << 15, dtype=np.float32) + 0.5  # (32768,) x or y of pixel centres
 
 
-def background(height: int, width: int) -> np.ndarray:
-    """Light wall with a vertical gradient, baseboard, wooden floor -> (H, W, 3) float32."""
-    if (height, width) not in _BACKGROUNDS:
+def background(height: int, width: int, wall=WALL) -> np.ndarray:
+    """Light wall of colour ``wall`` with a vertical gradient, baseboard, wooden floor -> (H, W, 3)
+    float32."""
+    key = (height, width, tuple(float(c) for c in wall))
+    if key not in _BACKGROUNDS:
         y = (np.arange(height)[:, None, None] + 0.5) / height  # (H, 1, 1)
         x = (np.arange(width)[None, :, None] + 0.5) / width  # (1, W, 1)
         hz = 0.6  # horizon: where the wall meets the floor
-        wall = np.array([236, 232, 224.0]) * (1.0 - 0.1 * y / hz)
+        wall = np.array(key[2]) * (1.0 - 0.1 * y / hz)
         fy = np.clip((y - hz) / (1 - hz), 1e-3, 1)  # 0 at the horizon, 1 at the bottom
         floor = np.array([168, 130, 98.0]) * (0.9 + 0.15 * fy)
         board = ((x - 0.5) / fy * 0.5 + 0.5) * 14 % 1  # boards converge to a far point
         floor = floor * (1 - 0.05 * (np.abs(board - 0.5) < 0.06))
         bg = np.where(y < hz, wall, floor)
         bg = np.where((y >= hz - 0.035) & (y < hz), np.array([150, 140, 130.0]), bg)  # baseboard
-        _BACKGROUNDS[(height, width)] = np.ascontiguousarray(bg, np.float32)  # (H, W, 3)
-    return _BACKGROUNDS[(height, width)]
+        _BACKGROUNDS[key] = np.ascontiguousarray(bg, np.float32)  # (H, W, 3)
+    return _BACKGROUNDS[key]
 
 
 def draw_capsule(img, a, b, ra, rb, color):
@@ -95,12 +98,12 @@ def draw_torso(img, sh_r, sh_l, hip_r, hip_l, color):
     patch += cov * (shade[..., None] * color - patch)
 
 
-def render_frame(height, width, joints, tail, phi, flicker, scale) -> np.ndarray:
+def render_frame(height, width, joints, tail, phi, flicker, scale, wall=WALL) -> np.ndarray:
     """One RGB frame (H, W, 3) uint8 from pixel joints (len(JOINTS), 2).
 
     tail: ponytail tip offset (2,) pixels; phi: facing; flicker: light level
-    (about 1); scale: pixels per body unit."""
-    img = background(height, width).copy()
+    (about 1); scale: pixels per body unit; wall: the wall's colour."""
+    img = background(height, width, wall).copy()
     unit = scale
     # soft floor shadow that follows the feet and fades while jumping
     feet = joints[[JOINT_INDEX["an_r"], JOINT_INDEX["an_l"]]]

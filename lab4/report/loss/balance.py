@@ -10,15 +10,17 @@ import math
 
 import numpy as np
 
+from lab4.report.comparisons.questions import QUESTION_CASES, scores_macros
+from lab4.report.comparisons.scores import LAB, NAMES
 from lab4.report.format import NA, big, display_name, tex_escape
-from lab4.report.rankings import RANK_CASES, rank_macros
-from lab4.report.stats import by_seed, holm, interval_text, mean_std, seed_diff
+from lab4.report.stats import by_seed, holm_family, interval_text, mean_std, seed_diff
 from lab4.run.folder import group
+from lab4.run.questions import LAB_QUESTIONS
 from lab4.schedules import KL_STRATEGIES
 
 CASES = {
     "LossBalanceCase": ("measured", "absent"),
-    "LabLossRankCase": RANK_CASES,
+    "LabLossKLCase": QUESTION_CASES,  # the KL question on the lab-loss screen
     "LossBalancePrecisionCase": ("same", "differs", "unknown"),
 }
 MODEL_DIMS = {"F_dim", "L_dim", "N_dim", "D_out_dim", "frame_H", "frame_W"}
@@ -86,8 +88,8 @@ def loss_balance_macros(runs, screen: list[dict]) -> dict[str, str]:
     m["LabLossActiveMax"] = str(max(int(r.get("active_units") or 0) for r in recs))
     base = mean_std([r.number("baseline_mean_psnr") for r in runs]).mean
     m["LabLossAboveBaseline"] = str(sum(r["psnr"] > base for r in recs)) if np.isfinite(base) else NA
-    m.update(rank_macros({s: v for s, v in lab.items() if v}, "LabLoss"))
-    tests = holm([seed_diff(mean_kl[s], lab[s]) if mean_kl[s] else None for s in KL_STRATEGIES])
+    m.update(scores_macros({s: v for s, v in lab.items() if v}, LAB_QUESTIONS[:1], "LabLoss", NAMES[LAB]))
+    tests = holm_family([seed_diff(mean_kl[s], lab[s]) if mean_kl[s] else None for s in KL_STRATEGIES])
     m["LossBalanceTests"] = (
         "; ".join(
             f"{display_name(s)} {interval_text(iv)}" for s, iv in zip(KL_STRATEGIES, tests) if iv is not None

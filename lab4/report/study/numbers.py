@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from lab4.config import make_config
-from lab4.report import numbers as report_numbers, rankings, stats
-from lab4.report.format import NA, display_name, fmt, order_text, tex_escape
+from lab4.report import numbers as report_numbers, stats
+from lab4.report.comparisons.questions import QUESTION_CASES, question_macros
+from lab4.report.format import NA, display_name, fmt, tex_escape
 from lab4.report.loss.dynamics import kl_per_frame
 from lab4.report.study.roles import QUIRK_KEYS, Roles
 from lab4.run.folder import RunDir, group, load_runs
+from lab4.run.questions import LAB_QUESTIONS
 from lab4.schedules import KL_STRATEGIES
 
 RECORD = "study.json"  # lab4/grid/study.py writes it beside the runs
@@ -28,9 +30,9 @@ MULTIPLES = {2: "twice", 3: "three times", 4: "four times", 5: "five times"}
 QUIRK_CASES = ("better", "worse", "same", "untested", "missing")
 CASES = {
     "StudyCase": ("present", "absent"),
-    "StudyRankCase": rankings.RANK_CASES,
+    "StudyKLCase": QUESTION_CASES,  # the KL question on the study's runs
+    "StudyQuirkZeroCase": ("tested", "untested"),  # the quirks' tests again with z = 0
     "StudyLossCase": ("lab", "other"),  # the KL summed with weight 1, as the lab's loss, or another weight
-    "StudyAgreeCase": rankings.AGREE_CASES,  # the study's order of the KL schedules against the quick grid's
     "StudyActiveCase": ("never", "some", "unknown"),  # any active latent unit at any validated epoch
     # schedules whose curve flattened before the last epoch
     "StudyFlatCase": ("all", "some", "none", "unknown"),
@@ -103,16 +105,9 @@ def stats_range(ns) -> str:
 
 
 def ranking_macros(runs, quick_runs) -> dict[str, str]:
-    """The report's test on the study's KL schedules, and their order against the quick grid's."""
-    scores = {s: v for s, v in rankings.psnr_by_strategy(runs).items() if s in KL_STRATEGIES}
-    m = rankings.rank_macros(scores, "Study")
-    case, mine, theirs = rankings.order_agreement(runs, quick_runs)
-    return {
-        **m,
-        "StudyAgreeCase": case,
-        "StudyOrder": order_text(mine),
-        "StudyQuickOrder": order_text(theirs),
-    }
+    """The lab's KL question (each annealed schedule against None) on the study's runs, on the score they
+    recorded: the same test as the main comparisons, never the best schedule picked after the fact."""
+    return question_macros(kl_runs(runs), LAB_QUESTIONS[:1], prefix="Study")
 
 
 def _per_epoch(run: RunDir, col: str):
@@ -163,9 +158,10 @@ def mean_curve(rs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def flat_epoch(epochs, curve, gain: float = GAIN_DB) -> int | None:
-    """The first epoch after which the curve never gains more than ``gain`` dB; None if only the last is."""
+    """The first epoch after which the curve stays within ``gain`` dB of that epoch's value, up or down (a
+    curve that falls and recovers has not flattened); None if only the last is."""
     for i in range(len(curve) - 1):
-        if np.max(curve[i + 1 :]) - curve[i] < gain:
+        if np.max(np.abs(curve[i + 1 :] - curve[i])) < gain:
             return int(epochs[i])
     return None
 
@@ -230,16 +226,28 @@ def quirk_macros(runs, roles: Roles) -> dict[str, str]:
     """Each quirk's runs against Monotonic's as long, paired by seed, Holm across the three comparisons."""
     g = group(runs)
 
-    def score(s):
-        return stats.by_seed(g.get(s, []), lambda r: r.number("mean_psnr"))
+    def score(s, key="mean_psnr"):
+        return stats.by_seed(g.get(s, []), lambda r: r.number(key))
 
-    ivs = stats.holm(
-        [
-            stats.seed_diff(score(q), score(ref)) if score(q) and score(ref) else None
-            for q, ref in roles.quirks.values()
-        ]
-    )
+    def tests(key):
+        return stats.holm_family(
+            [
+                stats.seed_diff(score(q, key), score(ref, key)) if score(q, key) and score(ref, key) else None
+                for q, ref in roles.quirks.values()
+            ]
+        )
+
+    ivs = tests("mean_psnr")
     m = quirk_settings(g, roles)
+    # the same tests with z = 0 instead of one drawn z: how much of a verdict the draw decides
+    zero = tests("mean_psnr_z0")
+    for key, iv in zip(roles.quirks, zero):
+        m[f"Study{key}TestZero"] = stats.interval_text(iv) if iv is not None else NA
+    m["StudyQuirkZeroCase"] = "tested" if zero and all(iv is not None for iv in zero) else "untested"
+    # a drawn z against z = 0 on the same weights, over every study run
+    shifts = [abs(r.number("mean_psnr") - r.number("mean_psnr_z0")) for r in runs]
+    shifts = [x for x in shifts if np.isfinite(x)]
+    m["StudyZeroShift"] = fmt(float(np.median(shifts))) if shifts else NA
     for (key, (q, ref_name)), iv in zip(roles.quirks.items(), ivs):
         mine, ref = score(q), score(ref_name)
         m[f"Study{key}PSNR"] = fmt(np.mean(list(mine.values()))) if mine else NA
