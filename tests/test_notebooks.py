@@ -11,6 +11,7 @@ import pytest
 
 from lab4.grid import execution
 from lab4.report.html import run_html
+from lab4.util import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -98,8 +99,24 @@ def test_dataset_notebook_runs(tiny_root, tmp_path):
     assert "val: 24 frames" in text
 
 
-def test_explore_notebook_builds_widgets(train_run, tmp_path):
-    nb = execute("04_explore.ipynb", tmp_path / "04.ipynb", runs_dir=str(train_run.parent), run="tiny-nb")
+@pytest.mark.timeout(330)
+def test_explore_notebook_builds_widgets(train_run, tmp_path, monkeypatch):
+    """A widget cell can, rarely and only under load, wait forever on a reply that has arrived (the nbclient
+    hang of docs/timings.md; once in a clean-clone suite on two busy cores): a 90 s cell deadline ends such
+    an execution and it is run once more, as the grid retries a run. A notebook that fails twice fails."""
+    monkeypatch.setenv("LAB4_CELL_DEADLINE", "90")
+    for attempt in range(2):
+        try:
+            nb = execute(
+                "04_explore.ipynb",
+                tmp_path / f"04-{attempt}.ipynb",
+                runs_dir=str(train_run.parent),
+                run="tiny-nb",
+            )
+            break
+        except notebooks.NotebookStopped:
+            if attempt:
+                raise
     kinds = [k for c in nb.cells if c.cell_type == "code" for o in c.outputs for k in o.get("data", {})]
     assert "application/vnd.jupyter.widget-view+json" in kinds and "image/png" in kinds
 
