@@ -37,7 +37,9 @@ def short_rollouts(
     """Every start point rolled out ``draws`` times with z ~ N(0, I) and once with z = 0, all in one batch.
 
     Returns ``psnr`` (S, draws + 1, horizon): the PSNR of each generated frame, the last draw being z = 0;
-    ``baseline`` (S, horizon): the copy of the start frame, a model that learned nothing; ``starts``. A
+    ``baseline`` (S, horizon): the copy of the start frame, a model that learned nothing; ``diversity``
+    (S, horizon): the MSE between two drawn rollouts' frames, averaged over the pairs of draws (how much z
+    changes the prediction; None with one draw); ``starts``. A
     validation video shorter than the horizon (the tests' tiny data) is rolled out over its whole length."""
     horizon = min(horizon, len(val) - 1)
     first_frames = start_points(len(val), horizon, starts)
@@ -68,12 +70,24 @@ def short_rollouts(
     psnr = psnr_per_frame(pred.flatten(0, 2), target.flatten(0, 2)).reshape(S, K, horizon)
     copy = gt[:, :1].expand(-1, horizon, -1, -1, -1)
     baseline = psnr_per_frame(copy.flatten(0, 1), gt[:, 1:].flatten(0, 1)).reshape(S, horizon)
-    return dict(psnr=psnr.numpy(), baseline=baseline.numpy(), starts=first_frames)
+    pairs = [(i, j) for i in range(draws) for j in range(i + 1, draws)]
+    diversity = (
+        torch.stack([(pred[:, i] - pred[:, j]).pow(2).mean((-3, -2, -1)) for i, j in pairs]).mean(0)
+        if pairs
+        else None
+    )  # (S, horizon)
+    return dict(
+        psnr=psnr.numpy(),
+        baseline=baseline.numpy(),
+        diversity=None if diversity is None else diversity.numpy(),
+        starts=first_frames,
+    )
 
 
 def short_scores(res: dict, horizon: int = HORIZON) -> dict:
     """The numbers a run records from :func:`short_rollouts`: the score with drawn z (the primary), with
-    z = 0, over the first EARLY frames, the copy baseline's, and the spread of single-draw scores."""
+    z = 0, over the first EARLY frames, the copy baseline's, the spread of single-draw scores, the best draw's
+    score at each start (best-of-K), and the MSE between draws (the samples' diversity)."""
     early = min(EARLY, horizon)
     psnr, drawn = res["psnr"][:, :, :horizon], res["psnr"][:, :-1, :horizon]  # (S, K, T), (S, draws, T)
     per_draw = drawn.mean((0, 2))  # (draws,): each draw's score over all starts
@@ -86,6 +100,8 @@ def short_scores(res: dict, horizon: int = HORIZON) -> dict:
         short_starts=int(psnr.shape[0]),
         short_draws=int(drawn.shape[1]),
         short_psnr_draw_sd=float(np.std(per_draw, ddof=1)) if len(per_draw) > 1 else None,
+        short_psnr_best=float(drawn.mean(2).max(1).mean()),
+        short_diversity=None if res.get("diversity") is None else float(res["diversity"][:, :horizon].mean()),
     )
 
 

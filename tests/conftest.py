@@ -83,28 +83,36 @@ def write_study_folder(
     real: tuple | str | None = (12.0, 22.0, 27.0),
     real_mean: tuple | None = None,
 ) -> Path:
-    """A results/study/ as lab4/grid/study.py exports it, from numbers: ``scores`` maps a run name (seeds as
-    the grid names them, ``monotonic-s1``) to its validation PSNR; ``active`` a strategy to its active units
-    from epoch 3 on; ``flat`` curves that settle after epoch 2 (else they rise 1 dB an epoch to the end);
-    ``real`` (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the real-footage run on the lab's
-    loss, "diverged" (non-finite in epoch 31 of 90, as lab4.train records it), or None; ``real_mean`` the same
-    for the run with the KL averaged."""
+    """A results/study/ and results/study-extra/ as lab4/grid/study.py exports them (returns the first;
+    each run goes where its grid, study.yaml or study-extra.yaml, has it), from numbers: ``scores`` maps a
+    run name (seeds as the grid names them, ``monotonic-s1``) to its validation PSNR; ``active`` a strategy
+    to its active units from epoch 3 on; ``flat`` curves that settle after epoch 2 (else they rise 1 dB an
+    epoch to the end); ``real`` (model PSNR, copy PSNR, copy PSNR over the first 10 frames) for the
+    real-footage run on the lab's loss, "diverged" (non-finite in epoch 31 of 90, as lab4.train records it),
+    or None; ``real_mean`` the same for the run with the KL averaged."""
     import json
     import re
+    import shutil
 
     import numpy as np
     import pandas as pd
 
     from lab4.config import make_config
-    from lab4.grid.spec import load_grid
     from lab4.run.folder import RunDir
 
-    out = Path(base) / "results" / "study"
-    grid = dict(load_grid(Path(__file__).resolve().parents[1] / "study.yaml", "study"))
+    root = Path(base) / "results"
+    main, extra = (dict(g) for g in study_grids(separate=True))
+    grid = {**extra, **main}
     reals = {"real-monotonic": real, "real-monotonic-klmean": real_mean}
     names = list(scores) + [n for n, r in reals.items() if r]
+    written = {"study": [], "study-extra": []}
     for k, name in enumerate(names):
         cfg = make_config("study", name=name, **grid[name])
+        # a run of both grids (the quirks' Monotonic reference) is in both folders, as each grid trains it
+        folders = [f for f, g in (("study", main), ("study-extra", extra)) if name in g]
+        for f in folders:
+            written[f].append(name)
+        out = root / folders[0]
         real_run = reals.get(name)
         if real_run == "diverged":
             run = RunDir(out / name)
@@ -178,16 +186,31 @@ def write_study_folder(
                 device="cpu",
             )
         )
-    (out / "study.json").write_text(
-        json.dumps(
-            dict(
-                command="make study",
-                commit="0123456789abcdef0123456789abcdef01234567",
-                runs=names,
-                exit_status=0,
-                span_seconds=1400.0 + 100 * (len(names) - 1) - 1000.0,
-                machine=dict(processor="Test CPU", cpu_id="family 1 model 2", cores=2, torch="2.0"),
+    for name in set(written["study"]) & set(written["study-extra"]):
+        shutil.copytree(root / "study" / name, root / "study-extra" / name)
+    for f, ns in written.items():
+        if not ns:
+            continue
+        (root / f / "study.json").write_text(
+            json.dumps(
+                dict(
+                    command=f"make {f}",
+                    commit="0123456789abcdef0123456789abcdef01234567",
+                    runs=ns,
+                    exit_status=0,
+                    span_seconds=1400.0 + 100 * (len(ns) - 1) - 1000.0,
+                    machine=dict(processor="Test CPU", cpu_id="family 1 model 2", cores=2, torch="2.0"),
+                )
             )
         )
-    )
-    return out
+    return root / "study"
+
+
+def study_grids(separate: bool = False):
+    """study.yaml's and study-extra.yaml's runs as lab4.grid.spec.load_grid expands them: one list (what
+    03_compare hands the report's roles) or the two."""
+    from lab4.grid.spec import load_grid
+
+    root = Path(__file__).resolve().parents[1]
+    grids = [load_grid(root / f, "study") for f in ("study.yaml", "study-extra.yaml")]
+    return grids if separate else grids[0] + grids[1]

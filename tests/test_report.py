@@ -884,9 +884,8 @@ GPU_SETS = {
 
 def test_verdicts_flip_with_the_numbers(built, tmp_path):
     """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
-    from conftest import write_study_folder
+    from conftest import study_grids, write_study_folder
 
-    from lab4.grid.spec import load_grid
     from lab4.report import sections
     from lab4.report.comparisons.questions import question_macros
     from lab4.report.study import numbers as report_study
@@ -894,7 +893,7 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
     from lab4.run.folder import strategy_of
     from lab4.run.questions import LAB_QUESTIONS
 
-    study_roles = roles(load_grid(ROOT / "study.yaml", "study"))
+    study_roles = roles(study_grids())
     tex = have_tex()
     words = {}
     for key, (kw, want) in FLIPS.items():
@@ -906,13 +905,15 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
         if key == "a":  # GPU runs beside set a only; b and c say that there are none
             gpu_runs = synthetic_runs(tmp_path, GPU_SETS["a"][0], None, 1.0, True, "")
             bench = GPU_SETS["a"][1]
-        study_runs, study_record = [], {}
+        study_runs, study_record, extra_runs = [], {}, []
         if key in STUDY_SETS:
             scores, kw_study = STUDY_SETS[key]
-            study_runs, study_record = report_study.load_study(
-                write_study_folder(tmp_path / f"study-{key}", scores, **kw_study)
-            )
-        inputs = sections.Inputs(runs, gpu_runs, bench, study_runs, study_record, study_roles)
+            folder = write_study_folder(tmp_path / f"study-{key}", scores, **kw_study)
+            study_runs, study_record = report_study.load_study(folder)
+            extra_runs = report_study.load_study(folder.parent / "study-extra")[0]
+        inputs = sections.Inputs(
+            runs, gpu_runs, bench, study_runs, study_record, study_roles, extra_runs=extra_runs
+        )
         out = sections.write_generated(
             inputs, project / "report" / "generated", names=("main", "gpu", "study", "comparisons")
         )

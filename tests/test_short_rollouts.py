@@ -74,6 +74,32 @@ def test_short_rollouts_shapes_and_the_z0_draw(model, val):
     # a video shorter than the horizon is rolled out over its whole length, from its first frame
     whole = SR.short_rollouts(model, val, starts=STARTS, draws=1)
     assert whole["psnr"].shape == (1, 2, len(val) - 1) and whole["starts"] == [0]
+    assert whole["diversity"] is None  # one draw: nothing to differ from
+
+
+def test_the_diversity_is_the_mse_between_two_draws_and_zero_when_z_is_ignored(model, val, monkeypatch):
+    """Two draws of the same start differ only through z: the diversity is their frames' MSE, as recomputed
+    from the rollout, and a model whose decoder ignores z has none."""
+    frames = []
+
+    def recording(prev, pose_feat, z):
+        out = model.rollout_step(prev, pose_feat, z)
+        frames.append(out.detach().float().clamp(0, 1))
+        return out
+
+    res = SR.short_rollouts(model, val, HORIZON, STARTS, draws=2, step_fn=recording)
+    assert res["diversity"].shape == (STARTS, HORIZON) and (res["diversity"] >= 0).all()
+    pred = torch.stack(frames, 1).unflatten(0, (STARTS, 3))  # (S, draws + 1, T, 3, H, W)
+    mse = (pred[:, 0] - pred[:, 1]).pow(2).mean((-3, -2, -1))  # (S, T)
+    np.testing.assert_allclose(res["diversity"], mse.numpy(), rtol=1e-4, atol=1e-9)
+    assert res["diversity"].mean() > 0  # the untrained model's decoder reads z
+    monkeypatch.setattr(
+        model,
+        "rollout_step",
+        lambda prev, pose_feat, z: model.__class__.rollout_step(model, prev, pose_feat, torch.zeros_like(z)),
+    )
+    ignored = SR.short_rollouts(model, val, HORIZON, STARTS, draws=2)
+    assert np.abs(ignored["diversity"]).max() == 0.0
 
 
 def test_every_run_is_scored_on_the_same_draws(model, val, monkeypatch):
@@ -117,6 +143,13 @@ def test_short_scores_are_the_means_they_claim():
     assert (s["short_horizon"], s["short_starts"], s["short_draws"]) == (32, 5, 2)
     per_draw = [psnr[:, k, :32].mean() for k in range(2)]
     assert s["short_psnr_draw_sd"] == pytest.approx(np.std(per_draw, ddof=1))
+    # best-of-K: at each start the draw that scored higher over its 32 frames
+    assert s["short_psnr_best"] == pytest.approx(
+        np.mean([max(drawn[i, 0].mean(), drawn[i, 1].mean()) for i in range(5)])
+    )
+    assert s["short_psnr_best"] >= s["short_psnr"] and s["short_diversity"] is None  # no diversity given
+    res["diversity"] = np.full((5, 40), 2e-3)
+    assert SR.short_scores(res, horizon=32)["short_diversity"] == pytest.approx(2e-3)
     one = SR.short_scores(dict(psnr=psnr[:, 1:], baseline=baseline, starts=res["starts"]), horizon=32)
     assert one["short_draws"] == 1 and one["short_psnr_draw_sd"] is None  # one draw has no spread
     rows = SR.score_rows(res, horizon=32)

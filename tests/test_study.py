@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab4.config import PROFILES, make_config
 from lab4.grid import study
 from lab4.grid.spec import load_grid
-from lab4.run.folder import RunDir
+from lab4.run.folder import RunDir, strategy_of
+from lab4.run.questions import parse_questions
+from lab4.schedules import KL_STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 # each quirk run, its reference, and what it changes
@@ -24,16 +27,34 @@ QUIRKS = {
 
 @pytest.fixture(scope="module")
 def grid():
-    return dict(load_grid(ROOT / "study.yaml", "study"))
+    """study-extra.yaml's runs: the quirks, their references and real footage."""
+    return dict(load_grid(ROOT / "study-extra.yaml", "study"))
 
 
-def test_study_grid_expands_to_three_seeds_of_each_schedule_and_quirk(grid):
+def test_make_study_runs_the_three_schedules_on_the_labs_loss_with_eight_seeds_or_more():
+    """The study's budget goes to the lab's question: study.yaml has the three schedules only, each seeded
+    alike with at least 8 seeds, on the lab's loss (the KL summed at weight 1), and asks the KL question."""
+    study = dict(load_grid(ROOT / "study.yaml", "study"))
+    seeds = {
+        s: sorted(make_config("study", **o).seed for n, o in study.items() if strategy_of(n) == s)
+        for s in KL_STRATEGIES
+    }
+    assert {strategy_of(n) for n in study} == set(KL_STRATEGIES)
+    assert len(seeds["none"]) >= 8 and seeds["none"] == seeds["monotonic"] == seeds["cyclical"]
+    for name, over in study.items():
+        cfg = make_config("study", **over)
+        assert (cfg.kl_weight, cfg.kl_anneal_type) == (1.0, strategy_of(name)), name
+    qs = parse_questions(yaml.safe_load((ROOT / "study.yaml").read_text())["questions"], "study.yaml")
+    assert [(q.key, q.reference, q.compare) for q in qs] == [("KL", "none", ("monotonic", "cyclical"))]
+
+
+def test_the_extra_grid_has_three_seeds_of_each_quirk_and_its_reference(grid):
     names = set(grid)
-    for base in ("monotonic", "cyclical", "none", "quick-monotonic", *QUIRKS):
+    for base in ("monotonic", "quick-monotonic", *QUIRKS):
         assert {base, f"{base}-s1", f"{base}-s2"} <= names, base
-    assert {"real-monotonic", "real-monotonic-klmean"} <= names and len(grid) == 7 * 3 + 2
-    for s in ("monotonic", "cyclical", "none"):
-        assert grid[s] == {"kl_anneal_type": s} and grid[f"{s}-s2"]["seed"] == 2
+    assert {"real-monotonic", "real-monotonic-klmean"} <= names and len(grid) == 5 * 3 + 2
+    assert not names & {"cyclical", "none"}  # the schedules are make study's
+    assert grid["monotonic"] == {"kl_anneal_type": "monotonic"} and grid["monotonic-s2"]["seed"] == 2
 
 
 def test_each_quirk_changes_one_thing_against_monotonic_at_the_same_seed_and_budget(grid):
@@ -152,6 +173,8 @@ STUDY_A = _seeds(
 
 
 def _macros(tmp_path, folder, quick=()):
+    from conftest import study_grids
+
     from lab4.report import sections
     from lab4.report.study import numbers as S
     from lab4.report.study.roles import roles
@@ -161,7 +184,8 @@ def _macros(tmp_path, folder, quick=()):
         list(quick),
         study_runs=runs,
         study_record=record,
-        study_roles=roles(load_grid(ROOT / "study.yaml", "study")),
+        study_roles=roles(study_grids()),
+        extra_runs=S.load_study(folder.parent / "study-extra")[0],
     )
     out = sections.write_generated(inputs, tmp_path / "generated", names=("study",))
     sections.draw_figures(inputs, tmp_path / "figures", names=("study",))
@@ -220,8 +244,10 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
         "6",
         "twice",
         "3",
-        "22",
+        "9",
     )
+    # the quirks and the real footage come from the extra grid, with Monotonic's three seeds as the reference
+    assert m["StudyExtraRuns"] == "16"
     assert (m["StudyLossCase"], m["StudyClip"], m["StudyLrFactor"], m["StudyMilestones"]) == (
         "lab",
         "100",
@@ -231,11 +257,23 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
     assert (m["StudyMachine"], m["StudyCommit"], m["StudyMinutes"]) == (
         "Test CPU (family 1 model 2)",
         "0123456",
-        "42",
+        "20",
     )
     assert (tmp_path / "figures" / "study" / "study_val_psnr.pdf").is_file()
     rows = out["study_results_table.tex"].read_text().splitlines()[1:]
-    assert len(rows) == 7 and not any("real" in r.lower() for r in rows)  # SynthDance runs only
+    assert not any("real" in r.lower() for r in rows)  # SynthDance runs only
+    # the schedules, a rule, then each quirk beside the Monotonic of its own grid
+    assert [r.split(" & ")[0] for r in rows] == [
+        "Monotonic",
+        "Cyclical",
+        "None",
+        "\\midrule",
+        "Monotonic, quirk grid",
+        "Late lr drop",
+        "LeakyReLU 0.01, 3 epochs",
+        "Monotonic, 3 epochs",
+        "Monotonic held, 3 epochs",
+    ]
 
 
 def test_study_verdicts_flip_with_the_numbers(tmp_path):
@@ -297,7 +335,10 @@ def test_make_report_never_runs_the_study_and_make_study_exports_to_results():
     report = re.search(r"^report:(.*)$", make, re.M).group(1).split()
     assert "study" not in report and report == ["experiments", "figures", "html", "pdf"]
     recipe = make.split("\nstudy:", 1)[1].split("\n\n", 1)[0]
-    assert "-m lab4 study" in recipe and "--out results/study" in recipe and "real-footage" in recipe
+    assert "-m lab4 study" in recipe and "--out results/study " in recipe and "real-footage" not in recipe
+    extra = make.split("\nstudy-extra:", 1)[1].split("\n\n", 1)[0]
+    assert "--grid study-extra.yaml" in extra and "--out results/study-extra" in extra
+    assert "real-footage" in extra
 
 
 def test_a_diverged_run_is_settled_not_retried_and_the_study_records_it(tmp_path, capsys):

@@ -39,17 +39,26 @@ class Inputs:
     study_runs: list = field(default_factory=list)
     study_record: dict = field(default_factory=dict)
     study_roles: Roles = field(default_factory=Roles)
+    extra_runs: list = field(default_factory=list)
     screen: list = field(default_factory=list)
     questions: tuple[Question, ...] = LAB_QUESTIONS
     noise: dict = field(default_factory=dict)
 
     @classmethod
     def load(
-        cls, runs_dir, gpu_dir=None, study_dir=None, screen_dir=None, study_grid=(), noise_dir=None
+        cls,
+        runs_dir,
+        gpu_dir=None,
+        study_dir=None,
+        screen_dir=None,
+        study_grid=(),
+        noise_dir=None,
+        extra_dir=None,
     ) -> Inputs:
         """From the folders (None or a missing folder: that section is absent). ``study_grid`` is study.yaml
-        as lab4.grid.spec.load_grid expands it: the caller reads it, as the report does not import the
-        grid. The questions are the runs folder's (lab4.run.questions)."""
+        and study-extra.yaml as lab4.grid.spec.load_grid expands them: the caller reads them, as the report
+        does not import the grid; ``extra_dir`` holds study-extra.yaml's runs (the quirks, real footage). The
+        questions are the runs folder's (lab4.run.questions)."""
         gpu_runs, bench = gpu.load_gpu(gpu_dir) if gpu_dir else ([], None)
         study_runs, record = study_numbers.load_study(study_dir) if study_dir else ([], {})
         return cls(
@@ -62,6 +71,7 @@ class Inputs:
             screen_record.load(screen_dir) if screen_dir else [],
             read_questions(runs_dir),
             noise.load_noise(noise_dir),
+            study_numbers.load_study(extra_dir)[0] if extra_dir else [],
         )
 
 
@@ -199,16 +209,18 @@ SECTIONS = (
     Section(
         "study",
         "study.tex",
-        lambda i: (i.study_runs, i.study_record, i.runs, i.study_roles),
+        lambda i: (i.study_runs, i.study_record, i.runs, i.study_roles, i.extra_runs),
         parts=(study_numbers.study_macros,),
         cases=study_numbers.CASES,
         files={
             "study_results_table.tex": _rows(
                 "one row per strategy of the study",
-                lambda i: study_numbers.results_rows(i.study_runs, i.study_roles),
+                lambda i: study_numbers.results_rows(i.study_runs, i.study_roles, i.extra_runs),
             )
         },
-        figures=lambda i, d: study_figures.make_figures(i.study_runs, Path(d) / "study", i.study_roles),
+        figures=lambda i, d: study_figures.make_figures(
+            i.study_runs, Path(d) / "study", i.study_roles, i.extra_runs
+        ),
         switch="StudyCase",
     ),
     Section(

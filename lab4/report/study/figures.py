@@ -49,31 +49,31 @@ def _milestones(ax, runs) -> None:
         ax.axvline(m + 0.5, color="0.75", lw=0.8, ls="-.", zorder=0)
 
 
-def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
-    """Validation PSNR after every epoch: the three KL schedules (left), Monotonic against each quirk
-    (right)."""
+def study_val_psnr(runs, figures_dir, roles: Roles, extra_runs=()) -> list[Path]:
+    """Validation PSNR after every epoch: the three KL schedules (left), each quirk against its Monotonic from
+    the extra grid (right)."""
     fig, (a, b) = plots.figure(1, 2, height=3.0, sharey=True)
-    g = group(runs)
+    g, gx = group(runs), group(list(extra_runs))
     base = [
         v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])
     ]
     colors = quirk_colors(roles)
     quirks = list(dict.fromkeys(("monotonic", *colors)))
-    for ax, names, title in (
-        (a, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
-        (b, [s for s in quirks if s in g], "the template's quirks, each against Monotonic"),
+    for ax, gg, names, title in (
+        (a, g, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
+        (b, gx, [s for s in quirks if s in gx], "the template's quirks, each against Monotonic"),
     ):
         for s in names:
             color = colors.get(s) if s not in KL_STRATEGIES else None
             plots.band_plot(
                 ax,
-                [_epoch_series(r, "val_psnr") for r in g[s]],
+                [_epoch_series(r, "val_psnr") for r in gg[s]],
                 color or plots.color_for(s),
                 roles.label(s),
                 marker="o",
                 ms=2.5,
             )
-        _milestones(ax, [r for s in names for r in g[s]])
+        _milestones(ax, [r for s in names for r in gg[s]])
         base_v = [v for v in base if np.isfinite(v)]
         if base_v:
             ax.axhline(float(np.mean(base_v)), **plots.BASELINE_STYLE, label="repeat first frame")
@@ -132,15 +132,15 @@ def study_real(runs, figures_dir, roles: Roles, first: int = 30) -> list[Path]:
     return plots.save(fig, Path(figures_dir) / "study_real")
 
 
-def make_figures(runs, figures_dir, roles: Roles) -> dict[str, list[Path]]:
-    """figures/study/* from the study's runs (nothing without them)."""
+def make_figures(runs, figures_dir, roles: Roles, extra_runs=()) -> dict[str, list[Path]]:
+    """figures/study/* from the study's runs and the extra grid's (nothing without the study's)."""
     if not runs:
         return {}
     figures_dir = Path(figures_dir)
     kl = [r for r in runs if r.strategy in KL_STRATEGIES]
     return {
-        "study_val_psnr": study_val_psnr(runs, figures_dir, roles),
+        "study_val_psnr": study_val_psnr(runs, figures_dir, roles, extra_runs),
         "study_collapse": study_collapse(runs, figures_dir),
-        "study_real": study_real(runs, figures_dir, roles),
+        "study_real": study_real(list(extra_runs), figures_dir, roles),
         "psnr_per_frame": curves.psnr_per_frame(kl, figures_dir),
     }

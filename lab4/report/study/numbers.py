@@ -308,22 +308,42 @@ def real_macros(runs, roles: Roles) -> dict[str, str]:
     }
 
 
-def study_macros(runs, record: dict, quick_runs, roles: Roles) -> dict[str, str]:
-    """Every ``Study*`` macro of main.tex's longer-budget section; only StudyCase without study runs."""
+def extra_of(extra_runs, roles: Roles) -> list[RunDir]:
+    """The extra grid's runs that the study section reads: each quirk, its reference and the real footage."""
+    keep = {s for pair in roles.quirks.values() for s in pair if s} | {roles.real, roles.real_mean}
+    return [r for r in extra_runs if r.strategy in keep or r.name in keep]
+
+
+def study_macros(runs, record: dict, quick_runs, roles: Roles, extra_runs=()) -> dict[str, str]:
+    """Every ``Study*`` macro of main.tex's longer-budget section; only StudyCase without study runs. The
+    schedules come from ``runs`` (results/study/), the quirks and real footage from ``extra_runs``
+    (results/study-extra/, which pairs each quirk with its own Monotonic)."""
     if not runs:
         return {"StudyCase": "absent"}
+    extra = extra_of(extra_runs, roles)
     return {
         "StudyCase": "present",
         **header_macros(runs, record),
+        "StudyExtraRuns": str(len(extra)),
         **ranking_macros(runs, quick_runs),
         **collapse_macros(runs),
         **flatten_macros(runs),
-        **quirk_macros(runs, roles),
-        **real_macros(runs, roles),
+        **quirk_macros(extra, roles),
+        **real_macros(extra, roles),
     }
 
 
-def results_rows(runs, roles: Roles) -> str | None:
-    """The study's results table: its SynthDance runs, as the report's (None without study runs)."""
-    sim = [r for r in runs if r.name not in (roles.real, roles.real_mean)]
-    return report_numbers.results_rows(sim, roles.label) if runs else None
+def results_rows(runs, roles: Roles, extra_runs=()) -> str | None:
+    """The study's results table: its SynthDance runs, then the extra grid's quirks and their references,
+    as the report's (None without study runs)."""
+    if not runs:
+        return None
+    rows = report_numbers.results_rows(kl_runs(runs), roles.label)
+    extra = [r for r in extra_of(extra_runs, roles) if r.name not in (roles.real, roles.real_mean)]
+    if extra:
+
+        def label(s):
+            return roles.label(s) + (", quirk grid" if s in KL_STRATEGIES else "")
+
+        rows += "\\midrule\n" + report_numbers.results_rows(extra, label)
+    return rows
