@@ -214,3 +214,95 @@ def study_grids(separate: bool = False):
     root = Path(__file__).resolve().parents[1]
     grids = [load_grid(root / f, "study") for f in ("study.yaml", "study-extra.yaml")]
     return grids if separate else grids[0] + grids[1]
+
+
+# The mechanism grid's and the control's runs, from numbers (tests/test_mechanism.py, test_control_report.py,
+# and the report's PDF sets in test_report.py)
+MECH_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "lr"]
+MECH_FRAMES = 3  # train_vi_len 4: metrics.csv's mse and kl are sums over 3 predicted frames
+
+
+def mech_run(root, name, seed, rows, clip=100.0, diverged=None):
+    from lab4.run.folder import RunDir
+
+    run = RunDir(Path(root) / name)
+    run.path.mkdir(parents=True)
+    run.write_config({"name": name, "seed": seed, "train_vi_len": MECH_FRAMES + 1, "clip_grad": clip})
+    if rows is not None:
+        run.write_metrics(rows, MECH_FIELDS)
+    if diverged:
+        run.write_diverged(diverged)
+    return run
+
+
+def mech_rows(kl, grad, mse, n_epoch=10) -> list[dict]:
+    """kind=iter rows of per-frame kl and mse (written as the Trainer sums them), n_epoch to an epoch."""
+    out = []
+    for i, (k, g, m) in enumerate(zip(kl, grad, mse)):
+        e, it = divmod(i, n_epoch)
+        f = MECH_FRAMES
+        out.append(
+            dict(
+                kind="iter", epoch=e, iter=it, progress=e + it / n_epoch, kl=k * f, grad_norm=g,
+                mse=m * f, loss=(k + m) * f, beta=i / 100, tfr=1.0, lr=1e-3,
+            )
+        )  # fmt: skip
+    return out
+
+
+def mechanism_schedules(root, seeds=range(4), cyclical_peak=1e4) -> list:
+    """None with peaks near 1e4 and every step of epoch 1 clipped at 200, Monotonic near 1e2 and none
+    clipped, Cyclical with None's numbers exactly (or its peaks at ``cyclical_peak`` on Monotonic's noise);
+    the same KL and MSE everywhere: known verdicts."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for s in seeds:
+        noise = {"none": 1 + 0.1 * rng.random(10), "monotonic": 1 + 0.1 * rng.random(10)}
+        noise["cyclical"] = noise["none"] if cyclical_peak == 1e4 else noise["monotonic"]
+        kl = [100.0] * (20 + s) + [0.5] * 10
+        for name, peak in (("none", 1e4), ("monotonic", 1e2), ("cyclical", cyclical_peak)):
+            grad = list(peak * noise[name]) + [1.0] * (20 + s)
+            mse = [0.02 + 0.001 * s] * (30 + s)
+            runs.append(
+                mech_run(root, name if s == 0 else f"{name}-s{s}", s, mech_rows(kl, grad, mse), clip=200.0)
+            )
+    return runs
+
+
+def write_control_runs(root, active: dict, seeds=range(3), epochs: int = 3) -> list:
+    """A results/control/ from numbers: per schedule its active units at the end (one per seed), a KL per
+    frame of active / 10 + 0.01 nats, a short score of 30 + active / 100 dB, its best draw 0.5 dB above,
+    z = 0 0.2 dB below, and a diversity of 1e-4 * (1 + active)."""
+    import pandas as pd
+
+    from lab4.run.folder import RunDir
+
+    runs = []
+    for name, units in active.items():
+        for s in seeds:
+            a = float(units[s])
+            run = RunDir(Path(root) / (name if s == 0 else f"{name}-s{s}"))
+            run.path.mkdir(parents=True)
+            run.write_config(
+                dict(
+                    name=run.name, seed=s, train_vi_len=4, kl_weight=1 / 16384, clip_grad=1.0,
+                    num_epoch=epochs, N_dim=8, frame_H=32, frame_W=64, synth_preset="control",
+                )
+            )  # fmt: skip
+            rows = [
+                dict(kind="epoch", epoch=e, iter=150, progress=e + 1, loss=0.1, mse=0.01,
+                     kl=3 * (a / 10 + 0.01) * (epochs - e), val_psnr=25.0, active_units=a * (e + 1) / epochs)
+                for e in range(epochs)
+            ]  # fmt: skip
+            pd.DataFrame(rows).to_csv(run.path / RunDir.METRICS, index=False)
+            short = 30 + a / 100
+            run.write_summary(
+                dict(
+                    name=run.name, seed=s, short_psnr=short, short_psnr_best=short + 0.5,
+                    short_psnr_z0=short - 0.2, short_diversity=1e-4 * (1 + a),
+                )
+            )  # fmt: skip
+            runs.append(run)
+    return runs

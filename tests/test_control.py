@@ -7,21 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab4.datasets.synth import PRESETS, make_synthdance, sequence
-from lab4.datasets.synth.dataset import render_at
+from lab4.datasets.synth import PRESETS, make_synthdance, sequence, worth
 from lab4.datasets.synth.look import WALLS
-from lab4.datasets.synth.render import render_frame
 
-H, W, N = 32, 64, 120  # the lab's frame size; 4 s of the val split's first sequence
-
-
-def _frames(seq) -> np.ndarray:
-    """(N, H, W, 3) float in [0, 1], as the model sees them."""
-    return np.stack([render_at(seq, i, H, W) for i in range(N)]).astype(np.float64) / 255
-
-
-def _mse(a, b) -> float:
-    return float(((a - b) ** 2).mean())
+H, W, N = worth.H, worth.W, worth.FRAMES
+_frames, _mse, _innovation = worth.frames, worth.mse, worth.innovation
 
 
 @pytest.mark.timeout(60)
@@ -36,26 +26,6 @@ def test_two_streams_on_the_same_poses_differ_by_a_stated_mse():
     assert control >= 0.008, control
     assert small <= 0.001, small
     assert control > 10 * small
-
-
-def _innovation(seq) -> float:
-    """Mean MSE of frame t against frame t rendered in frame t-1's light and wall: what a model that sees
-    frame t-1 and pose t cannot know without z."""
-    frames = _frames(seq)
-    guess = [
-        render_frame(
-            H,
-            W,
-            seq["joints"][t],
-            seq["tail"][t],
-            float(seq["phi"][t]),
-            float(seq["flicker"][t - 1]),
-            seq["scale"],
-            wall=WALLS[int(seq["wall"][t - 1])] if "wall" in seq else WALLS[0],
-        )
-        for t in range(1, N)
-    ]
-    return _mse(frames[1:], np.stack(guess).astype(np.float64) / 255)
 
 
 @pytest.mark.timeout(60)

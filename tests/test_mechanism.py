@@ -5,45 +5,19 @@ import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import MECH_FIELDS, MECH_FRAMES, mech_rows, mech_run, mechanism_schedules
 
 from lab4.config import make_config
 from lab4.grid.spec import load_grid
 from lab4.report.mechanism.figure import mechanism_figure
 from lab4.report.mechanism.macros import CASES, mechanism_macros
 from lab4.report.mechanism.measures import KL_NATS, measure, mechanism_runs
-from lab4.run.folder import RunDir
 from lab4.schedules import beta_at
 
 ROOT = Path(__file__).resolve().parents[1]
-FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_norm", "beta", "tfr", "lr"]
-FRAMES = 3  # train_vi_len 4: metrics.csv's mse and kl are sums over 3 predicted frames
-
-
-def _run(root, name, seed, rows, clip=100.0, diverged=None) -> RunDir:
-    run = RunDir(Path(root) / name)
-    run.path.mkdir(parents=True)
-    run.write_config({"name": name, "seed": seed, "train_vi_len": FRAMES + 1, "clip_grad": clip})
-    if rows is not None:
-        run.write_metrics(rows, FIELDS)
-    if diverged:
-        run.write_diverged(diverged)
-    return run
-
-
-def _rows(kl, grad, mse, n_epoch=10) -> list[dict]:
-    """kind=iter rows of per-frame kl and mse (written as the Trainer sums them), n_epoch to an epoch."""
-    out = []
-    for i, (k, g, m) in enumerate(zip(kl, grad, mse)):
-        e, it = divmod(i, n_epoch)
-        out.append(
-            dict(
-                kind="iter", epoch=e, iter=it, progress=e + it / n_epoch, kl=k * FRAMES, grad_norm=g,
-                mse=m * FRAMES, loss=(k + m) * FRAMES, beta=i / 100, tfr=1.0, lr=1e-3,
-            )
-        )  # fmt: skip
-    return out
+FIELDS, FRAMES = MECH_FIELDS, MECH_FRAMES
+_run, _rows = mech_run, mech_rows
 
 
 def test_the_measures_of_a_run_with_known_answers(tmp_path):
@@ -81,20 +55,7 @@ def test_a_run_without_iterations_and_a_diverged_one(tmp_path):
     assert m["MechMonotonicKLStepsCase"] == "missing" and m["MechMonotonicRuns"] == "0"
 
 
-def _schedules(root, seeds=range(4)) -> list[RunDir]:
-    """None with peaks near 1e4 and every step of epoch 1 clipped at 200, Monotonic near 1e2 and none
-    clipped, Cyclical with None's numbers exactly; the same KL and MSE everywhere: known verdicts."""
-    rng = np.random.default_rng(0)
-    runs = []
-    for s in seeds:
-        noise = {"none": 1 + 0.1 * rng.random(10), "monotonic": 1 + 0.1 * rng.random(10)}
-        noise["cyclical"] = noise["none"]
-        kl = [100.0] * (20 + s) + [0.5] * 10
-        for name, peak in (("none", 1e4), ("monotonic", 1e2), ("cyclical", 1e4)):
-            grad = list(peak * noise[name]) + [1.0] * (20 + s)
-            mse = [0.02 + 0.001 * s] * (30 + s)
-            runs.append(_run(root, name if s == 0 else f"{name}-s{s}", s, _rows(kl, grad, mse), clip=200.0))
-    return runs
+_schedules = mechanism_schedules
 
 
 def test_the_schedules_are_tested_against_none_with_known_verdicts(tmp_path):
@@ -117,7 +78,23 @@ def test_the_schedules_are_tested_against_none_with_known_verdicts(tmp_path):
     assert m["MechCyclicalPeakGradCase"] == "notdist" and m["MechCyclicalClippedCase"] == "notdist"
     assert m["MechMonotonicMSECase"] == "notdist"  # the same MSE on every seed: a difference of exactly 0
     assert m["MechCrossCase"] == "all" and m["MechDivergedCase"] == "none"
+    # Monotonic's peak is lower and Cyclical's is not: some differences, no story of the gradient
+    assert m["MechStoryCase"] == "mixed"
     assert mechanism_macros([]) == {"MechCase": "absent"}
+
+
+def test_the_story_follows_the_verdicts(tmp_path):
+    """Both annealed schedules with a hundred times lower peaks and the KL's collapse at the same step: the
+    "steps" story; the same with no run crossing the threshold: "gradient"; no difference at all: "none"."""
+    m = mechanism_macros(mechanism_schedules(tmp_path / "a", cyclical_peak=1e2))
+    assert (m["MechCyclicalPeakGradCase"], m["MechCyclicalKLStepsCase"]) == ("lower", "notdist")
+    assert m["MechStoryCase"] == "steps"
+    from lab4.report.mechanism.macros import story
+
+    assert story({**m, "MechCrossCase": "none"}) == "gradient"
+    flat = {k: ("notdist" if k.endswith("Case") and k.startswith(("MechMonotonic", "MechCyclical")) else v)
+            for k, v in m.items()}  # fmt: skip
+    assert story(flat) == "none"
 
 
 @pytest.mark.timeout(60)

@@ -882,9 +882,22 @@ GPU_SETS = {
 }
 
 
+# mechanism_schedules' and write_control_runs' numbers give these sentences (tests/test_control_report.py)
+CONTROL_USED = {"none": [0, 0, 0], "monotonic": [100, 120, 110], "cyclical": [0, 1, 0]}
+SECTION_SENTENCES = tuple(
+    re.sub(r"\s", "", s)  # as pdf_words gives the PDF's text
+    for s in (
+        "What the schedules do to the first epoch",
+        "Monotonic’s peak is lower than None’s",
+        "Where z is worth nats: a positive control",
+        "annealing kept more of the latent in use than a constant",
+    )
+)
+
+
 def test_verdicts_flip_with_the_numbers(built, tmp_path):
     """Synthetic runs whose numbers flip every verdict flip its case macro, and (with TeX) its sentence."""
-    from conftest import study_grids, write_study_folder
+    from conftest import mechanism_schedules, study_grids, write_control_runs, write_study_folder
 
     from lab4.report import sections
     from lab4.report.comparisons.questions import question_macros
@@ -911,14 +924,26 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
             folder = write_study_folder(tmp_path / f"study-{key}", scores, **kw_study)
             study_runs, study_record = report_study.load_study(folder)
             extra_runs = report_study.load_study(folder.parent / "study-extra")[0]
+        mech, ctl = [], []
+        if key == "a":  # the mechanism grid and the positive control beside set a only
+            mech = mechanism_schedules(tmp_path / f"mech-{key}", seeds=range(3))
+            ctl = write_control_runs(tmp_path / f"control-{key}", CONTROL_USED)
         inputs = sections.Inputs(
-            runs, gpu_runs, bench, study_runs, study_record, study_roles, extra_runs=extra_runs
+            runs,
+            gpu_runs,
+            bench,
+            study_runs,
+            study_record,
+            study_roles,
+            extra_runs=extra_runs,
+            mechanism_runs=mech,
+            control_runs=ctl,
         )
-        out = sections.write_generated(
-            inputs, project / "report" / "generated", names=("main", "gpu", "study", "comparisons")
-        )
-        sections.draw_figures(inputs, built["base"] / "figures", names=("gpu", "study"))
-        files = ("macros.tex", "gpu.tex", "study.tex", "comparisons.tex")
+        named = ("main", "gpu", "study", "comparisons", "mechanism", "control")
+        out = sections.write_generated(inputs, project / "report" / "generated", names=named)
+        drawn = ("gpu", "study", "mechanism", "control")
+        sections.draw_figures(inputs, built["base"] / "figures", names=drawn)
+        files = ("macros.tex", "gpu.tex", "study.tex", "comparisons.tex", "mechanism.tex", "control.tex")
         m = {k: v for f in files for k, v in macro_values(out[f]).items()}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested
@@ -933,6 +958,9 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
     for key, (_, want) in FLIPS.items():
         for phrase in COMPARISON_SENTENCES[key]:
             assert says(words[key], phrase), f"\\Comparison: {phrase!r} missing from the PDF of set {key}"
+        # the mechanism's and the control's sections are in set a's PDF only
+        for phrase in SECTION_SENTENCES:
+            assert says(words[key], phrase) == (key == "a"), f"{phrase!r} in the PDF of set {key}"
         for name, (value, phrase) in want.items():
             assert says(words[key], phrase), f"{name}: {phrase!r} missing from the PDF of set {key}"
             for other, (_, theirs) in FLIPS.items():

@@ -240,12 +240,7 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
         "22.00",
         "1",
     )
-    assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == (
-        "6",
-        "twice",
-        "3",
-        "9",
-    )
+    assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == ("6", "twice", "3", "9")
     # the quirks and the real footage come from the extra grid, with Monotonic's three seeds as the reference
     assert m["StudyExtraRuns"] == "16"
     assert (m["StudyLossCase"], m["StudyClip"], m["StudyLrFactor"], m["StudyMilestones"]) == (

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab4.report import bonus, experimental_setup, figures, gpu, numbers, rankings
+from lab4.report import bonus, control, experimental_setup, figures, gpu, numbers, rankings
 from lab4.report.comparisons import figure as comparisons_figure, noise, questions
 from lab4.report.format import check_cases, macro_file
 from lab4.report.loss import balance, dynamics, screen_record
+from lab4.report.mechanism import figure as mechanism_figure, macros as mechanism
+from lab4.report.mechanism.measures import mechanism_runs
 from lab4.report.study import figures as study_figures, numbers as study_numbers
 from lab4.report.study.roles import Roles, roles
 from lab4.run.folder import load_runs
@@ -40,6 +42,8 @@ class Inputs:
     study_record: dict = field(default_factory=dict)
     study_roles: Roles = field(default_factory=Roles)
     extra_runs: list = field(default_factory=list)
+    mechanism_runs: list = field(default_factory=list)
+    control_runs: list = field(default_factory=list)
     screen: list = field(default_factory=list)
     questions: tuple[Question, ...] = LAB_QUESTIONS
     noise: dict = field(default_factory=dict)
@@ -54,24 +58,29 @@ class Inputs:
         study_grid=(),
         noise_dir=None,
         extra_dir=None,
+        mechanism_dir=None,
+        control_dir=None,
     ) -> Inputs:
         """From the folders (None or a missing folder: that section is absent). ``study_grid`` is study.yaml
         and study-extra.yaml as lab4.grid.spec.load_grid expands them: the caller reads them, as the report
-        does not import the grid; ``extra_dir`` holds study-extra.yaml's runs (the quirks, real footage). The
-        questions are the runs folder's (lab4.run.questions)."""
+        does not import the grid; ``extra_dir`` holds study-extra.yaml's runs (the quirks, real footage),
+        ``mechanism_dir`` the mechanism grid's, ``control_dir`` the positive control's. The questions are the
+        runs folder's (lab4.run.questions)."""
         gpu_runs, bench = gpu.load_gpu(gpu_dir) if gpu_dir else ([], None)
         study_runs, record = study_numbers.load_study(study_dir) if study_dir else ([], {})
         return cls(
             load_runs(runs_dir),
-            gpu_runs,
-            bench,
-            study_runs,
-            record,
-            roles(study_grid),
-            screen_record.load(screen_dir) if screen_dir else [],
-            read_questions(runs_dir),
-            noise.load_noise(noise_dir),
-            study_numbers.load_study(extra_dir)[0] if extra_dir else [],
+            gpu_runs=gpu_runs,
+            bench=bench,
+            study_runs=study_runs,
+            study_record=record,
+            study_roles=roles(study_grid),
+            extra_runs=study_numbers.load_study(extra_dir)[0] if extra_dir else [],
+            mechanism_runs=mechanism_runs(mechanism_dir) if mechanism_dir else [],
+            control_runs=control.control_runs(control_dir),
+            screen=screen_record.load(screen_dir) if screen_dir else [],
+            questions=read_questions(runs_dir),
+            noise=noise.load_noise(noise_dir),
         )
 
 
@@ -190,6 +199,24 @@ SECTIONS = (
             ),
         },
         switch="NoiseCase",
+    ),
+    Section(
+        "mechanism",
+        "mechanism.tex",
+        lambda i: (i.mechanism_runs,),
+        parts=(mechanism.mechanism_macros,),
+        cases=mechanism.CASES,
+        figures=lambda i, d: {"mechanism": mechanism_figure.mechanism_figure(i.mechanism_runs, d)},
+        switch="MechCase",
+    ),
+    Section(
+        "control",
+        "control.tex",
+        lambda i: (i.control_runs,),
+        parts=(control.control_macros,),
+        cases=control.CASES,
+        figures=lambda i, d: {"control": control.control_figure(i.control_runs, d)},
+        switch="CtlCase",
     ),
     Section(
         "gpu",

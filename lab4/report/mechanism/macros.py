@@ -24,6 +24,9 @@ CASES = {
     "MechCase": ("present", "absent"),
     "MechCrossCase": ("all", "some", "none", "unknown"),  # runs whose KL fell below KL_NATS in the run
     "MechDivergedCase": ("none", "some"),
+    # what the tests add up to: the peak gradient lower under both annealed schedules with (steps) or
+    # without (gradient) the steps to collapse not distinguishable; some other difference; none at all
+    "MechStoryCase": ("steps", "gradient", "mixed", "none"),
     **{f"Mech{display_name(a)}{k}Case": VERDICTS for a in QUESTION.compare for k in TESTED},
 }
 # how each measure prints: digits of its mean, and the unit and digits of its test's difference
@@ -132,5 +135,17 @@ def mechanism_macros(runs) -> dict[str, str]:
     for name in (QUESTION.reference, *QUESTION.compare):
         m.update(schedule_macros(name, groups.get(name, [])))
     m.update(test_macros(groups))
+    m["MechStoryCase"] = story(m)
     check_cases(m, CASES)
     return m
+
+
+def story(m: dict[str, str]) -> str:
+    """MechStoryCase from the verdicts."""
+    names = [display_name(a) for a in QUESTION.compare]
+    peak_lower = all(m[f"Mech{s}PeakGradCase"] == "lower" for s in names)
+    steps_open = all(m[f"Mech{s}KLStepsCase"] == "notdist" for s in names)
+    if peak_lower:
+        return "steps" if steps_open and m["MechCrossCase"] == "all" else "gradient"
+    found = any(m[f"Mech{s}{k}Case"] in ("higher", "lower") for s in names for k in TESTED)
+    return "mixed" if found else "none"
