@@ -301,7 +301,7 @@ def write_control_runs(root, active: dict, seeds=range(3), epochs: int = 3) -> l
             run.write_summary(
                 dict(
                     name=run.name, seed=s, short_psnr=short, short_psnr_best=short + 0.5,
-                    short_psnr_z0=short - 0.2, short_diversity=1e-4 * (1 + a),
+                    short_psnr_z0=short - 0.2, short_diversity=1e-4 * (1 + a), short_baseline_psnr=30.5,
                 )
             )  # fmt: skip
             runs.append(run)

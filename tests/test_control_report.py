@@ -30,6 +30,8 @@ def test_control_verdicts_with_known_answers(tmp_path):
     assert m["CtlCyclicalActiveCase"] == "notdist" and "detectable at 80" in m["CtlCyclicalActiveTest"]
     assert "p_{\\mathrm{Holm}}" in m["CtlMonotonicActiveTest"]  # Holm across the two annealed schedules
     assert m["CtlAnnealCase"] == "more"
+    # the mean short score (30 + 331 / 900 dB) against the copy's 30.5: the runs lose to repeating the start frame
+    assert (m["CtlScore"], m["CtlBaseline"], m["CtlCopyCase"]) == ("30.37", "30.50", "loses")
     # what the content is worth, from the rendered frames (lab4.datasets.synth.worth), against 1/16384
     first = float(re.sub(r"[^\d.e-]", "", m["CtlFirstNat"].replace(" \\times 10^{", "e").rstrip("}$")))
     assert 1e-3 < first < 1e-2 and int(m["CtlPriceRatio"]) == pytest.approx(first * 16384, rel=0.05)
@@ -48,6 +50,15 @@ def test_control_cases_collapsed_and_fewer(tmp_path):
     one = C.control_macros(write_control_runs(tmp_path / "c", USED, seeds=range(1)))
     assert one["CtlAnnealCase"] == "untested" and one["CtlMonotonicActiveTest"] == "n/a"
     assert C.control_macros([]) == {"CtlCase": "absent"}
+
+
+def test_the_diversity_comes_unrounded_from_the_validation_summary(tmp_path):
+    """Runs whose summary.json rounded the diversity to 0 keep its digits in val_summary.json."""
+    runs = write_control_runs(tmp_path / "c", USED)
+    for r in runs:
+        r.write_val_summary({"short_diversity": 1.5e-5})
+    m = C.control_macros(runs)
+    assert m["CtlNoneDiversity"] == "$1.5 \\times 10^{-5}$"
 
 
 @pytest.mark.timeout(120)

@@ -935,11 +935,12 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
             mechanism_runs=mech,
             control_runs=ctl,
         )
-        named = ("main", "gpu", "study", "comparisons", "mechanism", "control")
+        named = ("main", "gpu", "study", "study extra", "comparisons", "mechanism", "control")
         out = sections.write_generated(inputs, project / "report" / "generated", names=named)
-        drawn = ("gpu", "study", "mechanism", "control")
+        drawn = ("gpu", "study", "study extra", "mechanism", "control")
         sections.draw_figures(inputs, built["base"] / "figures", names=drawn)
-        files = ("macros.tex", "gpu.tex", "study.tex", "comparisons.tex", "mechanism.tex", "control.tex")
+        files = ("macros.tex", "gpu.tex", "study.tex", "studyextra.tex", "comparisons.tex", "mechanism.tex")
+        files += ("control.tex",)
         m = {k: v for f in files for k, v in macro_values(out[f]).items()}
         assert {k: m[k] for k in want} == {k: v for k, (v, _) in want.items()}
         single = [r for r in runs if not re.search(r"-s\d+$", r.name)]  # one seed each: nothing is tested

@@ -184,3 +184,12 @@ def test_a_trained_run_records_the_short_rollout_score(tiny_root, tmp_path):
     assert drawn["psnr"].mean() == pytest.approx(summary["short_psnr"], abs=1e-3)
     assert rows[rows["draw"] == "z0"]["psnr"].mean() == pytest.approx(summary["short_psnr_z0"], abs=1e-3)
     assert RunDir(run).number("short_psnr") == summary["short_psnr"]  # what the report's comparisons read
+
+
+def test_the_summary_keeps_the_digits_of_small_numbers():
+    """summary.json rounds to four decimals, but a number below 0.01 (the draws' MSE, ~1e-5) keeps four
+    significant digits instead of becoming 0."""
+    from lab4.run.after_training import _number
+
+    assert _number(1.2239425e-05) == 1.224e-05 and _number(20.812534) == 20.8125
+    assert _number(0.0) == 0.0 and _number(float("nan")) is None and _number(None) is None

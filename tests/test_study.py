@@ -187,15 +187,29 @@ def _macros(tmp_path, folder, quick=()):
         study_roles=roles(study_grids()),
         extra_runs=S.load_study(folder.parent / "study-extra")[0],
     )
-    out = sections.write_generated(inputs, tmp_path / "generated", names=("study",))
-    sections.draw_figures(inputs, tmp_path / "figures", names=("study",))
-    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", out["study.tex"].read_text())), out
+    out = sections.write_generated(inputs, tmp_path / "generated", names=("study", "study extra"))
+    sections.draw_figures(inputs, tmp_path / "figures", names=("study", "study extra"))
+    text = out["study.tex"].read_text() + out["studyextra.tex"].read_text()
+    return dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", text)), out
 
 
 def test_without_results_study_the_section_is_one_sentence(tmp_path):
     m, out = _macros(tmp_path, tmp_path / "results" / "study")
-    assert m == {"StudyCase": "absent"} and set(out) == {"study.tex"}
+    assert m == {"StudyCase": "absent", "ExtraCase": "absent"} and set(out) == {"study.tex", "studyextra.tex"}
     assert not (tmp_path / "figures" / "study").exists()
+
+
+def test_the_extra_grid_stands_without_the_study(tmp_path):
+    """results/study-extra/ alone: the quirks' and real footage's section is there, the schedules' is not."""
+    from conftest import write_study_folder
+
+    folder = write_study_folder(tmp_path / "a", STUDY_A)
+    shutil.rmtree(folder)
+    m, out = _macros(tmp_path, folder)
+    assert (m["StudyCase"], m["ExtraCase"], m["StudyLrLateCase"]) == ("absent", "present", "better")
+    assert "extra_results_table.tex" in out and "study_results_table.tex" not in out
+    figures = {p.name for p in (tmp_path / "figures" / "study").iterdir()}
+    assert figures == {"quirks_val_psnr.pdf", "quirks_val_psnr.png", "study_real.pdf", "study_real.png"}
 
 
 def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footage(tmp_path):
@@ -256,14 +270,11 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
     )
     assert (tmp_path / "figures" / "study" / "study_val_psnr.pdf").is_file()
     rows = out["study_results_table.tex"].read_text().splitlines()[1:]
-    assert not any("real" in r.lower() for r in rows)  # SynthDance runs only
-    # the schedules, a rule, then each quirk beside the Monotonic of its own grid
+    assert [r.split(" & ")[0] for r in rows] == ["Monotonic", "Cyclical", "None"]  # the schedules
+    # the extra grid's table: each quirk beside the Monotonic of its own grid, no real footage
+    rows = out["extra_results_table.tex"].read_text().splitlines()[1:]
     assert [r.split(" & ")[0] for r in rows] == [
         "Monotonic",
-        "Cyclical",
-        "None",
-        "\\midrule",
-        "Monotonic, quirk grid",
         "Late lr drop",
         "LeakyReLU 0.01, 3 epochs",
         "Monotonic, 3 epochs",

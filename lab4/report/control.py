@@ -42,6 +42,7 @@ CASES = {
     "CtlUseCase": ("used", "collapsed", "unknown"),
     "CtlAnnealCase": ("more", "fewer", "notdist", "untested", "collapsed"),
     "CtlFlickerCase": ("below", "above"),  # SynthDance's first nat against the control's price of a nat
+    "CtlCopyCase": ("beats", "loses", "unknown"),  # the runs' mean short score against the copy's
     **{f"Ctl{display_name(a)}{k}Case": VERDICTS for a in QUESTION.compare for k in TESTED},
 }
 
@@ -59,6 +60,7 @@ class Measures:
     best: float  # its best draw at each start, averaged over the starts (dB)
     z0: float  # the same rollouts with z = 0 (dB)
     diversity: float  # MSE between two draws' frames
+    baseline: float  # the copy of the start frame on the same short rollouts (dB)
 
 
 def _last(run: RunDir, col: str) -> float:
@@ -80,8 +82,16 @@ def measure(run: RunDir) -> Measures:
         run.number("short_psnr"),
         run.number("short_psnr_best"),
         run.number("short_psnr_z0"),
-        run.number("short_diversity"),
+        _unrounded(run, "short_diversity"),
+        run.number("short_baseline_psnr"),
     )
+
+
+def _unrounded(run: RunDir, key: str) -> float:
+    """val_summary.json's value: summary.json's kept four decimals before it kept small numbers' digits,
+    which turned a diversity of 1e-5 into 0."""
+    v = run.val_summary().get(key)
+    return float(v) if isinstance(v, (int, float)) else run.number(key)
 
 
 def control_runs(folder) -> list[RunDir]:
@@ -211,6 +221,12 @@ def control_macros(runs) -> dict[str, str]:
         m.update(schedule_macros(name, groups.get(name, [])))
     m.update(test_macros(groups))
     m["CtlAnnealCase"] = anneal_case(m, use)
+    score, copy = _values(every, "short"), _values(every, "baseline")
+    m["CtlScore"] = fmt(float(score.mean())) if len(score) else NA
+    m["CtlBaseline"] = fmt(float(copy.mean())) if len(copy) else NA
+    m["CtlCopyCase"] = (
+        "unknown" if not (len(score) and len(copy)) else "beats" if score.mean() > copy.mean() else "loses"
+    )
     check_cases(m, CASES)
     return m
 

@@ -236,19 +236,31 @@ SECTIONS = (
     Section(
         "study",
         "study.tex",
-        lambda i: (i.study_runs, i.study_record, i.runs, i.study_roles, i.extra_runs),
+        lambda i: (i.study_runs, i.study_record, i.runs),
         parts=(study_numbers.study_macros,),
         cases=study_numbers.CASES,
         files={
             "study_results_table.tex": _rows(
-                "one row per strategy of the study",
-                lambda i: study_numbers.results_rows(i.study_runs, i.study_roles, i.extra_runs),
+                "one row per schedule of the study", lambda i: study_numbers.results_rows(i.study_runs)
             )
         },
-        figures=lambda i, d: study_figures.make_figures(
-            i.study_runs, Path(d) / "study", i.study_roles, i.extra_runs
-        ),
+        figures=lambda i, d: study_figures.make_figures(i.study_runs, Path(d) / "study", i.study_roles),
         switch="StudyCase",
+    ),
+    Section(
+        "study extra",
+        "studyextra.tex",
+        lambda i: (i.extra_runs, i.study_roles),
+        parts=(study_numbers.extra_macros,),
+        cases=study_numbers.EXTRA_CASES,
+        files={
+            "extra_results_table.tex": _rows(
+                "one row per quirk and reference of the extra grid",
+                lambda i: study_numbers.extra_rows(i.extra_runs, i.study_roles),
+            )
+        },
+        figures=lambda i, d: study_figures.extra_figures(i.extra_runs, Path(d) / "study", i.study_roles),
+        switch="ExtraCase",
     ),
     Section(
         "loss balance",

@@ -148,7 +148,10 @@ def predict_run(
 
 
 def _number(x):
-    return None if x is None or not math.isfinite(x) else round(float(x), 4)
+    """Four decimals, or four significant digits below 0.01 (an MSE between draws is ~1e-5)."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(float(x), 4) if x == 0 or abs(x) >= 0.01 else float(f"{x:.4g}")
 
 
 def write_summary(trainer: Trainer, evaluation: dict, prediction: dict) -> dict:

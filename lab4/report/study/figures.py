@@ -19,7 +19,7 @@ from lab4.report.study.roles import Roles
 from lab4.run.folder import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
-FIGURES = ("study_val_psnr", "study_collapse", "study_real", "psnr_per_frame")
+FIGURES = ("study_val_psnr", "study_collapse", "psnr_per_frame")  # and the extra grid's two
 QUIRK_COLORS = {"LrLate": "0.15", "Leaky": "C4", "Held": "C6"}  # by macro key (lab4.report.study.roles)
 REFERENCE_COLOR = "C5"  # Monotonic trained as long as a quirk, where that is not the study's own Monotonic
 
@@ -49,41 +49,52 @@ def _milestones(ax, runs) -> None:
         ax.axvline(m + 0.5, color="0.75", lw=0.8, ls="-.", zorder=0)
 
 
-def study_val_psnr(runs, figures_dir, roles: Roles, extra_runs=()) -> list[Path]:
-    """Validation PSNR after every epoch: the three KL schedules (left), each quirk against its Monotonic from
-    the extra grid (right)."""
-    fig, (a, b) = plots.figure(1, 2, height=3.0, sharey=True)
-    g, gx = group(runs), group(list(extra_runs))
+def val_psnr_panel(ax, g: dict, names, roles: Roles, colors: dict, title: str) -> None:
+    """Validation PSNR after every epoch of the runs ``names`` of ``g`` (by strategy), against the copy."""
     base = [
-        v for r in runs if r.strategy in KL_STRATEGIES for v in r.epoch_metrics().get("baseline_psnr", [])
+        v
+        for s in names
+        for r in g[s]
+        for v in r.epoch_metrics().get("baseline_psnr", [])
+        if r.strategy in KL_STRATEGIES
     ]
-    colors = quirk_colors(roles)
-    quirks = list(dict.fromkeys(("monotonic", *colors)))
-    for ax, gg, names, title in (
-        (a, g, [s for s in KL_STRATEGIES if s in g], "KL annealing schedules"),
-        (b, gx, [s for s in quirks if s in gx], "the template's quirks, each against Monotonic"),
-    ):
-        for s in names:
-            color = colors.get(s) if s not in KL_STRATEGIES else None
-            plots.band_plot(
-                ax,
-                [_epoch_series(r, "val_psnr") for r in gg[s]],
-                color or plots.color_for(s),
-                roles.label(s),
-                marker="o",
-                ms=2.5,
-            )
-        _milestones(ax, [r for s in names for r in gg[s]])
-        base_v = [v for v in base if np.isfinite(v)]
-        if base_v:
-            ax.axhline(float(np.mean(base_v)), **plots.BASELINE_STYLE, label="repeat first frame")
-        if not names:
-            plots.empty(ax, "no runs")
-        ax.set(xlabel="epoch", title=title)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=6, frameon=False)  # below
-    a.set(ylabel="validation PSNR (dB)")
+    for s in names:
+        plots.band_plot(
+            ax,
+            [_epoch_series(r, "val_psnr") for r in g[s]],
+            colors.get(s) or plots.color_for(s),
+            roles.label(s),
+            marker="o",
+            ms=2.5,
+        )
+    _milestones(ax, [r for s in names for r in g[s]])
+    base_v = [v for v in base if np.isfinite(v)]
+    if base_v:
+        ax.axhline(float(np.mean(base_v)), **plots.BASELINE_STYLE, label="repeat first frame")
+    if not names:
+        plots.empty(ax, "no runs")
+    ax.set(xlabel="epoch", ylabel="validation PSNR (dB)", title=title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=6, frameon=False)  # below
+
+
+def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
+    """Validation PSNR after every epoch of the three KL schedules."""
+    fig, ax = plots.figure(1, 1, height=2.6)
+    g = group(runs)
+    val_psnr_panel(ax, g, [s for s in KL_STRATEGIES if s in g], roles, {}, "KL annealing schedules")
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "study_val_psnr")
+
+
+def quirks_val_psnr(extra_runs, figures_dir, roles: Roles) -> list[Path]:
+    """Validation PSNR after every epoch of each quirk and its Monotonic reference (the extra grid)."""
+    fig, ax = plots.figure(1, 1, height=2.6)
+    g, colors = group(list(extra_runs)), quirk_colors(roles)
+    names = [s for s in dict.fromkeys(("monotonic", *colors)) if s in g]
+    val_psnr_panel(ax, g, names, roles, {s: c for s, c in colors.items() if s not in KL_STRATEGIES},
+                   "the template's quirks, each against Monotonic")  # fmt: skip
+    fig.tight_layout()
+    return plots.save(fig, Path(figures_dir) / "quirks_val_psnr")
 
 
 def study_collapse(runs, figures_dir) -> list[Path]:
@@ -132,15 +143,24 @@ def study_real(runs, figures_dir, roles: Roles, first: int = 30) -> list[Path]:
     return plots.save(fig, Path(figures_dir) / "study_real")
 
 
-def make_figures(runs, figures_dir, roles: Roles, extra_runs=()) -> dict[str, list[Path]]:
-    """figures/study/* from the study's runs and the extra grid's (nothing without the study's)."""
+def make_figures(runs, figures_dir, roles: Roles) -> dict[str, list[Path]]:
+    """figures/study/* from the study's runs (nothing without them)."""
     if not runs:
         return {}
     figures_dir = Path(figures_dir)
     kl = [r for r in runs if r.strategy in KL_STRATEGIES]
     return {
-        "study_val_psnr": study_val_psnr(runs, figures_dir, roles, extra_runs),
+        "study_val_psnr": study_val_psnr(runs, figures_dir, roles),
         "study_collapse": study_collapse(runs, figures_dir),
-        "study_real": study_real(list(extra_runs), figures_dir, roles),
         "psnr_per_frame": curves.psnr_per_frame(kl, figures_dir),
+    }
+
+
+def extra_figures(extra_runs, figures_dir, roles: Roles) -> dict[str, list[Path]]:
+    """figures/study/ quirks_val_psnr and study_real from the extra grid's runs (nothing without them)."""
+    if not extra_runs:
+        return {}
+    return {
+        "quirks_val_psnr": quirks_val_psnr(extra_runs, Path(figures_dir), roles),
+        "study_real": study_real(list(extra_runs), Path(figures_dir), roles),
     }

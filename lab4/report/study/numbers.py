@@ -31,11 +31,15 @@ QUIRK_CASES = ("better", "worse", "same", "untested", "missing")
 CASES = {
     "StudyCase": ("present", "absent"),
     "StudyKLCase": QUESTION_CASES,  # the KL question on the study's runs
-    "StudyQuirkZeroCase": ("tested", "untested"),  # the quirks' tests again with z = 0
     "StudyLossCase": ("lab", "other"),  # the KL summed with weight 1, as the lab's loss, or another weight
     "StudyActiveCase": ("never", "some", "unknown"),  # any active latent unit at any validated epoch
     # schedules whose curve flattened before the last epoch
     "StudyFlatCase": ("all", "some", "none", "unknown"),
+}
+# the extra grid's section (study-extra.yaml: the template's quirks and real footage)
+EXTRA_CASES = {
+    "ExtraCase": ("present", "absent"),
+    "StudyQuirkZeroCase": ("tested", "untested"),  # the quirks' tests again with z = 0
     **{f"Study{k}Case": QUIRK_CASES for k in QUIRK_KEYS.values()},
     "StudyRealLabCase": ("finished", "diverged", "absent"),  # the lab's loss on real footage
     "StudyRealRunCase": ("lab", "mean", "none"),  # which loss the real-footage verdict below is from
@@ -314,36 +318,40 @@ def extra_of(extra_runs, roles: Roles) -> list[RunDir]:
     return [r for r in extra_runs if r.strategy in keep or r.name in keep]
 
 
-def study_macros(runs, record: dict, quick_runs, roles: Roles, extra_runs=()) -> dict[str, str]:
-    """Every ``Study*`` macro of main.tex's longer-budget section; only StudyCase without study runs. The
-    schedules come from ``runs`` (results/study/), the quirks and real footage from ``extra_runs``
-    (results/study-extra/, which pairs each quirk with its own Monotonic)."""
+def study_macros(runs, record: dict, quick_runs) -> dict[str, str]:
+    """Every ``Study*`` macro of the longer-budget section (the three schedules of results/study/); only
+    StudyCase without study runs."""
     if not runs:
         return {"StudyCase": "absent"}
-    extra = extra_of(extra_runs, roles)
     return {
         "StudyCase": "present",
         **header_macros(runs, record),
-        "StudyExtraRuns": str(len(extra)),
         **ranking_macros(runs, quick_runs),
         **collapse_macros(runs),
         **flatten_macros(runs),
+    }
+
+
+def extra_macros(extra_runs, roles: Roles) -> dict[str, str]:
+    """The extra grid's section (results/study-extra/): each quirk against its own Monotonic, and real
+    footage; only ExtraCase without any of their runs."""
+    extra = extra_of(extra_runs, roles)
+    if not extra:
+        return {"ExtraCase": "absent"}
+    return {
+        "ExtraCase": "present",
+        "StudyExtraRuns": str(len(extra)),
         **quirk_macros(extra, roles),
         **real_macros(extra, roles),
     }
 
 
-def results_rows(runs, roles: Roles, extra_runs=()) -> str | None:
-    """The study's results table: its SynthDance runs, then the extra grid's quirks and their references,
-    as the report's (None without study runs)."""
-    if not runs:
-        return None
-    rows = report_numbers.results_rows(kl_runs(runs), roles.label)
+def results_rows(runs) -> str | None:
+    """The study's results table: its schedules, as the report's (None without study runs)."""
+    return report_numbers.results_rows(kl_runs(runs)) if runs else None
+
+
+def extra_rows(extra_runs, roles: Roles) -> str | None:
+    """The extra grid's table: each quirk and its reference (None without quirk runs)."""
     extra = [r for r in extra_of(extra_runs, roles) if r.name not in (roles.real, roles.real_mean)]
-    if extra:
-
-        def label(s):
-            return roles.label(s) + (", quirk grid" if s in KL_STRATEGIES else "")
-
-        rows += "\\midrule\n" + report_numbers.results_rows(extra, label)
-    return rows
+    return report_numbers.results_rows(extra, roles.label) if extra else None
