@@ -30,7 +30,7 @@ def test_control_verdicts_with_known_answers(tmp_path):
     assert m["CtlCyclicalActiveCase"] == "notdist" and "detectable at 80" in m["CtlCyclicalActiveTest"]
     assert "p_{\\mathrm{Holm}}" in m["CtlMonotonicActiveTest"]  # Holm across the two annealed schedules
     assert m["CtlAnnealCase"] == "more"
-    # the mean short score (30 + 331 / 900 dB) against the copy's 30.5: the runs lose to repeating the start frame
+    # the mean short score (30 + 331 / 900 dB) against the copy's 30.5: below repeating the start frame
     assert (m["CtlScore"], m["CtlBaseline"], m["CtlCopyCase"]) == ("30.37", "30.50", "loses")
     # what the content is worth, from the rendered frames (lab4.datasets.synth.worth), against 1/16384
     first = float(re.sub(r"[^\d.e-]", "", m["CtlFirstNat"].replace(" \\times 10^{", "e").rstrip("}$")))
