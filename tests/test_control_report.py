@@ -25,6 +25,8 @@ def test_control_verdicts_with_known_answers(tmp_path):
     assert m["CtlNoneKL"] == "0.010" and m["CtlMonotonicKL"] == "11.010"  # per frame, the last epoch
     assert (m["CtlNoneScore"], m["CtlNoneBest"], m["CtlNoneZeroScore"]) == ("30.00", "30.50", "29.80")
     assert m["CtlNoneDiversity"] == "$1.0 \\times 10^{-4}$"
+    # the diversity's test in millionths: Monotonic's is 1e-4 * 110 higher on average, 11000 millionths
+    assert m["CtlMonotonicDiversityTest"].startswith("$+$11000.0~$\\times 10^{-6}$, 97.5\\% interval")
     # Monotonic keeps 110 more units on every seed; Cyclical 0, 1, 0 more: not distinguishable
     assert m["CtlUseCase"] == "used" and m["CtlMonotonicActiveCase"] == "higher"
     assert m["CtlCyclicalActiveCase"] == "notdist" and "detectable at 80" in m["CtlCyclicalActiveTest"]
@@ -43,6 +45,8 @@ def test_control_verdicts_with_known_answers(tmp_path):
 def test_control_cases_collapsed_and_fewer(tmp_path):
     zero = C.control_macros(write_control_runs(tmp_path / "a", {s: [0, 0, 0] for s in USED}))
     assert (zero["CtlUseCase"], zero["CtlAnnealCase"]) == ("collapsed", "collapsed")
+    # no unit anywhere: no test of units, and no sentence about a difference of zero
+    assert (zero["CtlMonotonicActiveCase"], zero["CtlMonotonicActiveTest"]) == ("missing", "n/a")
     assert zero["CtlMaxActive"] == "0"
     fewer = {"none": [50, 60, 55], "monotonic": [0, 0, 0], "cyclical": [50, 61, 55]}
     m = C.control_macros(write_control_runs(tmp_path / "b", fewer))

@@ -33,7 +33,7 @@ VERDICTS = ("higher", "lower", "notdist", "untested", "missing")
 TESTED = {
     "Active": ("active", "~units", 1),
     "KL": ("kl", "~nats", 3),
-    "Diversity": ("diversity", "", 5),
+    "Diversity": ("diversity", "~$\\times 10^{-6}$", 1),  # tested in millionths: an MSE between draws
     "Score": ("short", "~dB", 2),
     "Best": ("best", "~dB", 2),
 }
@@ -135,8 +135,11 @@ def tests(groups: dict[str, list[Measures]], field: str) -> dict:
     """{annealed schedule: its interval against None or None}, Holm across the annealed schedules."""
     ref = groups.get(QUESTION.reference, [])
 
+    scale = 1e6 if field == "diversity" else 1.0  # the diversity in millionths, as TESTED prints it
+
     def scores(ms):
-        return {m.seed: float(getattr(m, field)) for m in ms if math.isfinite(float(getattr(m, field)))}
+        values = {m.seed: scale * float(getattr(m, field)) for m in ms}
+        return {seed: v for seed, v in values.items() if math.isfinite(v)}
 
     sides = [scores(groups[a]) if a in groups else {} for a in QUESTION.compare]
     raw = [seed_diff(side, scores(ref)) if side and scores(ref) else None for side in sides]
@@ -220,6 +223,10 @@ def control_macros(runs) -> dict[str, str]:
     for name in (QUESTION.reference, *QUESTION.compare):
         m.update(schedule_macros(name, groups.get(name, [])))
     m.update(test_macros(groups))
+    if use == "collapsed":  # no unit in any run: nothing to test, and no sentence says a difference of 0
+        for a in QUESTION.compare:
+            s = display_name(a)
+            m[f"Ctl{s}ActiveCase"], m[f"Ctl{s}ActiveTest"], m[f"Ctl{s}ActiveDetect"] = "missing", NA, NA
     m["CtlAnnealCase"] = anneal_case(m, use)
     score, copy = _values(every, "short"), _values(every, "baseline")
     m["CtlScore"] = fmt(float(score.mean())) if len(score) else NA
