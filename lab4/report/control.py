@@ -253,14 +253,16 @@ def control_figure(runs, figures_dir) -> list[Path]:
     if not groups:
         return []
     fig, (a, b, c) = plots.figure(1, 3, height=2.4)
-    kl_all = []
+    kl_all, units_max = [], 1.0
     for i, s in enumerate(groups):
         rs = [r for r in runs if r.strategy == s]
         color, label = plots.color_for(s, i), display_name(s)
         kl = [_epochs(r, "kl", frames_per_clip(r)) for r in rs]
         kl_all += [v for x in kl if x is not None for v in x]
         plots.band_plot(a, kl, color, label, marker="o", ms=2.5)
-        plots.band_plot(b, [_epochs(r, "active_units") for r in rs], color, label, marker="o", ms=2.5)
+        units = [_epochs(r, "active_units") for r in rs]
+        units_max = max([units_max, *(float(u.max()) for u in units if u is not None and len(u))])
+        plots.band_plot(b, units, color, label, marker="o", ms=2.5)
         div = _values(groups[s], "diversity")
         c.scatter(np.full(len(div), i), div, color=color, s=12, zorder=3)
         if len(div):
@@ -268,8 +270,8 @@ def control_figure(runs, figures_dir) -> list[Path]:
     plots.log_if_wide(a, kl_all)
     a.set(xlabel="epoch", ylabel="KL per predicted frame (nats)", title="KL, epoch mean")
     b.set(xlabel="epoch", ylabel="active latent units", title="units in use")
-    b.set_ylim(bottom=-0.5)
-    c.set_xticks(range(len(groups)), [display_name(s) for s in groups])
+    b.set_ylim(-0.05 * units_max, 1.1 * units_max)  # a flat zero reads as zero, not as a tick range
+    c.set_xticks(range(len(groups)), [display_name(s) for s in groups], fontsize=7, rotation=20)
     c.set(ylabel="MSE between two draws", title="diversity of samples")
     a.legend(fontsize=6)
     fig.tight_layout()
