@@ -1,13 +1,14 @@
-"""The report's positive control (lab4.report.control) and mechanism sections from run folders made of
-numbers: known verdicts, the cases the sentences hang on, the figures, and each section present only with
-its folder."""
+"""The report's positive control (lab4.report.mechanism.control) and mechanism sections from run folders
+made of numbers: known verdicts, the cases the sentences hang on, the figures, and each section present only
+with its folder."""
 
 import re
 
 import pytest
 from conftest import mechanism_schedules, write_control_runs
 
-from lab4.report import control as C, sections
+from lab4.report import sections
+from lab4.report.mechanism import control as C
 
 USED = {"none": [0, 0, 0], "monotonic": [100, 120, 110], "cyclical": [0, 1, 0]}
 

@@ -286,7 +286,9 @@ class GpuSteps:
             str(results / "generated"),
             str(self.out / "work" / "no-study"),
         )
-        boxed = run_boxed("lab4.report.build:run_figures", args, {}, self.budget.left() - 2)
+        # nor the CPU's other grids: the quirks, the mechanism, the control
+        none = {k: str(self.out / "work" / f"no-{k}") for k in ("extra_dir", "mechanism_dir", "control_dir")}
+        boxed = run_boxed("lab4.report.build:run_figures", args, {"folders": none}, self.budget.left() - 2)
         files = sorted(
             str(p.relative_to(results))
             for p in results.glob("*/*")

@@ -23,7 +23,9 @@ NOTEBOOKS = project_root() / "notebooks"
 COMPARE_NB = NOTEBOOKS / "03_compare.ipynb"
 
 
-def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None, study_dir=None) -> int:
+def run_figures(
+    runs_dir, build_dir, figures_dir=None, generated_dir=None, study_dir=None, folders=None
+) -> int:
     """03_compare executed over ``runs_dir``: the figures, the results table and the LaTeX numbers (and the
     longer-budget section from ``study_dir``, default results/study/); it fails where the notebook left a
     section of lab4.report.sections unwritten."""
@@ -41,6 +43,8 @@ def run_figures(runs_dir, build_dir, figures_dir=None, generated_dir=None, study
         params["figures_dir"] = str(Path(figures_dir).resolve())
     if study_dir:
         params["study_dir"] = str(Path(study_dir).resolve())
+    # other results folders by 03_compare's parameter name (extra_dir, mechanism_dir, control_dir, ...)
+    params.update({k: str(Path(v).resolve()) for k, v in (folders or {}).items()})
     out = build_dir / COMPARE_NB.name
     import papermill as pm
 

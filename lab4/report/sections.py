@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab4.report import bonus, control, experimental_setup, figures, gpu, numbers, rankings
+from lab4.report import bonus, experimental_setup, figures, gpu, numbers, rankings
 from lab4.report.comparisons import figure as comparisons_figure, noise, questions
 from lab4.report.format import check_cases, macro_file
 from lab4.report.loss import balance, dynamics, screen_record
-from lab4.report.mechanism import figure as mechanism_figure, macros as mechanism
+from lab4.report.mechanism import control, figure as mechanism_figure, macros as mechanism
 from lab4.report.mechanism.measures import mechanism_runs
-from lab4.report.study import figures as study_figures, numbers as study_numbers
+from lab4.report.study import extra as study_extra, figures as study_figures, numbers as study_numbers
 from lab4.report.study.roles import Roles, roles
 from lab4.run.folder import load_runs
 from lab4.run.questions import LAB_QUESTIONS, Question, read_questions
@@ -251,12 +251,12 @@ SECTIONS = (
         "study extra",
         "studyextra.tex",
         lambda i: (i.extra_runs, i.study_roles),
-        parts=(study_numbers.extra_macros,),
-        cases=study_numbers.EXTRA_CASES,
+        parts=(study_extra.extra_macros,),
+        cases=study_extra.EXTRA_CASES,
         files={
             "extra_results_table.tex": _rows(
                 "one row per quirk and reference of the extra grid",
-                lambda i: study_numbers.extra_rows(i.extra_runs, i.study_roles),
+                lambda i: study_extra.extra_rows(i.extra_runs, i.study_roles),
             )
         },
         figures=lambda i, d: study_figures.extra_figures(i.extra_runs, Path(d) / "study", i.study_roles),

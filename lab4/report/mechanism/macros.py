@@ -135,6 +135,10 @@ def mechanism_macros(runs) -> dict[str, str]:
     for name in (QUESTION.reference, *QUESTION.compare):
         m.update(schedule_macros(name, groups.get(name, [])))
     m.update(test_macros(groups))
+    if m["MechDivergedCase"] == "none":  # no run diverged: no test, and no sentence on a difference of 0
+        for s in (display_name(a) for a in QUESTION.compare):
+            m[f"Mech{s}DivergedCase"] = "missing"
+            m[f"Mech{s}DivergedTest"] = m[f"Mech{s}DivergedDetect"] = NA
     m["MechStoryCase"] = story(m)
     check_cases(m, CASES)
     return m
