@@ -150,35 +150,31 @@ def comparison_args(text: str) -> list[tuple[str, ...]]:
     return out
 
 
+def branch_names(tex: str, at: int) -> set[str]:
+    """The case names of the {name}{sentence} pairs in the group that starts at ``at``."""
+    body, _ = group_at(tex, at)
+    names, i = set(), 0
+    while i < len(body):
+        if body[i].isspace():
+            i += 1
+            continue
+        name, i = group_at(body, i)
+        _, i = group_at(body, i)
+        names.add(name)
+    return names
+
+
 def cases_in_tex(tex: str) -> dict[str, list[set[str]]]:
-    """{case macro: [the case names of each \\IfStrEqCase on it]}, skipping comments and %-line ends."""
+    """{case macro: [the case names of each \\IfStrEqCase on it]}, skipping comments and %-line ends; a case
+    macro given to \\Against has the verdicts that \\Against has sentences for."""
     tex = re.sub(r"(?<!\\)%[^\n]*\n[ \t]*", "", tex)
     out: dict[str, list[set[str]]] = {}
-    # \Against{\XCase}{...}: the verdicts that main.tex's \Against has a sentence for
     against = re.search(r"\\newcommand\{\\Against\}\[5\]\{\\IfStrEqCase\{#1\}", tex)
-    if against:
-        body, _ = group_at(tex, against.end())
-        verdicts, i = set(), 0
-        while i < len(body):
-            if body[i].isspace():
-                i += 1
-                continue
-            name, i = group_at(body, i)
-            _, i = group_at(body, i)
-            verdicts.add(name)
-        for hit in re.finditer(r"\\Against\{\\([A-Za-z]+)\}", tex):
-            out.setdefault(hit.group(1), []).append(set(verdicts))
+    verdicts = branch_names(tex, against.end()) if against else set()
+    for hit in re.finditer(r"\\Against\{\\([A-Za-z]+)\}", tex):
+        out.setdefault(hit.group(1), []).append(set(verdicts))
     for hit in re.finditer(r"\\IfStrEqCase\{\\([A-Za-z]+)\}", tex):
-        body, _ = group_at(tex, hit.end())
-        names, i = set(), 0
-        while i < len(body):
-            if body[i].isspace():
-                i += 1
-                continue
-            name, i = group_at(body, i)
-            _, i = group_at(body, i)
-            names.add(name)
-        out.setdefault(hit.group(1), []).append(names)
+        out.setdefault(hit.group(1), []).append(branch_names(tex, hit.end()))
     return out
 
 
