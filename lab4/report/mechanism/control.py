@@ -23,6 +23,7 @@ from lab4.report.format import NA, check_cases, display_name, fmt, range_text
 from lab4.report.loss.dynamics import frames_per_clip, latent_units
 from lab4.report.mechanism.macros import sci
 from lab4.report.stats import detectable, holm_family, interval_text, seed_diff
+from lab4.report.study.figures import epoch_series
 from lab4.run.folder import RunDir, load_runs
 from lab4.run.questions import LAB_QUESTIONS
 
@@ -238,14 +239,6 @@ def control_macros(runs) -> dict[str, str]:
     return m
 
 
-def _epochs(run: RunDir, col: str, scale: float = 1.0) -> pd.Series | None:
-    ep = run.epoch_metrics()
-    if col not in ep or not len(ep):
-        return None
-    ep = ep.assign(v=pd.to_numeric(ep[col], errors="coerce")).dropna(subset=["v"])
-    return pd.Series(ep["v"].to_numpy(float) / scale, index=ep["epoch"].to_numpy() + 1, name=run.name)
-
-
 def control_figure(runs, figures_dir) -> list[Path]:
     """``control.pdf`` and ``.png``: per schedule the KL per frame and the active units after every epoch,
     and each run's diversity of samples; [] without runs."""
@@ -257,10 +250,10 @@ def control_figure(runs, figures_dir) -> list[Path]:
     for i, s in enumerate(groups):
         rs = [r for r in runs if r.strategy == s]
         color, label = plots.color_for(s, i), display_name(s)
-        kl = [_epochs(r, "kl", frames_per_clip(r)) for r in rs]
+        kl = [epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
         kl_all += [v for x in kl if x is not None for v in x]
         plots.band_plot(a, kl, color, label, marker="o", ms=2.5)
-        units = [_epochs(r, "active_units") for r in rs]
+        units = [epoch_series(r, "active_units") for r in rs]
         units_max = max([units_max, *(float(u.max()) for u in units if u is not None and len(u))])
         plots.band_plot(b, units, color, label, marker="o", ms=2.5)
         div = _values(groups[s], "diversity")

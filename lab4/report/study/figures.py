@@ -34,12 +34,13 @@ def quirk_colors(roles: Roles) -> dict[str, str]:
     return out
 
 
-def _epoch_series(run: RunDir, col: str, scale: float = 1.0) -> pd.Series | None:
+def epoch_series(run: RunDir, col: str, scale: float = 1.0) -> pd.Series | None:
+    """Column ``col`` of the epoch rows (divided by ``scale``), by 1-based epoch; None without it."""
     ep = run.epoch_metrics()
     if col not in ep or not len(ep):
         return None
-    ep = ep.dropna(subset=[col])
-    return pd.Series(ep[col].to_numpy(float) / scale, index=ep["epoch"].to_numpy() + 1, name=run.name)
+    ep = ep.assign(v=pd.to_numeric(ep[col], errors="coerce")).dropna(subset=["v"])
+    return pd.Series(ep["v"].to_numpy(float) / scale, index=ep["epoch"].to_numpy() + 1, name=run.name)
 
 
 def _milestones(ax, runs) -> None:
@@ -61,7 +62,7 @@ def val_psnr_panel(ax, g: dict, names, roles: Roles, colors: dict, title: str) -
     for s in names:
         plots.band_plot(
             ax,
-            [_epoch_series(r, "val_psnr") for r in g[s]],
+            [epoch_series(r, "val_psnr") for r in g[s]],
             colors.get(s) or plots.color_for(s),
             roles.label(s),
             marker="o",
@@ -103,10 +104,10 @@ def study_collapse(runs, figures_dir) -> list[Path]:
     g = {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
     kl_all, au_max = [], 0.0
     for i, (s, rs) in enumerate(g.items()):
-        kl = [_epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
+        kl = [epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
         kl_all += [v for k in kl if k is not None for v in k]
         plots.band_plot(a, kl, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
-        au = [_epoch_series(r, "active_units", latent_units(r) / 100) for r in rs]
+        au = [epoch_series(r, "active_units", latent_units(r) / 100) for r in rs]
         au_max = max([au_max, *(float(a.max()) for a in au if a is not None and len(a))])
         plots.band_plot(b, au, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
     plots.log_if_wide(a, kl_all)
