@@ -24,7 +24,8 @@ PRIVATE_SEQS = (3, 4)
 
 # report: psnr begin
 def psnr_per_frame(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """(T, C, H, W) x2 -> (T,) PSNR of each frame on its own (not over the batch)."""
+    """(T, C, H, W) x2 -> (T,) PSNR of each frame on its own (not over the batch); an exact frame, whose PSNR
+    is infinite, gets PSNR_CAP (100 dB)."""
     mse = (pred.double() - target.double()).pow(2).flatten(1).mean(1)
     psnr = 10 * torch.log10(data_range**2 / mse.clamp_min(1e-30))
     return torch.where(mse == 0, torch.full_like(psnr, PSNR_CAP), psnr.clamp(max=PSNR_CAP))
@@ -198,14 +199,12 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     return torch.round(frames.clamp(0, 1) * 255).to(torch.uint8).numpy()
 
 
-# report: submission begin
 def write_submission(path, preds: list[torch.Tensor]) -> None:
     """Columns id,0..C*H*W-1; row 630k+j is frame j of sequence k flattened in C, H, W order."""
     arr = np.concatenate([to_uint8(p).reshape(len(p), -1) for p in preds])  # (sum T, C*H*W)
     header = "id," + ",".join(map(str, range(arr.shape[1])))
     lines = [header] + [f"{i}," + ",".join(map(str, row.tolist())) for i, row in enumerate(arr)]
     atomic_write_text(path, "\n".join(lines) + "\n")
-    # report: submission end
 
 
 def write_gif(path, frames: torch.Tensor, scale: int = 2, fps: int = 25) -> None:

@@ -228,7 +228,6 @@ class CVAE(nn.Module):
         H, W, averaged over the batch) at that many nats: below the floor the KL costs a constant and gets
         no gradient, so the encoder is not pushed to collapse. The returned ``kl`` stays the true KL.
         """
-        # report: clip-loss begin
         B, T = frames.shape[:2]
         step_fn = step_fn or self.step
         flat = frames.flatten(0, 1)  # (B*T, 3, H, W)
@@ -247,15 +246,7 @@ class CVAE(nn.Module):
             mu = mu.unflatten(0, (B, T - 1)).transpose(0, 1)
             logvar = logvar.unflatten(0, (B, T - 1)).transpose(0, 1)
         else:
-            preds, mus, logvars = [], [], []
-            prev_feat = frame_feat[:, 0]
-            for t in range(1, T):
-                p, m, lv = step_fn(prev_feat, pose_feat[:, t], frame_feat[:, t])
-                preds.append(p), mus.append(m), logvars.append(lv)
-                if t < T - 1:
-                    prev_feat = self.frame_transformation(self.feedback(p))
-            # (T-1, B, C, H, W) each
-            pred, mu, logvar = (torch.stack(preds), torch.stack(mus), torch.stack(logvars))
+            pred, mu, logvar = self.fed_back(frame_feat, pose_feat, step_fn)  # (T-1, B, C, H, W) each
         target = frames[:, 1:].transpose(0, 1).float()  # (T-1, B, 3, H, W)
         mse_t = (pred.float() - target).pow(2).mean(dim=(1, 2, 3, 4))  # (T-1,)
         kl_t = torch.stack([kl_divergence(m, lv) for m, lv in zip(mu, logvar)])  # (T-1,), the listed function
@@ -265,8 +256,24 @@ class CVAE(nn.Module):
         else:
             kl_loss = kl  # no floor: the lab's KL term itself
         loss = mse + (beta * kl_weight) * kl_loss  # beta * 1.0 is exactly beta: the lab's loss, bit for bit
-        # report: clip-loss end
         return dict(loss=loss, mse=mse, kl=kl, mse_per_frame=mse_t.detach(), kl_per_frame=kl_t.detach())
+
+    # report: fed-back begin
+    def fed_back(self, frame_feat, pose_feat, step_fn):
+        """A clip without teacher forcing: from frame 2 on, each step starts from the previous prediction.
+        ``step_fn`` is one step of the recurrence (posterior from the true frame, decoder from the previous
+        one); ``feedback`` clamps a prediction to [0, 1] (unless a run turns that off) before it is encoded
+        again."""
+        T = frame_feat.shape[1]  # frame_feat (B, T, F, H, W), pose_feat (B, T, L, H, W)
+        preds, mus, logvars = [], [], []
+        prev_feat = frame_feat[:, 0]  # the only true frame the clip's steps see
+        for t in range(1, T):
+            p, m, lv = step_fn(prev_feat, pose_feat[:, t], frame_feat[:, t])  # posterior from the true frame
+            preds.append(p), mus.append(m), logvars.append(lv)
+            if t < T - 1:
+                prev_feat = self.frame_transformation(self.feedback(p))  # the prediction, encoded again
+        return torch.stack(preds), torch.stack(mus), torch.stack(logvars)  # (T-1, B, C, H, W) each
+        # report: fed-back end
 
     # -- generation from the prior -----------------------------------------------------------
     @torch.no_grad()
@@ -286,23 +293,26 @@ class CVAE(nn.Module):
         the given one. Each output goes back in through :meth:`feedback` (clamped to [0, 1] unless
         ``clamp_feedback`` is off); the frames returned are the raw outputs, so callers clamp for metrics.
         """
-        # report: rollout begin
         B, T = poses.shape[:2]
-        N, (H, W) = self.dims["N"], poses.shape[-2:]
         pose_feat = self.label_transformation(poses.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, L, H, W)
-        step_fn = step_fn or self.rollout_step
-        out = [first_frame]
-        prev = first_frame
-        for t in range(1, T):
+        shape = (B, self.dims["N"], *poses.shape[-2:])  # one z: (B, N, H, W)
+
+        def z_at(t: int) -> torch.Tensor:
             if zero_z:  # deterministic: no sample, so the generator is not consumed
-                z = torch.zeros((B, N, H, W), device=poses.device, dtype=pose_feat.dtype)
-            elif noise is not None:
-                z = noise[:, t - 1].to(pose_feat.dtype)
-            else:
-                z = torch.randn((B, N, H, W), generator=generator, device=poses.device, dtype=pose_feat.dtype)
-            prev = step_fn(prev, pose_feat[:, t], z)
-            out.append(prev)
-        return torch.stack(out, dim=1)
+                return torch.zeros(shape, device=poses.device, dtype=pose_feat.dtype)
+            if noise is not None:
+                return noise[:, t - 1].to(pose_feat.dtype)
+            return torch.randn(shape, generator=generator, device=poses.device, dtype=pose_feat.dtype)
+
+        return self.autoregress(first_frame, pose_feat, z_at, step_fn or self.rollout_step)
+
+    # report: rollout begin
+    def autoregress(self, first_frame, pose_feat, z_at, step_fn):
+        """Each generated frame is the previous frame of the next step: no true frame after the first."""
+        out = [first_frame]  # (B, 3, H, W) each
+        for t in range(1, pose_feat.shape[1]):
+            out.append(step_fn(out[-1], pose_feat[:, t], z_at(t)))  # z_at(t): (B, N, H, W)
+        return torch.stack(out, dim=1)  # (B, T, 3, H, W)
         # report: rollout end
 
     def rollout_step(self, prev, pose_feat, z):

@@ -12,7 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-TEXT_WIDTH_IN = 6.3  # report/main.tex: A4 with 2.5 cm margins
+TEXT_WIDTH_IN = 6.69  # report/main.tex: A4 with 2 cm margins
+# the share of the text width at which main.tex shows a figure: drawn at that size, its 7 pt text stays 7 pt
+SHOWN = {"tfr_vs_loss": 0.7, "loss_curves": 0.72, "mechanism": 0.72, "control": 0.72, "psnr_per_frame": 0.66}
+SHOWN_STRIP = 0.62  # the submission strip
 STRATEGY_COLORS = {"cyclical": "#1f77b4", "monotonic": "#d62728", "none": "#2ca02c"}
 BASELINE_STYLE = dict(color="0.45", ls="--", lw=1.0)
 
@@ -89,6 +92,23 @@ def band_plot(ax, series, color, label, band: bool = True, **kw) -> bool:
     return True
 
 
+def panel_problems(fig) -> list[str]:
+    """What a reader should not be shown, panel by panel: a panel whose curves are all flat (one sentence says
+    that better), and a panel over epochs whose curves end at different epochs (runs of different lengths
+    mixed). A curve is a line of three points or more; reference lines (axhline, axvline) have two."""
+    problems = []
+    for i, ax in enumerate(fig.axes):
+        name = ax.get_title() or f"panel {i + 1}"
+        curves = [ln for ln in ax.get_lines() if len(ln.get_xdata()) >= 3]
+        ys = [np.asarray(ln.get_ydata(), float) for ln in curves]
+        ys = [y[np.isfinite(y)] for y in ys]
+        if ys and all(len(y) and np.ptp(y) == 0 for y in ys):
+            problems.append(f"{name}: every curve is flat")
+        if ax.get_xlabel() == "epoch" and len({float(np.nanmax(ln.get_xdata())) for ln in curves}) > 1:
+            problems.append(f"{name}: curves end at different epochs")
+    return problems
+
+
 def empty(ax, msg: str) -> None:
     """A panel that says what is missing instead of an empty axis."""
     ax.text(0.5, 0.5, msg, ha="center", va="center", transform=ax.transAxes, color="0.4")
@@ -130,17 +150,26 @@ def plot_psnr_run(path, res: dict, title: str = "") -> None:
     plt.close(fig)
 
 
+ERROR_GAIN = 4  # the error row shows |generated - truth| times this: a small error would be black
+
+
 def strip_image(gt: torch.Tensor, pred: torch.Tensor, n: int = 8) -> np.ndarray:
-    """Ground truth (uint8) above generated (float) at ``n`` evenly spaced frames -> (2H+gap, n*W, 3)."""
+    """Ground truth (uint8) above generated (float) and their error at ``n`` evenly spaced frames ->
+    (3H+4, n*W+gaps, 3): the error row is |generated - truth| averaged over colour, times ERROR_GAIN, as a
+    heat map (dark: right), since two frames that look alike can still differ by dB."""
+    from matplotlib import colormaps
+
     T = min(len(gt), len(pred))
     idx = np.linspace(0, T - 1, n).round().astype(int)
     g = gt[idx].permute(0, 2, 3, 1).numpy()  # (n, H, W, 3) uint8
     p = (pred[idx].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # (n, H, W, 3)
+    err = np.abs(p.astype(float) - g.astype(float)).mean(-1) / 255  # (n, H, W) in [0, 1]
+    heat = (colormaps["inferno"](np.clip(err * ERROR_GAIN, 0, 1))[..., :3] * 255).astype(np.uint8)
     H, W = g.shape[1:3]
-    canvas = np.full((2 * H + 2, n * (W + 2) - 2, 3), 255, np.uint8)
+    canvas = np.full((3 * H + 4, n * (W + 2) - 2, 3), 255, np.uint8)
     for j in range(n):
-        canvas[:H, j * (W + 2) : j * (W + 2) + W] = g[j]
-        canvas[H + 2 :, j * (W + 2) : j * (W + 2) + W] = p[j]
+        cols = slice(j * (W + 2), j * (W + 2) + W)
+        canvas[:H, cols], canvas[H + 2 : 2 * H + 2, cols], canvas[2 * H + 4 :, cols] = g[j], p[j], heat[j]
     return canvas, idx
 
 
@@ -152,16 +181,18 @@ def save_strip(
     title: str = "",
     xlabel: str = "frame index",
     labels=("ground truth", "generated"),
+    width: float = TEXT_WIDTH_IN,
 ) -> list[Path]:
-    """Ground truth above generated frames, drawn at the text width: ``path`` with a suffix is one file, a
-    stem without one gets stem.pdf and stem.png (the report's)."""
+    """Ground truth above generated frames and their error, drawn ``width`` inches wide: ``path`` with a
+    suffix is one file, a stem without one gets stem.pdf and stem.png (the report's)."""
     img, idx = strip_image(gt, pred, n)
-    fig, ax = figure(height=TEXT_WIDTH_IN * img.shape[0] / img.shape[1] + (0.6 if title else 0.4))
+    fig, ax = figure(height=width * img.shape[0] / img.shape[1] + (0.6 if title else 0.4), width=width)
     ax.imshow(img, interpolation="nearest")
-    H = (img.shape[0] - 2) // 2
+    H = (img.shape[0] - 4) // 3
     W = (img.shape[1] + 2) // n - 2
     ax.set_xticks([j * (W + 2) + W / 2 for j in range(n)], [str(i) for i in idx])
-    ax.set_yticks([H / 2, H + 2 + H / 2], list(labels))
+    rows = [*labels, f"error ($\\times${ERROR_GAIN})"]
+    ax.set_yticks([k * (H + 2) + H / 2 for k in range(3)], rows)
     ax.grid(False)
     ax.set_xlabel(xlabel)
     if title:

@@ -17,30 +17,43 @@ KL_STRATEGIES = ("monotonic", "cyclical", "none")
 KL_TYPES = KL_STRATEGIES + ("monotonic-held",)
 
 
+def _checked_kind(kind: str, ratio: float, n_cycle: int) -> str:
+    """``kind`` in lower case, once the arguments its schedule reads are valid."""
+    kind = kind.lower()
+    if kind not in KL_TYPES:
+        raise ValueError(f"kl_anneal_type must be one of {', '.join(KL_TYPES)}, got {kind!r}")
+    if kind != "none" and not 0 < ratio <= 1:
+        raise ValueError(f"kl_anneal_ratio must be in (0, 1], got {ratio}")
+    if kind in ("cyclical", "monotonic-held") and n_cycle < 1:
+        raise ValueError(f"kl_anneal_cycle must be >= 1, got {n_cycle}")
+    return kind
+
+
 # report: kl-beta begin
 def kl_beta(kind: str, progress: float, total_epochs: float, n_cycle: int = 10, ratio: float = 1.0) -> float:
     """beta at fractional epoch ``progress`` of a run of ``total_epochs`` (Fu et al. 2019): ``n_cycle``
     cycles, each a ramp from 0 to 1 over its first ``ratio``, then 1; monotonic is one cycle over the run."""
-    kind = kind.lower()
-    if kind not in KL_TYPES:
-        raise ValueError(f"kl_anneal_type must be one of {', '.join(KL_TYPES)}, got {kind!r}")
+    kind = _checked_kind(kind, ratio, n_cycle)
     if kind == "none":
         return 1.0
-    if not 0 < ratio <= 1:
-        raise ValueError(f"kl_anneal_ratio must be in (0, 1], got {ratio}")
-    if n_cycle < 1 and kind != "monotonic":
-        raise ValueError(f"kl_anneal_cycle must be >= 1, got {n_cycle}")
-    if kind == "monotonic-held":
+    if kind == "monotonic-held":  # one ramp over the first n_cycle * ratio epochs, then 1
         return min(1.0, progress / (n_cycle * ratio))
-    cycles = 1 if kind == "monotonic" else n_cycle
     if progress >= total_epochs:
         return 1.0
-    # cycles elapsed, rounded so that float error never puts a cycle boundary just before 1.0
-    x = progress * cycles / total_epochs
+    x = progress * (1 if kind == "monotonic" else n_cycle) / total_epochs  # cycles elapsed
     x = round(x) if abs(x - round(x)) < 1e-9 else x
-    pos = x - math.floor(x)  # position in the cycle
-    return min(1.0, pos / ratio)
+    return min(1.0, (x - math.floor(x)) / ratio)
     # report: kl-beta end
+
+
+def ramp_epochs(kind: str, total_epochs: float, n_cycle: int = 10, ratio: float = 1.0) -> float:
+    """Epochs until beta first reaches 1 (0 for none): what a sentence about a schedule's ramp quotes."""
+    kind = _checked_kind(kind, ratio, n_cycle)
+    if kind == "none":
+        return 0.0
+    if kind == "monotonic-held":
+        return n_cycle * ratio
+    return ratio * total_epochs / (1 if kind == "monotonic" else n_cycle)
 
 
 # report: teacher-forcing-ratio begin

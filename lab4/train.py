@@ -157,11 +157,9 @@ class Trainer(TrainState, FastPathGuard):
                 lr *= self.cfg.gamma
         return lr
 
-    # report: train-step begin
     def step(self, starts, progress: float) -> IterLog:
         """One step on the clips at ``starts``; fractional epoch ``progress`` sets beta, the coin and the
         lr."""
-        # the epoch loop, the speedrun and the bench all take this step: what they time is what a run does
         cfg = self.cfg
         beta, use_tf = beta_at(cfg, progress), self.tf.draw(int(progress))
         for group in self.optimizer.param_groups:
@@ -170,14 +168,12 @@ class Trainer(TrainState, FastPathGuard):
         frames = to_float(self.sampler.gather(self.frames, starts).to(self.device, non_blocking=True))
         poses = to_float(self.sampler.gather(self.poses, starts).to(self.device, non_blocking=True))
         out = self.with_fallback(lambda: self.loss_backward(frames, poses, beta, use_tf))
-        # fp16's true gradients: the logged norm is theirs, before clipping
-        self.scaler.unscale_(self.optimizer)
+        self.scaler.unscale_(self.optimizer)  # the logged norm is the true gradients', before clipping
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad or math.inf)
         self.optimizer.step() if not self.scaler.is_enabled() else self.scaler.step(self.optimizer)
-        self.scaler.update()  # fp16 skips a step whose gradients overflowed, and lowers its scale after it
-        logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()  # LOGGED order
+        self.scaler.update()  # under fp16, a step whose gradients overflowed is skipped
+        logged = torch.stack([out["loss"], out["mse"], out["kl"], grad_norm.float()]).detach()
         return IterLog(progress, beta, use_tf, logged)
-        # report: train-step end
 
     def loss_backward(self, frames, poses, beta: float, teacher_forcing: bool) -> dict:
         """The clip loss (autocast in ``self.precision``; losses and KL in fp32) and its gradients (scaled in

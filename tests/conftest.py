@@ -222,12 +222,28 @@ MECH_FIELDS = ["kind", "epoch", "iter", "progress", "loss", "mse", "kl", "grad_n
 MECH_FRAMES = 3  # train_vi_len 4: metrics.csv's mse and kl are sums over 3 predicted frames
 
 
+# each schedule's beta in one epoch, as mechanism.yaml sets it
+MECH_BETA = {
+    "none": dict(kl_anneal_type="none", num_epoch=1),
+    "monotonic": dict(kl_anneal_type="monotonic-held", kl_anneal_cycle=6, kl_anneal_ratio=0.5, num_epoch=1),
+    "cyclical": dict(kl_anneal_type="cyclical", kl_anneal_cycle=1, kl_anneal_ratio=0.75, num_epoch=1),
+}
+
+
 def mech_run(root, name, seed, rows, clip=100.0, diverged=None):
-    from lab4.run.folder import RunDir
+    from lab4.run.folder import RunDir, strategy_of
 
     run = RunDir(Path(root) / name)
     run.path.mkdir(parents=True)
-    run.write_config({"name": name, "seed": seed, "train_vi_len": MECH_FRAMES + 1, "clip_grad": clip})
+    run.write_config(
+        {
+            "name": name,
+            "seed": seed,
+            "train_vi_len": MECH_FRAMES + 1,
+            "clip_grad": clip,
+            **MECH_BETA[strategy_of(name)],
+        }
+    )
     if rows is not None:
         run.write_metrics(rows, MECH_FIELDS)
     if diverged:

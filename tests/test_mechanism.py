@@ -80,6 +80,8 @@ def test_the_schedules_are_tested_against_none_with_known_verdicts(tmp_path):
     assert m["MechCrossCase"] == "all" and m["MechDivergedCase"] == "none"
     # Monotonic's peak is lower and Cyclical's is not: some differences, no story of the gradient
     assert m["MechStoryCase"] == "mixed"
+    # mechanism.yaml's one-epoch runs see the start of Monotonic's 3-epoch ramp and Cyclical's 0.75-epoch one
+    assert (m["MechMonotonicRamp"], m["MechCyclicalRamp"]) == ("3", "0.75")
     assert mechanism_macros([]) == {"MechCase": "absent"}
 
 

@@ -323,28 +323,27 @@ def test_every_case_has_its_sentences():
 
 # what each listing the lab asks for must show: (source, lines it must contain)
 LISTINGS = {
-    "train-step": (
-        "train.py",
-        ("def step(", "beta_at(", "self.tf.draw(", "loss_backward(", "clip_grad_norm_(", "optimizer.step()"),
-    ),
-    "clip-loss": (
-        "model.py",
-        ("if teacher_forcing", "else:", "self.feedback(p)", "kl_divergence(", "mse_t.sum()", "loss = mse +"),
-    ),
+    "fed-back": ("model.py", ("def fed_back(", "for t in range(1, T):", "self.feedback(p)")),
     "kl-divergence": ("model.py", ("def kl_divergence(",)),
-    "rollout": ("model.py", ("for t in range(1, T):", "step_fn(prev", "out.append(prev)")),
+    "rollout": ("model.py", ("def autoregress(", "for t in range(1,", "out.append(step_fn(out[-1]")),
     "psnr": ("evaluate.py", ("def psnr_per_frame(", "log10")),
-    "submission": ("evaluate.py", ("def write_submission(", "to_uint8(")),
     "reparameterize": ("model.py", ("def reparameterize(", "torch.randn_like(mu)")),
     "teacher-forcing-ratio": ("schedules.py", ("def teacher_forcing_ratio(",)),
     "kl-beta": ("schedules.py", ("def kl_beta(",)),
 }
 
 
-def test_listings_show_the_training_step_the_rollout_and_the_submission(built):
-    """Each listing the lab asks for is in main.tex, and its markers bracket the code it must show (the
-    training step with its teacher-forcing branch and loss accumulation, the rollout, PSNR, the submission),
-    in the source copied beside the report, so that no listing can drift from the package."""
+# words about the tooling, not the method: a listing that teaches has none of them
+TOOLING_WORDS = ("speedrun", "bench", "LOGGED", "papermill", "notebook", "the fast path")
+LISTING_LINES = 20  # the most lines of code (docstring included) one listing may show
+
+
+def test_listings_are_whole_short_functions_of_the_method(built):
+    """Each listing the lab asks for is in main.tex, and its markers bracket one whole function that shows
+    what it must (the training step with its coin, a clip fed back without teacher forcing, the KL, the
+    rollout, PSNR, the reparameterization and both schedules) in at most LISTING_LINES lines, with no word
+    about tooling; the source is the copy beside the report, so that no listing can drift from the
+    package."""
     tex = MAIN_TEX.read_text()
     listings = dict(
         (name, src)
@@ -363,7 +362,12 @@ def test_listings_show_the_training_step_the_rollout_and_the_submission(built):
         body = "\n".join(lines[begin + 1 : end])
         for needle in needles:
             assert needle in body, (name, needle)
-        assert sum(line.lstrip().startswith("def ") for line in lines[begin + 1 : end]) <= 1, name
+        code = [line for line in lines[begin + 1 : end] if line.strip()]
+        # complete: it opens with its own def (no names left undefined by a cut mid-function), and has one
+        assert code[0].lstrip().startswith("def "), (name, code[0])
+        assert sum(line.lstrip().startswith("def ") for line in code) == 1, name
+        assert len(code) <= LISTING_LINES, (name, len(code))
+        assert not [w for w in TOOLING_WORDS if w in body], name
 
 
 def test_drift_verdict_follows_the_curves(tmp_path):
@@ -474,7 +478,7 @@ def test_report_compiles(built):
     assert says(words, "Theserunsdonotincludethestrategiesthequestioncompares.")
     assert "Thischeckouthasnorecordofthescores" in words  # NoiseCase "absent": one sentence, no tables
     assert "ThesamecomparisononaGPU" not in words  # GpuCase "absent": no section at all
-    assert "Norunsatalongertrainingbudgetareincludedinthisbuild." in words  # no study.tex: one sentence
+    assert "Thisreportincludesnorunsatalongertrainingbudget." in words  # no study.tex: one sentence
     # the title page: report/author.tex's student ID, author and date (none given: the day of the build)
     author, today = title_page(), datetime.date.today()
     title = f"{author['StudentID']}{author['ReportAuthor']}"
@@ -700,7 +704,7 @@ FLIPS = {
             "TFCase": ("differs", "Soatthisbudgetteacherforcingshowsinthescore."),
             "TFOffTestCase": ("better", "Overseeds,noteacherforcingisbetterthanthedecayingratio"),
             "TFHalfTestCase": ("worse", "Thefixedratioof0.5isworsethanthedecayingratio"),
-            "BaselineTestCase": ("above", "everystrategywithseveralseedsisabovethe"),
+            "BaselineTestCase": ("above", "Overseedseverystrategyisabovethe"),
             "GpuCase": ("present", "ThesamecomparisononaGPU"),
             "GpuKLCase": (
                 "differs",
@@ -712,13 +716,13 @@ FLIPS = {
             "TFBestCase": ("off", "Trainingwithoutteacherforcinghasthehighestmean"),
             "GradClipCase": ("on", "thegradientnormisclippedto1"),
             "TFPerEpoch": ("true", "Atthestartofeveryepochonecoin"),
-            "DataKind": ("synth", "onSynthDance(tinypreset)"),
+            "DataKind": ("synth", "runsonSynthDance,"),
             "SeedCountCase": ("several", "Eachentryisthemean"),
             "BaselineCase": ("all", "All15runsendabovetherepeatfirstframebaseline"),
             "GradNormPeakCase": ("first", "largestinthefirstepoch"),
             "GradClipActsCase": ("acts", "aclipatnorm1actson"),
             "ConvergenceCase": ("flat", "endonaplateau"),
-            "LossRiseCase": ("ratio", "inwhichtheteacherforcingratiofell"),
+            "TFDropCase": ("measured", "Whentheratiofallsfrom1to0.5atthestartofepoch2,"),
             "LowestMSECase": ("annealed", "anannealedstrategy’s,"),
             "HighestKLCase": ("constant", "althoughitsβis1throughout"),
             "CollapseCase": ("all", "collapsedundereveryschedule"),
@@ -780,7 +784,6 @@ FLIPS = {
             "GradNormPeakCase": ("later", "peaksafterthefirstepoch"),
             "GradClipActsCase": ("never", "wouldneveractontheseruns"),
             "ConvergenceCase": ("mixed", "dependonwherethebudgetstops"),
-            "LossRiseCase": ("beta", "theKLweight,notteacherforcing"),
             "LowestMSECase": ("constant", "isNone’s,withβ=1throughout,"),
             "HighestKLCase": ("annealed", "anannealedstrategy’s."),
             "CollapseCase": ("annealed", "Anannealedstrategykeepsmoreunitsactive"),
@@ -825,11 +828,10 @@ FLIPS = {
             # pdftotext can set the line "gradient norm." before the sentence's start (beside a float)
             "GradNormPeakCase": ("unknown", "Therunsdonotlogthe"),
             "ConvergenceCase": ("rising", "werestillimprovingwhenthebudgetended"),
-            "LossRiseCase": ("neither", "sotheschedulesdonotexplainthem"),
             "LowestMSECase": ("unknown", "sotheirMSEandKLarenotcompared"),
             "CollapseCase": ("unknown", "donotrecordactiveunitsforbothanannealed"),
             "ConcurrencyCase": ("unknown", "theircomputeisnotreported"),
-            "StudyCase": ("absent", "Norunsatalongertrainingbudgetareincluded"),
+            "StudyCase": ("absent", "Thisreportincludesnorunsatalongertraining"),
         },
     ),
 }
@@ -895,6 +897,28 @@ GPU_SETS = {
 
 # mechanism_schedules' and write_control_runs' numbers give these sentences (tests/test_control_report.py)
 CONTROL_USED = {"none": [0, 0, 0], "monotonic": [100, 120, 110], "cyclical": [0, 1, 0]}
+# sentences no person would write, as pdf_words gives them: counts printed into a template, a config key in
+# the main part's prose, "1 epochs"; none may be in any set's PDF (the issue that listed them: the TA's read)
+MACHINE_MADE = (
+    r"significantlyhigherfor\d+ofthe",  # "scores significantly higher for 1 of the three schedules"
+    r"asameanoverseeds:Monotonic\d",  # "Active units of the 16,384, as a mean over seeds: Monotonic 0, ..."
+    r"overthefirst1epoch",  # "a ramp over the first 1 epoch(s)"
+    r"fallsbelowthecopyatframe1(?!\d)",  # the first generated frame is frame 1: the sentence before says it
+    r"(?<![a-z])(?:0|1)runs(?![a-z])",  # "1 runs"
+    r"leaky_true_slope|batched_tf|kl_anneal_type|tfr_sde|tfr_d_step",  # config keys
+)
+MAIN_PART_END = "AExperimentalsetup"  # where the appendix, and its setup table with the config keys, begins
+EVERY_STRATEGY_SEVERAL = "everystrategywithseveralseeds"  # said where every strategy has several seeds
+
+
+def machine_made(words: str, every_several: bool) -> list[str]:
+    """The MACHINE_MADE patterns that ``words`` (one PDF) contains; config keys only before the appendix."""
+    main = words.split(MAIN_PART_END)[0]
+    found = [p for p in MACHINE_MADE[:-1] if re.search(p, words)]
+    found += [MACHINE_MADE[-1]] if re.search(MACHINE_MADE[-1], main) else []
+    return found + ([EVERY_STRATEGY_SEVERAL] if every_several and EVERY_STRATEGY_SEVERAL in words else [])
+
+
 SECTION_SENTENCES = tuple(
     re.sub(r"\s", "", s)  # as pdf_words gives the PDF's text
     for s in (
@@ -979,6 +1003,8 @@ def test_verdicts_flip_with_the_numbers(built, tmp_path):
                 if other != key and name in theirs and theirs[name][0] != value:
                     # strict here: allowing a gap could match two unrelated sentences' pieces
                     assert phrase not in words[other], f"{name}: {phrase!r} in the PDF of set {other} too"
+        several = want.get("SeedCountCase", ("",))[0] == "several"
+        assert not machine_made(words[key], several), (key, machine_made(words[key], several))
         at = words[key].find("n/a")
         assert at < 0, (
             f"set {key}: a number the runs cannot give is printed as n/a: {words[key][at - 300 : at + 60]}"
@@ -998,13 +1024,8 @@ def test_every_new_verdict_value_is_reachable(tmp_path):
     )
     runs = synthetic_runs(tmp_path, **base, gains=-2.0, rise=None, active={"none": 5, "cyclical": 5})
     assert T.convergence_macros(runs)["ConvergenceCase"] == "falling"
-    assert T.loss_rise_macros(runs)["LossRiseCase"] == "none"
     # None keeps as many units as the best annealed
     assert T.collapse_macros(runs)["CollapseCase"] == "constant"
-    mixed = synthetic_runs(tmp_path, **base, rise="ratio") + synthetic_runs(
-        tmp_path, **{**base, "psnr": {"tf-off": 20.0}}, rise="beta"
-    )
-    assert T.loss_rise_macros(mixed)["LossRiseCase"] == "mixed"
     assert T.convergence_macros([])["ConvergenceCase"] == "unknown"
     kl = T.collapse_macros(runs)
     # 7 nats per 8-frame clip (7 predicted frames) is 1 nat per frame; 7,000 is 1,000

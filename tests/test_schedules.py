@@ -171,3 +171,20 @@ def test_state_dict_survives_torch_save(tmp_path):
     b = TeacherForcing(0.5, 0, 0.0, per_epoch=True, seed=0)
     b.load_state_dict(state)
     assert [b.draw(e) for e in range(30)] == [a.draw(e) for e in range(30)]
+
+
+def test_ramp_epochs_is_where_beta_first_reaches_one():
+    """The epochs a sentence quotes for a ramp agree with kl_beta itself."""
+    from lab4.schedules import kl_beta, ramp_epochs
+
+    for kind, total, cycles, ratio in (
+        ("monotonic", 3, 1, 0.5),
+        ("cyclical", 6, 4, 0.5),
+        ("monotonic-held", 6, 6, 0.5),
+    ):
+        end = ramp_epochs(kind, total, cycles, ratio)
+        assert kl_beta(kind, end, total, cycles, ratio) == pytest.approx(1.0)
+        assert kl_beta(kind, 0.99 * end, total, cycles, ratio) < 1.0
+    assert (ramp_epochs("monotonic", 3, 1, 0.5), ramp_epochs("none", 3)) == (1.5, 0.0)
+    with pytest.raises(ValueError, match="kl_anneal_type"):
+        ramp_epochs("linear", 3)

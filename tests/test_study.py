@@ -249,10 +249,11 @@ def test_study_section_states_ranking_quirks_collapse_flattening_and_real_footag
     assert m["StudyFlatList"].startswith("Monotonic after epoch 3 (")
     assert (m["StudyRealCase"], m["StudyRealFirstCase"], m["StudyRealGap"]) == ("loses", "loses", "10.00")
     assert (m["StudyRealLabCase"], m["StudyRealRunCase"], m["StudyRealEpochs"]) == ("finished", "lab", "90")
+    # below the copy from the first generated frame on: the sentence on frame 1 says it, no frame is named
     assert (m["StudyRealFirstBaseline"], m["StudyRealBaseline"], m["StudyRealBelowFrame"]) == (
         "27.00",
         "22.00",
-        "1",
+        "n/a",
     )
     assert (m["StudyEpochs"], m["StudyMultiple"], m["StudySeeds"], m["StudyRuns"]) == ("6", "twice", "3", "9")
     # the quirks and the real footage come from the extra grid, with Monotonic's three seeds as the reference
@@ -389,3 +390,27 @@ def test_every_study_macro_that_main_tex_uses_is_written(tmp_path):
         "StudySection"
     }
     assert used - set(m) == set(), sorted(used - set(m))
+
+
+def test_a_diverged_schedule_run_is_named_and_left_out_of_the_curves(tmp_path):
+    """A run of the study's schedules that diverged is named with its epoch; the flattening, the last-epoch
+    gains and the final KL count only the runs that finished (its tests count it at the copy's score)."""
+    from conftest import write_study_folder
+
+    from lab4.report.study import numbers as S
+    from lab4.run.folder import RunDir
+
+    folder = write_study_folder(tmp_path / "a", STUDY_A)
+    before, _ = _macros(tmp_path, folder)
+    RunDir(folder / "none-s1").write_diverged(
+        dict(epoch=2, iteration=9, num_epoch=6, message="none-s1: loss")
+    )
+    runs, _ = S.load_study(folder)
+    m = {**S.diverged_macros(runs), **S.flatten_macros(runs)}
+    assert (m["StudyDivergedCount"], m["StudyDivergedList"], m["StudyDivergedEpochs"]) == (
+        "1",
+        "None (seed 1)",
+        "2",
+    )
+    assert int(m["StudyKLRuns"]) == int(before["StudyKLRuns"]) - 1
+    assert S.diverged_macros([r for r in runs if r.name != "none-s1"])["StudyDivergedCount"] == "0"

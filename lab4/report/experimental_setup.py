@@ -20,13 +20,14 @@ import numpy as np
 from lab4.config import make_config
 from lab4.report.format import NA, range_text, tex_escape, thousands
 from lab4.run.folder import RunDir, best_run
-from lab4.schedules import KL_STRATEGIES
+from lab4.schedules import KL_STRATEGIES, ramp_epochs
 
 DEVICE_WORDS = {"cpu": "the CPU", "cuda": "a GPU"}  # a device as prose names it
 CASES = {
     "GradClipCase": ("on", "off", "unknown"),  # is the gradient norm clipped
     # the KL's weight in the loss: the lab's 1, 1/(N*H*W), or another
     "KLWeightCase": ("lab", "mean", "other"),
+    "MonotonicRampCase": ("whole", "part", "n/a"),  # does Monotonic's ramp span the run or part of it
     "TFPerEpoch": ("true", "false"),  # one teacher-forcing coin per epoch, else per batch
     "DataKind": ("synth", "real", "unknown"),  # what the runs trained on
     "ConcurrencyCase": ("one", "several", "unknown"),  # at most one run at a time, or several
@@ -110,11 +111,17 @@ TEMPLATE = dict(
 )
 
 
+def _fraction(v: float) -> str | None:
+    """1/16384 for a small weight that is one over a whole number (6.10352e-05 says less), else None."""
+    inv = 1 / v if 0 < v < 0.01 else 0.0
+    return f"1/{round(inv)}" if inv and abs(inv - round(inv)) < 1e-6 * inv else None
+
+
 def _show(v) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:g}"
+        return _fraction(v) or f"{v:g}"
     if isinstance(v, (list, tuple)):
         return ", ".join(_show(x) for x in v) or "none"
     return tex_escape(v)
@@ -261,11 +268,18 @@ def setup_macros(runs) -> dict[str, str]:
     ):
         v = cfg.get(field_)
         m[key] = tex_escape(f"{v:g}" if isinstance(v, float) else v) if v is not None else NA
+    # Monotonic's one ramp covers kl_anneal_ratio of the run, so beta reaches 1 at this epoch
+    ratio, epochs = cfg.get("kl_anneal_ratio"), cfg.get("num_epoch")
+    m["MonotonicRampCase"] = NA if ratio is None or epochs is None else "whole" if ratio >= 1 else "part"
+    ramp = ramp_epochs("monotonic", float(epochs), 1, float(ratio)) if m["MonotonicRampCase"] != NA else None
+    m["MonotonicRampEnd"] = f"{ramp:g}" if ramp is not None else NA
+    sde = cfg.get("tfr_sde")
+    m["TFRSdeEpoch"] = str(int(sde) + 1) if sde is not None else NA  # 1-based, as the report counts epochs
     clip = cfg.get("clip_grad")
     m["GradClipCase"] = "unknown" if clip is None else "off" if float(clip) == 0 else "on"
     w = float(cfg.get("kl_weight", 1.0))
     n_latent = int(cfg.get("N_dim", 12)) * int(cfg.get("frame_H", 32)) * int(cfg.get("frame_W", 64))
-    m["KLWeight"] = f"{w:.4g}"
+    m["KLWeight"] = _fraction(w) or f"{w:.4g}"
     m["LatentElements"] = thousands(n_latent)
     m["KLWeightCase"] = (
         "lab" if w == 1 else "mean" if math.isclose(w * n_latent, 1, rel_tol=1e-6) else "other"

@@ -16,7 +16,7 @@ from pathlib import Path
 from lab4.report import bonus, experimental_setup, figures, gpu, numbers, rankings
 from lab4.report.comparisons import figure as comparisons_figure, noise, questions
 from lab4.report.format import check_cases, macro_file
-from lab4.report.loss import balance, dynamics, screen_record
+from lab4.report.loss import balance, dynamics, screen_record, tf_drop
 from lab4.report.mechanism import control, figure as mechanism_figure, macros as mechanism
 from lab4.report.mechanism.measures import mechanism_runs
 from lab4.report.study import extra as study_extra, figures as study_figures, numbers as study_numbers
@@ -144,14 +144,22 @@ SECTIONS = (
             numbers.drift_macros,
             dynamics.mse_kl_macros,
             dynamics.collapse_macros,
+            dynamics.kl_share_macros,
             dynamics.convergence_macros,
-            dynamics.loss_rise_macros,
+            tf_drop.tf_drop_macros,
+            tf_drop.exposure_macros,
             experimental_setup.compute_macros,
             rankings.ranking_macros,
             rankings.teacher_forcing_test_macros,
             rankings.baseline_test_macros,
         ),
-        cases={**numbers.CASES, **dynamics.CASES, **experimental_setup.CASES, **rankings.CASES},
+        cases={
+            **numbers.CASES,
+            **dynamics.CASES,
+            **tf_drop.CASES,
+            **experimental_setup.CASES,
+            **rankings.CASES,
+        },
         files={
             "results_table.tex": _rows(
                 "one row per strategy, main.tex has the header", lambda i: numbers.results_rows(i.runs)
@@ -170,7 +178,7 @@ SECTIONS = (
         lambda i: (i.runs, i.questions),
         parts=(questions.question_macros,),
         cases={
-            **{f"{q.key}Case": questions.QUESTION_CASES for q in LAB_QUESTIONS},
+            **{f"{q.key}{s}Case": questions.QUESTION_CASES for q in LAB_QUESTIONS for s in ("", "Lab")},
             "SeedCorrelationCase": questions.CORRELATION_CASES,
             "ScoreIsPrimary": ("yes", "no"),
             "SteadierCase": ("short", "lab", "unknown"),

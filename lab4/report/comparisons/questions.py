@@ -16,13 +16,24 @@ import numpy as np
 
 from lab4.report.comparisons.scores import LAB, NAMES, PRIMARY, has_score, pooled_sd, scores_by_strategy
 from lab4.report.format import NA, display_name, tex_escape
-from lab4.report.stats import Interval, detectable, holm_family, interval_text, p_text, seed_diff
+from lab4.report.stats import (
+    ALPHA,
+    Interval,
+    detectable,
+    holm_family,
+    interval_text,
+    p_text,
+    power,
+    seed_diff,
+)
 from lab4.run.folder import group
 from lab4.run.questions import LAB_QUESTIONS, Question
 
 VERDICTS = ("better", "worse", "notdist", "untested", "missing")
 QUESTION_CASES = ("differs", "open", "untested", "missing")  # any "differs"; tested, none; no test; no runs
 POWER = 0.8
+TARGET_DB = 1.0  # the difference the conclusion sizes a design for: seeds a side to detect it
+MAX_SEEDS = 200
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,22 @@ def compare_scores(scores: dict[str, dict], gone: dict[str, list], question: Que
         names = (*gone.get(c, []), *gone.get(ref, []))
         out.append(Comparison(question, c, iv, verdict, detectable(iv) if iv else math.nan, names))
     return out
+
+
+def seeds_for(comparisons: list[Comparison], target: float = TARGET_DB) -> int | None:
+    """Seeds a side that the question's paired design needs to find ``target`` dB with 80% power at its
+    first Holm step, from the largest spread of the differences seen (None: nothing to size it from, or
+    more than MAX_SEEDS)."""
+    ivs = [c.iv for c in comparisons if c.iv is not None and c.iv.n >= 2 and math.isfinite(c.iv.se)]
+    if not ivs:
+        return None
+    sd = max(iv.se * math.sqrt(iv.n) for iv in ivs)  # a paired difference's spread over seeds
+    if not sd > 0:
+        return None
+    alpha = ALPHA / len(comparisons)
+    return next(
+        (n for n in range(2, MAX_SEEDS + 1) if power(target, sd / math.sqrt(n), n - 1, alpha) >= POWER), None
+    )
 
 
 def question_case(comparisons: list[Comparison]) -> str:
@@ -167,6 +194,7 @@ def question_macros(runs, questions, prefix: str = "") -> dict[str, str]:
         f"{prefix}ScoreIsPrimary": "yes" if key == PRIMARY else "no",
         f"{prefix}SeedCorrelation": f"{rho:.2f}".replace("-", "$-$") if math.isfinite(rho) else NA,
         f"{prefix}SeedCorrelationCase": correlation_case(rho),
+        f"{prefix}TargetDB": f"{TARGET_DB:g}",
     }
     for q in questions:
         main, lab = compare(runs, q, key), compare(runs, q, LAB)
@@ -177,7 +205,9 @@ def question_macros(runs, questions, prefix: str = "") -> dict[str, str]:
                 f"{prefix}{q.key}Title": tex_escape(q.title),
                 f"{prefix}{q.key}Comparisons": " ".join(sentence(c) for c in main),
                 f"{prefix}{q.key}LabComparisons": " ".join(sentence(c) for c in lab),
+                f"{prefix}{q.key}LabCase": question_case(lab),
                 f"{prefix}{q.key}Diverged": str(gone),
+                f"{prefix}{q.key}SeedsForTarget": str(n) if (n := seeds_for(main)) else NA,
             }
         )
     return m

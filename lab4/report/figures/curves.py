@@ -36,6 +36,15 @@ def _per_iter(run: RunDir, col: str, smooth: int = SMOOTH) -> pd.Series | None:
     )
 
 
+def _kl_share(run: RunDir, smooth: int = SMOOTH) -> pd.Series | None:
+    """The share of the loss that is the weighted KL, (loss - MSE) / loss, per iteration: where it is small,
+    the loss and the MSE curves are the same curve."""
+    loss, mse = _per_iter(run, "loss", smooth), _per_iter(run, "mse", smooth)
+    if loss is None or mse is None:
+        return None
+    return ((loss - mse) / loss).rename(run.name)
+
+
 def _epochs(runs) -> int:
     return max((int(r.config().get("num_epoch", 0) or 0) for r in runs), default=0)
 
@@ -61,12 +70,15 @@ def _seeds(n: int) -> str:
 
 
 def loss_curves(runs, figures_dir) -> list[Path]:
-    """Total loss, MSE, KL and beta per iteration for Monotonic, Cyclical and None (mean over seeds, band)."""
-    fig, axes = plots.figure(2, 2, height=3.4, sharex=True)
+    """The weighted KL's share of the loss, MSE, KL and beta per iteration for Monotonic, Cyclical and None
+    (mean over seeds, band): the share, not the total, since the total is the MSE where the share is small."""
+    fig, axes = plots.figure(
+        2, 2, height=2.45, width=plots.TEXT_WIDTH_IN * plots.SHOWN["loss_curves"], sharex=True
+    )
     axes = axes.ravel()
     groups = _kl_groups(runs)
     panels = (
-        ("loss", "total loss"),
+        ("share", r"share of $\beta\,$KL in the loss"),
         ("mse", "MSE (summed over the predicted frames)"),
         ("kl", "KL (nats per predicted frame)"),
         ("beta", r"KL weight $\beta$"),
@@ -74,12 +86,15 @@ def loss_curves(runs, figures_dir) -> list[Path]:
     for ax, (col, title) in zip(axes, panels):
         vals = []
         for i, (s, rs) in enumerate(groups.items()):
-            ser = [_per_iter(r, col, smooth=1 if col == "beta" else SMOOTH) for r in rs]
+            ser = [
+                _kl_share(r) if col == "share" else _per_iter(r, col, smooth=1 if col == "beta" else SMOOTH)
+                for r in rs
+            ]
             plots.band_plot(ax, ser, plots.color_for(s, i), f"{display_name(s)} ({_seeds(len(rs))})", lw=1.0)
             vals += [v for x in ser if x is not None for v in x.dropna().tolist()]
         if not vals:
             plots.empty(ax, f"no {col} per iteration in these runs")
-        elif col != "beta":
+        elif col not in ("beta", "share"):
             plots.log_if_wide(ax, vals)
         plots.epoch_lines(ax, _epochs(runs))
         ax.set(title=title)
@@ -108,7 +123,7 @@ def beta_curves(runs, figures_dir) -> list[Path]:
 
 def tfr_vs_loss(runs, figures_dir) -> list[Path]:
     """Loss per iteration of each teacher-forcing schedule (left) with its ratio on a twin axis (right)."""
-    fig, ax = plots.figure(height=2.2)
+    fig, ax = plots.figure(height=1.55, width=plots.TEXT_WIDTH_IN * plots.SHOWN["tfr_vs_loss"])
     ax2 = ax.twinx()
     vals = []
     for i, (s, rs) in enumerate(_tf_groups(runs).items()):
@@ -118,7 +133,9 @@ def tfr_vs_loss(runs, figures_dir) -> list[Path]:
         vals += [v for x in ser if x is not None for v in x.tolist()]
         ratio = _per_iter(rs[0], "tfr", smooth=1)
         if ratio is not None:
-            ax2.plot(ratio.index, ratio.to_numpy(), color=c, ls=":", lw=1.4, label=f"{display_name(s)} ratio")
+            ax2.plot(
+                ratio.index, ratio.to_numpy(), color=c, ls="--", lw=1.4, label=f"{display_name(s)} ratio"
+            )
     plots.log_if_wide(ax, vals)
     plots.epoch_lines(ax, _epochs(runs))
     ax.set(xlabel="epoch", ylabel="training loss")
@@ -224,7 +241,10 @@ def psnr_per_frame(runs, figures_dir) -> list[Path]:
     groups = {s: rs for s, rs in groups.items() if rs}
     cols = 2 if len(groups) > 1 else 1
     nrows = max(1, math.ceil(len(groups) / cols))
-    fig, axes = plots.figure(nrows, cols, height=1.35 * nrows + 0.35, sharex=True, sharey=True, squeeze=False)
+    fig, axes = plots.figure(
+        nrows, cols, height=0.85 * nrows + 0.45, width=plots.TEXT_WIDTH_IN * plots.SHOWN["psnr_per_frame"],
+        sharex=True, sharey=True, squeeze=False,
+    )  # fmt: skip
     for ax, (i, (s, rs)) in zip(axes.ravel(), enumerate(groups.items())):
         ser = [r.psnr().set_index("frame")["psnr"].rename(r.name) for r in rs]
         base = rs[0].psnr()
@@ -236,11 +256,15 @@ def psnr_per_frame(runs, figures_dir) -> list[Path]:
         ax.set_visible(False)
     if not groups:
         plots.empty(axes[0, 0], "no psnr_per_frame.csv in these runs")
-    else:
-        axes[0, 0].legend(loc="lower left", fontsize=7)
     for ax in axes[-1]:
         ax.set(xlabel="frame index")
     for ax in axes[:, 0]:
         ax.set(ylabel="PSNR (dB)")
-    fig.tight_layout()
+    top = 1.0
+    if groups:  # above the panels: inside one, the legend hides the baseline's fall over the first frames
+        fig.legend(
+            *axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2, fontsize=7, frameon=False
+        )
+        top = 1 - 0.3 / fig.get_figheight()
+    fig.tight_layout(rect=(0, 0, 1, top))
     return plots.save(fig, Path(figures_dir) / "psnr_per_frame")

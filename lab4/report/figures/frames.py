@@ -94,8 +94,9 @@ def submission_strip(runs, figures_dir, n: int = 5) -> list[Path]:
             ("ground truth", "generated"),
         )
     return plots.save_strip(
-        stem, gt, pred.float() / 255, n=n, xlabel="test sequence 0, frame index", labels=labels
-    )
+        stem, gt, pred.float() / 255, n=n, xlabel="test sequence 0, frame index", labels=labels,
+        width=plots.TEXT_WIDTH_IN * plots.SHOWN_STRIP,
+    )  # fmt: skip
 
 
 def dataset(runs, figures_dir, n: int = 6) -> list[Path]:

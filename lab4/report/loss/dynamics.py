@@ -24,16 +24,19 @@ from lab4.run.folder import RunDir, group
 from lab4.schedules import KL_STRATEGIES
 
 ACTIVE_THRESHOLD = ACTIVE_VARIANCE  # the threshold behind summary.json's active_units
-RISE_TOLERANCE = 0.01  # a loss "rises" when an epoch's mean is more than 1% above the previous one
 GAIN_TOLERANCE_DB = 0.5  # a last-epoch change of validation PSNR within this is "flat"
 ANNEALED = ("monotonic", "cyclical")
 AGAINST = ("higher", "lower", "notdist", "untested", "missing")
 CASES = {
     "ConvergenceCase": ("flat", "rising", "falling", "mixed", "unknown"),  # val PSNR over the last epoch
-    "LossRiseCase": ("none", "ratio", "beta", "mixed", "neither"),  # what coincides with each loss rise
     "LowestMSECase": ("annealed", "constant", "unknown"),  # lowest final MSE: an annealed strategy or None
     "HighestKLCase": ("annealed", "constant", "unknown"),  # highest final KL: an annealed strategy or None
     "CollapseCase": ("all", "annealed", "constant", "unknown"),  # active latent units against annealing
+    "KLShareCase": (
+        "small",
+        "large",
+        "unknown",
+    ),  # is the weighted KL a small share of the loss after epoch 1
     # each annealed schedule against None on the final MSE, KL and active units, over seeds with Holm across
     # the two: the KL question's design (lab4.run.questions), not the winner against the best of the rest
     **{f"{display_name(a)}{k}VsNoneCase": AGAINST for a in ANNEALED for k in ("MSE", "KL", "Units")},
@@ -202,41 +205,30 @@ def last_epoch_gain(run: RunDir) -> float:
     return float(v.iloc[-1] - v.iloc[-2]) if len(v) >= 2 else math.nan
 
 
-def loss_rises(run: RunDir, tol: float = RISE_TOLERANCE) -> list[tuple[int, str]]:
-    """(1-based epoch, what changed with it) for every epoch whose mean training loss is more than ``tol``
-    above the previous epoch's: "ratio" when the teacher-forcing ratio fell at that epoch, else "beta"
-    when the epoch's mean KL weight rose, else "neither"."""
-    ep, it = run.epoch_metrics(), run.iter_metrics()
-    if "loss" not in ep or len(ep) < 2:
-        return []
-    loss = pd.to_numeric(ep["loss"], errors="coerce").to_numpy()
-    tfr = pd.to_numeric(ep["tfr"], errors="coerce").to_numpy() if "tfr" in ep else np.full(len(ep), np.nan)
-    beta = (
-        it.groupby("epoch")["beta"].mean().reindex(ep["epoch"]).to_numpy()
-        if "beta" in it and len(it)
-        else np.full(len(ep), np.nan)
-    )
-    out = []
-    for i in range(1, len(ep)):
-        if np.isfinite(loss[i]) and np.isfinite(loss[i - 1]) and loss[i] > loss[i - 1] * (1 + tol):
-            why = "ratio" if tfr[i] < tfr[i - 1] else "beta" if beta[i] > beta[i - 1] + 1e-9 else "neither"
-            out.append((int(ep["epoch"].iloc[i]) + 1, why))
-    return out
+SMALL_SHARE = 0.05  # a weighted KL below this share of the loss leaves the loss curve the MSE curve
 
 
-def loss_rise_macros(runs) -> dict[str, str]:
-    """Every rise of a run's per-epoch training loss, and whether the ratio or beta changed with it."""
-    rises = [(r.name, e, why) for r in runs for e, why in loss_rises(r)]
-    whys = {why for _, _, why in rises}
-    case = (
-        "none" if not rises else "neither" if "neither" in whys else whys.pop() if len(whys) == 1 else "mixed"
-    )
+def kl_share(run: RunDir, first: bool) -> float:
+    """The weighted KL's mean share of the loss, (loss - MSE) / loss, over the first epoch or the rest."""
+    it = run.iter_metrics()
+    if not {"loss", "mse", "epoch"} <= set(it) or not len(it):
+        return math.nan
+    part = it[(it["epoch"] == 0) if first else (it["epoch"] > 0)]
+    loss, mse = (pd.to_numeric(part[c], errors="coerce") for c in ("loss", "mse"))
+    share = ((loss - mse) / loss).replace([np.inf, -np.inf], np.nan).dropna()
+    return float(share.mean()) if len(share) else math.nan
+
+
+def kl_share_macros(runs) -> dict[str, str]:
+    """How much of the loss the weighted KL is: the largest run's mean share in epoch 1 and after it."""
+    first = [v for r in runs if np.isfinite(v := kl_share(r, True))]
+    late = [v for r in runs if np.isfinite(v := kl_share(r, False))]
+    if not late:
+        return {"KLShareCase": "unknown", "KLShareFirstPct": NA, "KLShareLatePct": NA}
     return {
-        "LossRiseCase": case,
-        "LossRiseCount": str(len(rises)),
-        "RiseTolerancePct": f"{100 * RISE_TOLERANCE:g}",
-        "LossRiseList": ", ".join(f"\\texttt{{{tex_escape(n)}}} {e}" for n, e, _ in rises) or NA,
-        "LossRiseNeitherCount": str(sum(w == "neither" for _, _, w in rises)),
+        "KLShareCase": "small" if max(late) < SMALL_SHARE else "large",
+        "KLShareFirstPct": f"{100 * max(first):.1f}" if first else NA,
+        "KLShareLatePct": f"{100 * max(late):.1f}",
     }
 
 

@@ -35,15 +35,16 @@ TESTED = {
     "Active": ("active", "~units", 1),
     "KL": ("kl", "~nats", 3),
     "Diversity": ("diversity", "~$\\times 10^{-6}$", 1),  # tested in millionths: an MSE between draws
-    "Score": ("short", "~dB", 2),
     "Best": ("best", "~dB", 2),
 }
+SHOWN = {**TESTED, "Score": ("short", "~dB", 2)}  # the one-draw score is shown beside best-of-two, not tested
 CASES = {
     "CtlCase": ("present", "absent"),
     "CtlUseCase": ("used", "collapsed", "unknown"),
     "CtlAnnealCase": ("more", "fewer", "notdist", "untested", "collapsed"),
     "CtlFlickerCase": ("below", "above"),  # SynthDance's first nat against the control's price of a nat
     "CtlCopyCase": ("beats", "loses", "unknown"),  # the runs' mean short score against the copy's
+    "CtlUnitsPanelCase": ("drawn", "omitted"),  # the figure's active-units panel: left out when all are 0
     **{f"Ctl{display_name(a)}{k}Case": VERDICTS for a in QUESTION.compare for k in TESTED},
 }
 
@@ -116,13 +117,13 @@ def _shown(key: str, v: float) -> str:
         return sci(v)
     if key == "KL" and math.isfinite(v) and 0 < abs(v) < 0.01:
         return sci(v)
-    return fmt(v, TESTED[key][2] if key != "Active" else 1)
+    return fmt(v, SHOWN[key][2] if key != "Active" else 1)
 
 
 def schedule_macros(name: str, ms: list[Measures]) -> dict[str, str]:
     s = display_name(name)
     m = {f"Ctl{s}Runs": str(len(ms))}
-    for key, (field, _, _) in TESTED.items():
+    for key, (field, _, _) in SHOWN.items():
         v = _values(ms, field)
         m[f"Ctl{s}{key}"] = _shown(key, float(v.mean())) if len(v) else NA
         m[f"Ctl{s}{key}Min"] = _shown(key, float(v.min())) if len(v) else NA
@@ -218,6 +219,7 @@ def control_macros(runs) -> dict[str, str]:
         "CtlClip": f"{clip:g}",
         "CtlUnits": f"{every[0].units:,}".replace(",", "{,}"),
         "CtlUseCase": use,
+        "CtlUnitsPanelCase": "drawn" if units_in_use(runs) > 0 else "omitted",
         "CtlMaxActive": fmt(float(active.max()), 0) if len(active) else NA,
         **worth_macros(weight),
     }
@@ -239,31 +241,41 @@ def control_macros(runs) -> dict[str, str]:
     return m
 
 
+def units_in_use(runs) -> float:
+    """The most active latent units any run had after any epoch: 0 leaves the figure's units panel out."""
+    series = [epoch_series(r, "active_units") for r in runs]
+    return max((float(u.max()) for u in series if u is not None and len(u)), default=0.0)
+
+
 def control_figure(runs, figures_dir) -> list[Path]:
     """``control.pdf`` and ``.png``: per schedule the KL per frame and the active units after every epoch,
     and each run's diversity of samples; [] without runs."""
     groups = by_schedule(runs)
     if not groups:
         return []
-    fig, (a, b, c) = plots.figure(1, 3, height=2.4)
-    kl_all, units_max = [], 1.0
+    units = {s: [epoch_series(r, "active_units") for r in runs if r.strategy == s] for s in groups}
+    units_max = units_in_use(runs)  # 0: a flat zero panel says less than the report's sentence: left out
+    fig, axes = plots.figure(
+        1, 3 if units_max > 0 else 2, height=1.8, width=plots.TEXT_WIDTH_IN * plots.SHOWN["control"]
+    )
+    a, b, c = (axes[0], axes[1], axes[2]) if units_max > 0 else (axes[0], None, axes[1])
+    kl_all = []
     for i, s in enumerate(groups):
         rs = [r for r in runs if r.strategy == s]
         color, label = plots.color_for(s, i), display_name(s)
         kl = [epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
         kl_all += [v for x in kl if x is not None for v in x]
         plots.band_plot(a, kl, color, label, marker="o", ms=2.5)
-        units = [epoch_series(r, "active_units") for r in rs]
-        units_max = max([units_max, *(float(u.max()) for u in units if u is not None and len(u))])
-        plots.band_plot(b, units, color, label, marker="o", ms=2.5)
+        if b is not None:
+            plots.band_plot(b, units[s], color, label, marker="o", ms=2.5)
         div = _values(groups[s], "diversity")
         c.scatter(np.full(len(div), i), div, color=color, s=12, zorder=3)
         if len(div):
             c.bar(i, div.mean(), color=color, alpha=0.35, width=0.6)
     plots.log_if_wide(a, kl_all)
     a.set(xlabel="epoch", ylabel="KL per predicted frame (nats)", title="KL, epoch mean")
-    b.set(xlabel="epoch", ylabel="active latent units", title="units in use")
-    b.set_ylim(-0.05 * units_max, 1.1 * units_max)  # a flat zero reads as zero, not as a tick range
+    if b is not None:
+        b.set(xlabel="epoch", ylabel="active latent units", title="units in use")
     c.set_xticks(range(len(groups)), [display_name(s) for s in groups], fontsize=7, rotation=20)
     c.set(ylabel="MSE between two draws", title="diversity of samples")
     a.legend(fontsize=6)

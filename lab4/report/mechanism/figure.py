@@ -32,7 +32,7 @@ def mechanism_figure(runs, figures_dir) -> list[Path]:
     present = by_schedule(runs)
     if not present:
         return []
-    fig, (a, b) = plots.figure(1, 2, height=2.6)
+    fig, (a, b) = plots.figure(1, 2, height=1.9, width=plots.TEXT_WIDTH_IN * plots.SHOWN["mechanism"])
     kl_all, grad_all, clips = [], [], set()
     for i, s in enumerate(n for n in names if n in present):
         rs = [r for r in runs if r.strategy == s]

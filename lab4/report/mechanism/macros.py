@@ -18,6 +18,7 @@ import numpy as np
 from lab4.report.format import NA, check_cases, display_name, fmt, range_text
 from lab4.report.mechanism.measures import KL_NATS, QUESTION, TESTED, Mechanism, by_schedule, tests
 from lab4.report.stats import Interval, detectable, interval_text
+from lab4.schedules import ramp_epochs
 
 VERDICTS = ("higher", "lower", "notdist", "untested", "missing")  # the annealed schedule against None
 CASES = {
@@ -110,6 +111,24 @@ def test_macros(groups: dict[str, list[Mechanism]]) -> dict[str, str]:
     return m
 
 
+def ramp_macros(runs) -> dict[str, str]:
+    """Epochs until each annealed schedule's beta reaches 1, from its first run's config: a one-epoch run
+    sees only the start of that ramp."""
+    m = {}
+    for a in QUESTION.compare:
+        cfg = next((r.config() for r in runs if getattr(r, "strategy", None) == a), None)
+        ramp = None
+        if cfg and cfg.get("num_epoch") is not None:
+            ramp = ramp_epochs(
+                str(cfg.get("kl_anneal_type", a)),
+                float(cfg["num_epoch"]),
+                int(cfg.get("kl_anneal_cycle", 10)),
+                float(cfg.get("kl_anneal_ratio", 1.0)),
+            )
+        m[f"Mech{display_name(a)}Ramp"] = f"{ramp:g}" if ramp is not None else NA
+    return m
+
+
 def mechanism_macros(runs) -> dict[str, str]:
     """Every ``Mech*`` macro from the run folders ``runs`` (lab4.report.mechanism.measures.mechanism_runs);
     only MechCase without runs of the KL question's schedules."""
@@ -139,6 +158,7 @@ def mechanism_macros(runs) -> dict[str, str]:
         for s in (display_name(a) for a in QUESTION.compare):
             m[f"Mech{s}DivergedCase"] = "missing"
             m[f"Mech{s}DivergedTest"] = m[f"Mech{s}DivergedDetect"] = NA
+    m.update(ramp_macros(runs))
     m["MechStoryCase"] = story(m)
     check_cases(m, CASES)
     return m

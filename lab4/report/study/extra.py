@@ -117,7 +117,8 @@ def real_macros(runs, roles: Roles) -> dict[str, str]:
     psnr = run.psnr()
     p, b = psnr["psnr"].to_numpy(float), psnr["baseline_psnr"].to_numpy(float)
     first, last = slice(0, FIRST_FRAMES), slice(-100, None)
-    below = np.flatnonzero(p < b)
+    below = np.flatnonzero(p < b)  # the sentence before already says whether the first frame is below
+    below = below if len(below) and below[0] > 0 else []
     return {
         **m,
         "StudyRealCase": "beats" if p.mean() > b.mean() else "loses",

@@ -75,7 +75,7 @@ def val_psnr_panel(ax, g: dict, names, roles: Roles, colors: dict, title: str) -
     if not names:
         plots.empty(ax, "no runs")
     ax.set(xlabel="epoch", ylabel="validation PSNR (dB)", title=title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, fontsize=6, frameon=False)  # below
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=6, frameon=False)  # under it
 
 
 def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
@@ -88,35 +88,46 @@ def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
 
 
 def quirks_val_psnr(extra_runs, figures_dir, roles: Roles) -> list[Path]:
-    """Validation PSNR after every epoch of each quirk and its Monotonic reference (the extra grid)."""
-    fig, ax = plots.figure(1, 1, height=2.6)
+    """Validation PSNR after every epoch of each quirk and its Monotonic reference (the extra grid): one panel
+    per run length, since a 3-epoch run beside a 6-epoch one reads as a run that stopped."""
     g, colors = group(list(extra_runs)), quirk_colors(roles)
     names = [s for s in dict.fromkeys(("monotonic", *colors)) if s in g]
-    val_psnr_panel(ax, g, names, roles, {s: c for s, c in colors.items() if s not in KL_STRATEGIES},
-                   "the template's quirks, each against Monotonic")  # fmt: skip
+    lengths = sorted({_epochs_of(g[s]) for s in names}, reverse=True) or [0]
+    fig, axes = plots.figure(1, len(lengths), height=2.6, squeeze=False)
+    for ax, n in zip(axes[0], lengths):
+        these = [s for s in names if _epochs_of(g[s]) == n]
+        val_psnr_panel(ax, g, these, roles, {s: c for s, c in colors.items() if s not in KL_STRATEGIES},
+                       f"{n} epochs, each quirk against Monotonic")  # fmt: skip
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "quirks_val_psnr")
 
 
+def _epochs_of(runs) -> int:
+    return max((int(r.config().get("num_epoch", 0) or 0) for r in runs), default=0)
+
+
 def study_collapse(runs, figures_dir) -> list[Path]:
-    """KL per predicted frame (epoch mean) and active latent units (at each validation) per schedule."""
-    fig, (a, b) = plots.figure(1, 2, height=2.3)
+    """KL per predicted frame (epoch mean) and, where any run has one, active latent units per schedule: a
+    panel of zeros says less than the report's sentence that no unit became active."""
     g = {s: rs for s, rs in group(runs).items() if s in KL_STRATEGIES}
-    kl_all, au_max = [], 0.0
+    au = {s: [epoch_series(r, "active_units", latent_units(r) / 100) for r in rs] for s, rs in g.items()}
+    au_max = max((float(x.max()) for xs in au.values() for x in xs if x is not None and len(x)), default=0.0)
+    fig, axes = plots.figure(1, 2 if au_max > 0 else 1, height=2.3, squeeze=False)
+    a, b = axes[0][0], (axes[0][1] if au_max > 0 else None)
+    kl_all = []
     for i, (s, rs) in enumerate(g.items()):
         kl = [epoch_series(r, "kl", frames_per_clip(r)) for r in rs]
         kl_all += [v for k in kl if k is not None for v in k]
         plots.band_plot(a, kl, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
-        au = [epoch_series(r, "active_units", latent_units(r) / 100) for r in rs]
-        au_max = max([au_max, *(float(a.max()) for a in au if a is not None and len(a))])
-        plots.band_plot(b, au, plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
+        if b is not None:
+            plots.band_plot(b, au[s], plots.color_for(s, i), display_name(s), marker="o", ms=2.5)
     plots.log_if_wide(a, kl_all)
     a.set(xlabel="epoch", ylabel="KL per frame (nats)", title="KL, epoch mean")
-    b.set(xlabel="epoch", ylabel="active units (%)", title="variance of the posterior mean > 0.01")
-    # a flat zero reads as zero, not as a tick range
-    b.set_ylim(-0.05 * max(au_max, 1.0), 1.1 * max(au_max, 1.0))
-    for ax in (a, b):
-        ax.legend(fontsize=6)
+    a.legend(fontsize=6)
+    if b is not None:
+        b.set(xlabel="epoch", ylabel="active units (%)", title="variance of the posterior mean > 0.01")
+        b.set_ylim(-0.05 * au_max, 1.1 * au_max)
+        b.legend(fontsize=6)
     fig.tight_layout()
     return plots.save(fig, Path(figures_dir) / "study_collapse")
 
@@ -149,6 +160,7 @@ def make_figures(runs, figures_dir, roles: Roles) -> dict[str, list[Path]]:
     if not runs:
         return {}
     figures_dir = Path(figures_dir)
+    runs = [r for r in runs if not r.diverged()]  # a run that stopped early would cut every band short
     kl = [r for r in runs if r.strategy in KL_STRATEGIES]
     return {
         "study_val_psnr": study_val_psnr(runs, figures_dir, roles),

@@ -51,6 +51,26 @@ def kl_runs(runs) -> list[RunDir]:
     return [r for r in runs if r.strategy in KL_STRATEGIES]
 
 
+def finished(runs) -> list[RunDir]:
+    """The runs that did not diverge: a run that stopped early has no curve or final KL of its schedule."""
+    return [r for r in runs if not r.diverged()]
+
+
+def diverged_macros(runs) -> dict[str, str]:
+    """The schedules' runs whose loss became non-finite: how many, and which (schedule, seed, epoch)."""
+    gone = [r for r in kl_runs(runs) if r.diverged()]
+    where = [f"{display_name(r.strategy)} (seed {r.config().get('seed', '?')})" for r in gone]
+    epochs = sorted({str(r.diverged().get("epoch", "?")) for r in gone})
+    return {
+        "StudyDivergedCount": str(len(gone)),
+        "StudyDivergedList": tex_escape(
+            ", ".join(where[:-1]) + " and " + where[-1] if len(where) > 1 else "".join(where)
+        )
+        or NA,
+        "StudyDivergedEpochs": " and ".join(epochs) or NA,
+    }
+
+
 def header_macros(runs, record: dict) -> dict[str, str]:
     """Where and from what the study came: machine, commit, time, runs, epochs and the multiple of quick's."""
     mach = record.get("machine") or {}
@@ -123,7 +143,7 @@ def collapse_macros(runs) -> dict[str, str]:
                 peak = max(peak, int(au.max()))
         if first is not None:
             firsts.append(f"{display_name(s)} from epoch {first}")
-    kl_last = [last_kl(r) for r in kl_runs(runs)]
+    kl_last = [last_kl(r) for r in finished(kl_runs(runs))]
     kl_last = [v for v in kl_last if np.isfinite(v)]
     return {
         "StudyActiveCase": "unknown" if not seen else "some" if firsts else "never",
@@ -160,7 +180,7 @@ def flatten_macros(runs) -> dict[str, str]:
     """Where each schedule's mean validation curve flattens, and how many runs still gained in their last
     epoch."""
     parts, flat, n, gaining, losing, milestones = [], 0, 0, 0, 0, ()
-    for s, rs in group(kl_runs(runs)).items():
+    for s, rs in group(finished(kl_runs(runs))).items():
         milestones = tuple(rs[0].config().get("milestones") or ())
         epochs, curve = mean_curve(rs)
         if len(curve) < 2:
@@ -186,7 +206,7 @@ def flatten_macros(runs) -> dict[str, str]:
         "StudyFlatList": "; ".join(parts) or NA,
         "StudyGaining": str(gaining),
         "StudyLosing": str(losing),
-        "StudyKLRuns": str(len(kl_runs(runs))),
+        "StudyKLRuns": str(len(finished(kl_runs(runs)))),
         "StudyGainDB": f"{GAIN_DB:g}",
         "StudyMilestones": " and ".join(str(m) for m in milestones) or NA,
     }
@@ -203,9 +223,11 @@ def study_macros(runs, record: dict, quick_runs) -> dict[str, str]:
         **ranking_macros(runs, quick_runs),
         **collapse_macros(runs),
         **flatten_macros(runs),
+        **diverged_macros(runs),
     }
 
 
 def results_rows(runs) -> str | None:
-    """The study's results table: its schedules, as the report's (None without study runs)."""
-    return report_numbers.results_rows(kl_runs(runs)) if runs else None
+    """The study's results table: its schedules' runs that finished, as the report's (None without study
+    runs); a diverged run has no final numbers of its own."""
+    return report_numbers.results_rows(finished(kl_runs(runs))) if runs else None
