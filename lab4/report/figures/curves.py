@@ -262,8 +262,12 @@ def psnr_per_frame(runs, figures_dir) -> list[Path]:
         ax.set(ylabel="PSNR (dB)")
     top = 1.0
     if groups:  # above the panels: inside one, the legend hides the baseline's fall over the first frames
+        from matplotlib.lines import Line2D  # a grey model line: each panel draws it in its strategy's colour
+
+        handles = [Line2D([], [], **plots.BASELINE_STYLE), Line2D([], [], color="0.35", lw=0.9)]
+        model = "mean over seeds" if any(len(rs) > 1 for rs in groups.values()) else "model"
         fig.legend(
-            *axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=2, fontsize=7, frameon=False
+            handles, ["repeat first frame", model], loc="upper center", ncol=2, fontsize=7, frameon=False
         )
         top = 1 - 0.3 / fig.get_figheight()
     fig.tight_layout(rect=(0, 0, 1, top))

@@ -75,7 +75,7 @@ def val_psnr_panel(ax, g: dict, names, roles: Roles, colors: dict, title: str) -
     if not names:
         plots.empty(ax, "no runs")
     ax.set(xlabel="epoch", ylabel="validation PSNR (dB)", title=title)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize=6, frameon=False)  # under it
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, fontsize=6, frameon=False)  # under it
 
 
 def study_val_psnr(runs, figures_dir, roles: Roles) -> list[Path]:
