@@ -1,4 +1,4 @@
-"""What the training logs say, as report macros: convergence, loss rises, MSE and KL per strategy, collapse.
+"""What the training logs say, as report macros: convergence, MSE and KL, the KL's share, collapse.
 
 As in lab4.report.numbers, every function here is ``runs -> {macro name: text}`` and writes numbers and
 case macros only; report/main.tex has a sentence for every value in CASES. Each verdict is measured on

@@ -23,7 +23,7 @@ DROP_WINDOW = 25  # iterations on each side of the fall
 DECAY, OFF = "cyclical", "tf-off"  # the decaying ratio and its comparison share cyclical annealing
 CASES = {
     "TFDropCase": ("measured", "nodrop"),  # does any run's ratio fall
-    "TFJumpVsOffCase": ("higher", "lower", "notdist", "untested", "missing"),  # \Against's verdicts
+    "TFJumpVsOffCase": ("higher", "lower", "notdist", "untested", "missing"),  # the jump, paired by seed
     "ExposureCase": ("bias", "means", "none", "unknown"),  # the worst one step with the best rollout
 }
 
